@@ -1,0 +1,315 @@
+"""Run configuration: TOML -> frozen dataclasses, with validation.
+
+A config file has a ``[job]`` table naming the job kind, and one table per component::
+
+    [job]
+    kind = "heat"            # which runner `llgfem run` dispatches to
+    name = "heat-demo"       # output folder name under [output].dir
+
+    [domain]                 # see DomainConfig
+    kind = "interval"
+    lower = [0.0]
+    upper = [6.283185307179586]
+    n = [100]
+
+    [time]
+    T = 0.2
+    n_t = 51
+
+    [output]
+    dir = "outputs"
+
+Job-specific tables (``[heat]``, ``[llg]``, ...) are declared by the job's runner as frozen
+dataclasses and parsed with :func:`parse_section`, so every table gets the same checks: unknown
+keys, missing keys and wrong types are reported with the dotted key name (``domain.n``).
+
+Errors are raised as :class:`ConfigError` before any collective operation, so every MPI rank
+raises the identical message (every rank reads the same file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DomainConfig",
+    "JobConfig",
+    "OutputConfig",
+    "TimeConfig",
+    "config_to_dict",
+    "load_config",
+    "parse_config",
+    "parse_section",
+    "write_resolved_config",
+]
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """Which job `llgfem run` performs and how its outputs are named."""
+
+    kind: str
+    name: str = ""
+
+    def validate(self, where: str) -> None:
+        if not self.kind:
+            raise ConfigError(f"{where}.kind: must name a job kind")
+
+
+@dataclass(frozen=True)
+class DomainConfig:
+    """The computational domain.
+
+    Attributes:
+        kind: ``interval`` (1-D), ``rectangle`` (2-D), ``box`` (3-D) or ``file``.
+        lower, upper: corner coordinates of built-in domains (length = dimension).
+        n: cells per direction of built-in domains.
+        cell_type: ``auto`` (interval/triangle/tetrahedron), ``quadrilateral``, ``hexahedron``.
+        path: mesh file for ``kind = "file"`` (gmsh ``.msh`` or anything meshio reads);
+            relative paths are taken relative to the config file.
+        gdim: geometric dimension for mesh files (0 = infer).
+        scale: factor applied to mesh-file coordinates (e.g. 1e-3 for mm -> m).
+    """
+
+    kind: str = "interval"
+    lower: tuple[float, ...] = (0.0,)
+    upper: tuple[float, ...] = (1.0,)
+    n: tuple[int, ...] = (32,)
+    cell_type: str = "auto"
+    path: str = ""
+    gdim: int = 0
+    scale: float = 1.0
+
+    def validate(self, where: str) -> None:
+        kinds = {"interval": 1, "rectangle": 2, "box": 3, "file": None}
+        if self.kind not in kinds:
+            raise ConfigError(f"{where}.kind: {self.kind!r} is not one of {sorted(kinds)}")
+        if self.kind == "file":
+            if not self.path:
+                raise ConfigError(f"{where}.path: required when kind = 'file'")
+            if self.scale <= 0 or not math.isfinite(self.scale):
+                raise ConfigError(f"{where}.scale: must be positive, got {self.scale}")
+            return
+        dim = kinds[self.kind]
+        for key in ("lower", "upper", "n"):
+            if len(getattr(self, key)) != dim:
+                raise ConfigError(f"{where}.{key}: needs {dim} entries for kind {self.kind!r}")
+        if any(u <= lo for lo, u in zip(self.lower, self.upper, strict=True)):
+            raise ConfigError(f"{where}.upper: must exceed {where}.lower componentwise")
+        if any(k < 1 for k in self.n):
+            raise ConfigError(f"{where}.n: cell counts must be >= 1, got {list(self.n)}")
+        allowed = {"auto", "quadrilateral", "hexahedron"}
+        if self.cell_type not in allowed:
+            raise ConfigError(f"{where}.cell_type: {self.cell_type!r} not in {sorted(allowed)}")
+
+
+@dataclass(frozen=True)
+class TimeConfig:
+    """Uniform time grid t_i = i T/(n_t - 1), i = 0..n_t-1."""
+
+    T: float = 1.0
+    n_t: int = 51
+
+    def validate(self, where: str) -> None:
+        if not (self.T > 0 and math.isfinite(self.T)):
+            raise ConfigError(f"{where}.T: must be a positive number, got {self.T}")
+        if self.n_t < 2:
+            raise ConfigError(f"{where}.n_t: need at least 2 time levels, got {self.n_t}")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Where a run writes (``<dir>/<job.name>/``) and what."""
+
+    dir: str = "outputs"
+    fields: bool = True
+    plots: bool = True
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run: the common tables plus the raw job-specific tables."""
+
+    job: JobConfig
+    domain: DomainConfig = field(default_factory=DomainConfig)
+    time: TimeConfig = field(default_factory=TimeConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output.dir) / (self.job.name or self.job.kind)
+
+    def section(self, name: str, cls: type, required: bool = False) -> Any:
+        """Parse the job-specific table ``[name]`` into the frozen dataclass ``cls``."""
+        if name not in self.sections and required:
+            raise ConfigError(f"{name}: table [{name}] is required for job kind {self.job.kind!r}")
+        return parse_section(cls, self.sections.get(name, {}), name)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Convert a TOML value to the annotated type, or raise ConfigError."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arg in typing.get_args(hint):
+            if arg is type(None) and value is None:
+                return None
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[-1] if errors else f"{where}: bad value {value!r}")
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise ConfigError(f"{where}: expected {len(args)} entries, got {len(value)}")
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(args, value)))
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {value!r}")
+        return dict(value)
+    if hint is Any:
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: must be finite, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {hint!r}")  # pragma: no cover
+
+
+def parse_section(cls: type, table: dict[str, Any], where: str) -> Any:
+    """Build frozen dataclass ``cls`` from a TOML table, checking keys, types and values."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table, got {table!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(sorted(fields))})"
+        )
+    kwargs = {}
+    for name, f in fields.items():
+        if name in table:
+            kwargs[name] = _coerce(table[name], hints[name], f"{where}.{name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{where}.{name}: required key is missing")
+    obj = cls(**kwargs)
+    if hasattr(obj, "validate"):
+        obj.validate(where)
+    return obj
+
+
+def parse_config(data: dict[str, Any], source: str = "") -> Config:
+    """Validate a config dictionary (as read from TOML)."""
+    if "job" not in data:
+        raise ConfigError("job: table [job] with `kind = ...` is required")
+    common = {
+        "job": JobConfig,
+        "domain": DomainConfig,
+        "time": TimeConfig,
+        "output": OutputConfig,
+    }
+    parsed = {k: parse_section(cls, data.get(k, {}), k) for k, cls in common.items()}
+    domain = parsed["domain"]
+    if domain.kind == "file" and source and not Path(domain.path).is_absolute():
+        path = str((Path(source).parent / domain.path).resolve())
+        domain = dataclasses.replace(domain, path=path)
+    sections = {k: v for k, v in data.items() if k not in common}
+    for key, value in sections.items():
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {value!r}")
+    return Config(
+        job=parsed["job"],
+        domain=domain,
+        time=parsed["time"],
+        output=parsed["output"],
+        sections=sections,
+        source=source,
+    )
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML config file.
+
+    Raises:
+        ConfigError: if the file is missing, not valid TOML, or has an invalid entry.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    return parse_config(data, source=str(path))
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    """The resolved config (all defaults filled in) as a plain dictionary."""
+    out: dict[str, Any] = {}
+    for name in ("job", "domain", "time", "output"):
+        out[name] = dataclasses.asdict(getattr(cfg, name))
+    for name, table in cfg.sections.items():
+        out[name] = dict(table)
+    return out
+
+
+def write_resolved_config(cfg: Config, run_dir: Path, resolved: dict[str, Any] | None = None):
+    """Write ``config.resolved.json`` (and ``.toml`` when tomli-w is available) into run_dir.
+
+    Call on one rank only.  ``resolved`` may add the parsed job-specific sections.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = config_to_dict(cfg)
+    for name, obj in (resolved or {}).items():
+        data[name] = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+    (run_dir / "config.resolved.json").write_text(json.dumps(data, indent=2, default=list))
+    try:
+        import tomli_w
+    except ImportError:
+        return
+    (run_dir / "config.resolved.toml").write_text(tomli_w.dumps(_toml_safe(data)))
+
+
+def _toml_safe(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _toml_safe(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, (list, tuple)):
+        return [_toml_safe(v) for v in obj]
+    return obj

@@ -1,0 +1,1 @@
+"""llgfem.operators."""
