@@ -11,9 +11,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from mpi4py import MPI
 
 import llgfem  # noqa: F401  (bootstraps the DOLFINx wheel before mpi4py/petsc4py users)
-from mpi4py import MPI
 
 
 def pytest_collection_modifyitems(config, items):

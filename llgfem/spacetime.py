@@ -1,0 +1,142 @@
+"""Space-time fields: a uniform time grid and per-rank trajectory arrays.
+
+A trajectory of a 3-component P1 field on ``n_t`` time levels is stored per rank as a NumPy array
+of shape ``(n_t, n_owned)`` where ``n_owned = 3 * (owned vertices)`` in DOLFINx's interleaved
+block layout (the layout of ``Function.x.array[:n_owned]`` and of PETSc vectors created from the
+space's matrices).  Ghost values are never stored; they are refreshed when a level is copied into
+a :class:`dolfinx.fem.Function`.
+
+Notation: ``T`` final time, ``n_t`` number of levels, ``dt = T/(n_t-1)``, ``t_i = i dt``;
+midpoints ``t_{i+1/2} = (i + 1/2) dt``.
+
+Discrete space-time inner product (trapezoidal rule in time, mass matrix ``M`` in space)::
+
+    <u, w> = sum_i omega_i u_i^T M w_i,   omega = dt * (1/2, 1, ..., 1, 1/2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import dolfinx
+import dolfinx.fem as fem
+import numpy as np
+from mpi4py import MPI
+
+__all__ = [
+    "TimeGrid",
+    "array_to_function",
+    "create_vector_space",
+    "function_to_array",
+    "global_dot",
+    "interpolate_levels",
+    "l2_errors_levels",
+    "n_owned",
+]
+
+
+@dataclass(frozen=True)
+class TimeGrid:
+    """The uniform grid ``t_i = i T / (n_t - 1)``."""
+
+    T: float
+    n_t: int
+
+    def __post_init__(self):
+        if not (self.T > 0 and self.n_t >= 2):
+            raise ValueError(f"TimeGrid needs T > 0 and n_t >= 2, got T={self.T}, n_t={self.n_t}")
+
+    @property
+    def dt(self) -> float:
+        return self.T / (self.n_t - 1)
+
+    @property
+    def times(self) -> np.ndarray:
+        return np.linspace(0.0, self.T, self.n_t)
+
+    @property
+    def midpoints(self) -> np.ndarray:
+        t = self.times
+        return 0.5 * (t[1:] + t[:-1])
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Trapezoidal weights ``omega_i``."""
+        w = np.full(self.n_t, self.dt)
+        w[0] = w[-1] = 0.5 * self.dt
+        return w
+
+
+def create_vector_space(mesh: dolfinx.mesh.Mesh, degree: int = 1, dim: int = 3):
+    """The ``dim``-component Lagrange space of the magnetisation (P1, R^3 by default)."""
+    return fem.functionspace(mesh, ("Lagrange", degree, (dim,)))
+
+
+def n_owned(V) -> int:
+    """Number of owned scalar dofs (owned nodes x block size) on this rank."""
+    return V.dofmap.index_map.size_local * V.dofmap.index_map_bs
+
+
+def array_to_function(values: np.ndarray, u: fem.Function) -> fem.Function:
+    """Copy an owned-dof array into ``u`` and refresh its ghosts."""
+    n = values.shape[0]
+    u.x.array[:n] = values
+    u.x.scatter_forward()
+    return u
+
+
+def function_to_array(u: fem.Function) -> np.ndarray:
+    """A copy of the owned dofs of ``u``."""
+    return u.x.array[: n_owned(u.function_space)].copy()
+
+
+def interpolate_levels(
+    V, func: Callable[[np.ndarray, float], np.ndarray], times: np.ndarray
+) -> np.ndarray:
+    """Interpolate ``func(x, t)`` (x of shape (3, n) -> (dim, n)) at every time level.
+
+    Returns:
+        Array of shape ``(len(times), n_owned(V))``.
+    """
+    u = fem.Function(V)
+    out = np.empty((len(times), n_owned(V)))
+    for i, t in enumerate(times):
+        u.interpolate(lambda x, t=t: func(x, t))
+        out[i] = function_to_array(u)
+    return out
+
+
+def global_dot(comm: MPI.Comm, a: np.ndarray, b: np.ndarray) -> float:
+    """Global Euclidean inner product of distributed owned-dof arrays."""
+    return comm.allreduce(float(np.vdot(a, b)), op=MPI.SUM)
+
+
+def l2_errors_levels(V, values: np.ndarray, exact, times: np.ndarray,
+                     degree_raise: int = 3) -> np.ndarray:
+    """Squared L2(Omega) errors ``|u_i - u(t_i)|^2`` of a trajectory at every level.
+
+    Args:
+        V: the space of the trajectory.
+        values: ``(len(times), n_owned)`` owned-dof array.
+        exact: ``exact(x, t)`` -> UFL expression, with ``x`` the spatial coordinate and ``t`` a
+            :class:`dolfinx.fem.Constant` (updated per level).
+        times: the time at which each row is compared.
+        degree_raise: extra quadrature degree for the exact solution.
+
+    Returns:
+        Global squared errors, one per level (identical on all ranks).
+    """
+    import ufl
+
+    mesh = V.mesh
+    t = fem.Constant(mesh, 0.0)
+    uh = fem.Function(V)
+    e = uh - exact(ufl.SpatialCoordinate(mesh), t)
+    form = fem.form(ufl.inner(e, e) * ufl.dx(metadata={"quadrature_degree": 2 + degree_raise}))
+    out = np.empty(len(times))
+    for i, ti in enumerate(times):
+        t.value = ti
+        array_to_function(values[i], uh)
+        out[i] = mesh.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM)
+    return out
