@@ -8,7 +8,11 @@ Paper eq. (13) with step size mu_k; the classical bound is mu <= 1/||F'(x)||^2. 
   The accepted mu is kept for the next iteration, so without growth mu is non-increasing as
   in the paper. Option: ``grow > 1`` multiplies mu by ``grow`` after each accepted step (capped
   by ``mu_max``), which recovers from an early unlucky bisection at the price of occasional
-  rejected trials (each costs one forward evaluation).
+  rejected trials (each costs one forward evaluation). Option: ``armijo = c > 0`` demands a
+  sufficient decrease ||r_new||^2 < ||r||^2 - 2 c mu ||s||^2 (Armijo's rule for
+  (1/2)||F(x) - y||^2). The paper's plain decrease (c = 0) accepts mu just below
+  2/||F'||^2, where the dominant singular component oscillates undamped and the iteration
+  stalls; c = 1/2 caps mu at about 1/||F'||^2 on that component (the classical bound).
 * :class:`SteepestDescentStep` -- mu = ||s||_X^2 / ||F'(z) s||_Y^2, the exact line
   minimiser of the linearised residual (steepest descent / minimal-residual step).
 * :class:`MinimalErrorStep` -- mu = ||r||_Y^2 / ||s||_X^2 (minimal-error step of
@@ -150,10 +154,11 @@ class AdaptiveStep(StepRule):
         shrink: Factor in (0, 1) applied on rejection (0.5 = bisection).
         grow: Factor >= 1 applied after an accepted step (1 = paper, non-increasing mu).
         mu_max: Upper bound for growth.
+        armijo: Sufficient-decrease constant c in [0, 1) (0 = paper: any decrease).
     """
 
     def __init__(self, mu: float, *, mu_min: float = 1e-10, shrink: float = 0.5,
-                 grow: float = 1.0, mu_max: float = math.inf):
+                 grow: float = 1.0, mu_max: float = math.inf, armijo: float = 0.0):
         self.mu = _positive("mu", mu)
         self.mu_min = _positive("mu_min", mu_min)
         if not 0.0 < shrink < 1.0:
@@ -162,15 +167,20 @@ class AdaptiveStep(StepRule):
             raise ValueError(f"grow must be a finite number >= 1, got {grow}")
         if not mu_max >= mu:
             raise ValueError(f"mu_max must be >= mu, got {mu_max}")
+        if not 0.0 <= armijo < 1.0:
+            raise ValueError(f"armijo must be in [0, 1), got {armijo}")
         self.shrink, self.grow, self.mu_max = float(shrink), float(grow), float(mu_max)
+        self.armijo = float(armijo)
 
     def take(self, trial: StepTrial) -> StepOutcome:
         """Try mu, mu*shrink, ... until the residual decreases or mu < mu_min."""
         mu, rejections = self.mu, 0
+        s2 = trial.inner_domain(trial.direction, trial.direction) if self.armijo else 0.0
         while mu >= self.mu_min:
             x = trial.z - mu * trial.direction
             r, rn = trial.evaluate(x)
-            if rn < trial.residual_norm:  # False for NaN: a non-finite trial is rejected
+            target = trial.residual_norm**2 - 2.0 * self.armijo * mu * s2
+            if rn * rn < target:  # False for NaN: a non-finite trial is rejected
                 self.mu = min(mu * self.grow, self.mu_max)
                 return StepOutcome(x, r, rn, mu, rejections=rejections)
             mu *= self.shrink
