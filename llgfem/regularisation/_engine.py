@@ -5,7 +5,8 @@ One sub-step k of the (accelerated) Landweber-Kaczmarz iteration, paper eqs. (13
     j = j(k)                                   cyclic, or shuffled per cycle from a seed
     r_k = F_j(x_k) - y_j                       (reused from the previous step when possible)
     skip (w_k = 0) if ||r_k|| <= tau delta_j   (16); stop after n consecutive skips (17)
-    z_k = x_k + lambda_k (x_k - x_{k-1})       momentum rule (lambda_k = 0 for Landweber)
+    z_k = x_k + lambda_c (x_k - x_{k-n})       momentum rule, at the first sub-step of each
+                                               cycle c = k div n only (lambda = 0: Landweber)
     x_{k+1} = z_k - mu_k F_j'(z_k)*(F_j(z_k) - y_j)   step rule (15)
 
 All norms come from the operators' (global) inner products; nothing branches on the MPI rank.
@@ -26,7 +27,7 @@ from ..operators.protocols import domain_norm, range_norm
 from .callbacks import History
 from .checkpoint import Checkpoint
 from .core import IterationInfo, Result, require_finite
-from .momentum import Momentum, MomentumContext
+from .momentum import Momentum, MomentumContext, NoMomentum
 from .steps import StepOutcome, StepRule, StepTrial
 from .stopping import StoppingRule
 
@@ -68,7 +69,8 @@ class State:
     """Mutable driver state (everything a checkpoint must hold)."""
 
     x: np.ndarray
-    x_prev: np.ndarray
+    x_prev: np.ndarray  # iterate at the start of the previous cycle (x_{k-1} if n = 1)
+    cycle_start: np.ndarray  # iterate at the start of the current cycle
     latest: list[float]
     k: int = 0
     skips: int = 0
@@ -140,7 +142,7 @@ class Engine:
     def start(self, x0: np.ndarray) -> State:
         """Fresh state from x0 (initial callback), or the restored checkpoint state."""
         x = np.array(x0, dtype=float, copy=True)
-        st = State(x=x, x_prev=x.copy(), latest=[math.inf] * self.problem.n)
+        st = State(x=x, x_prev=x, cycle_start=x, latest=[math.inf] * self.problem.n)
         restored = None if self.checkpoint is None else self.checkpoint.load(self.driver)
         if restored is not None:
             self.restore(st, *restored)
@@ -162,8 +164,10 @@ class Engine:
         reason = self.stop.check(self.info(st, j, rn, skips=skips, skipped=within))
         if reason is not None:
             return reason
+        if st.k % self.problem.n == 0:
+            st.x_prev, st.cycle_start = st.cycle_start, st.x
         if within:
-            st.x_prev, st.k, st.skips = st.x, st.k + 1, skips
+            st.k, st.skips = st.k + 1, skips
             self.notify(self.info(st, j, rn, skipped=True))
             return None
         ext, outcome = self.update(st, j, r, rn)
@@ -183,8 +187,10 @@ class Engine:
         def evaluate(x: np.ndarray) -> tuple[np.ndarray, float]:
             return self.problem.residual(j, x)
 
-        ext = self.momentum.extrapolate(MomentumContext(
-            k=st.k, x=st.x, x_prev=st.x_prev, residual=r, residual_norm=rn, evaluate=evaluate,
+        momentum = self.momentum if st.k % self.problem.n == 0 else NoMomentum()
+        ext = momentum.extrapolate(MomentumContext(
+            k=st.k // self.problem.n, x=st.x, x_prev=st.x_prev, residual=r, residual_norm=rn,
+            evaluate=evaluate,
             within=lambda v: self.stop.within_discrepancy(j, v),
             norm_domain=lambda v: domain_norm(op, v)))
         require_finite(ext.residual_norm, f"residual norm at the extrapolated point (j={j})",
@@ -200,7 +206,7 @@ class Engine:
         """Commit an accepted step after checking the new residual and iterate."""
         require_finite(outcome.residual_norm, f"residual norm of sub-problem {j}", st.k + 1)
         require_finite(domain_norm(self.problem.ops[j], outcome.x), "iterate norm", st.k + 1)
-        st.x_prev, st.x = st.x, outcome.x
+        st.x = outcome.x
         st.k, st.skips, st.mu = st.k + 1, 0, outcome.step_size
         st.cache = (j, outcome.residual, outcome.residual_norm)
         st.note(j, outcome.residual_norm)
@@ -222,7 +228,7 @@ class Engine:
             "seed": self.problem.seed, "step": self.step.state_dict(),
             "momentum": self.momentum.state_dict(), "history": self.history.state_dict(),
         }
-        arrays = {"x": st.x, "x_prev": st.x_prev,
+        arrays = {"x": st.x, "x_prev": st.x_prev, "cycle_start": st.cycle_start,
                   "cache_r": None if st.cache is None else st.cache[1]}
         self.checkpoint.save(arrays, meta)
 
@@ -233,7 +239,7 @@ class Engine:
                              f"{st.x.shape}")
         if meta["seed"] != self.problem.seed:
             raise ValueError(f"checkpoint seed {meta['seed']} != seed {self.problem.seed}")
-        st.x, st.x_prev = arrays["x"], arrays["x_prev"]
+        st.x, st.x_prev, st.cycle_start = arrays["x"], arrays["x_prev"], arrays["cycle_start"]
         st.k, st.skips, st.mu = int(meta["iteration"]), int(meta["skips"]), meta["mu"]
         st.latest, st.initial_total = [float(v) for v in meta["latest"]], meta["initial_total"]
         if meta["cache_j"] is not None:

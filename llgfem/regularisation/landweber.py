@@ -79,7 +79,9 @@ def landweber_kaczmarz(subproblems: Sequence[ForwardOperator], data: Sequence[np
         shuffle_seed: None for the cyclic order 0, 1, ..., n-1; else a fresh random order per
             cycle, determined by (seed, cycle) (identical on all ranks, stored in checkpoints).
         momentum: Optional extrapolation rule (e.g. ``NesterovMomentum()``) for an accelerated
-            Kaczmarz variant; a skipped sub-step resets the momentum (x_{k-1} := x_k).
+            Kaczmarz variant. It acts once per cycle c, at its first sub-step:
+            z = x_c + lambda_c (x_c - x_{c-1}) with x_c the iterate at the start of cycle c
+            (extrapolating at every sub-step mixes the sub-problems' directions and diverges).
 
     Returns:
         The :class:`Result`; ``subproblem_residual_norms`` holds ||F_j(x) - y_j|| at the end.
