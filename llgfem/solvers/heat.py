@@ -84,6 +84,7 @@ class HeatSolver:
         self._mass: LinearSolver | None = None
         self._prefix, self._kind = prefix, kind
         self._x, self._y = self.M.createVecs()
+        self.progress = lambda steps: steps  # e.g. a tqdm wrapper for the sweeps
 
     # -- small helpers --------------------------------------------------------------------
     def mult(self, mat: PETSc.Mat, values: np.ndarray) -> np.ndarray:
@@ -127,7 +128,7 @@ class HeatSolver:
         u = self.zeros_levels()
         if u0 is not None:
             u[0] = u0
-        for k in range(r.shape[0]):
+        for k in self.progress(range(r.shape[0])):
             self.step_solver.solve_array(r[k] + self.mult(self.C, u[k]), u[k + 1])
         return u
 
@@ -145,7 +146,7 @@ class HeatSolver:
         N = self.grid.n_t - 1
         x = np.zeros((N, self.n))
         self.step_solver.solve_array(l[N], x[N - 1])
-        for k in range(N - 1, 0, -1):
+        for k in self.progress(range(N - 1, 0, -1)):
             self.step_solver.solve_array(l[k] + self.mult(self.C, x[k]), x[k - 1])
         return x
 

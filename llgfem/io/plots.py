@@ -1,0 +1,40 @@
+"""Matplotlib plots (Agg backend), drawn on rank 0 only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from mpi4py import MPI
+
+__all__ = ["plot_series"]
+
+
+def plot_series(path: str | Path, x: np.ndarray, series: Mapping[str, np.ndarray], *,
+                xlabel: str = "t", ylabel: str = "", title: str = "", logy: bool = False,
+                comm: MPI.Comm = MPI.COMM_WORLD) -> None:
+    """Plot several named curves against ``x`` into ``path`` (PNG) on rank 0."""
+    if comm.rank != 0:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for label, y in series.items():
+        ax.plot(x, y, label=label)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if len(series) > 1:
+        ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,13 @@
+"""Job runners dispatched by ``llgfem run CONFIG.toml`` on ``[job] kind``.
+
+Each runner is ``run(cfg: llgfem.config.Config) -> dict`` (the summary written to
+``<run_dir>/summary.json``).  Runners are imported lazily so that ``llgfem --help`` is fast.
+"""
+
+JOBS: dict[str, str] = {
+    "heat": "llgfem.jobs.heat:run",
+    "brown_neel_fom": "llgfem.brownneel.jobs:run_job",
+    "brown_neel_pod": "llgfem.brownneel.jobs:run_job",
+    "brown_neel_rom": "llgfem.brownneel.jobs:run_job",
+    "brown_neel_identify": "llgfem.brownneel.jobs:run_job",
+}
