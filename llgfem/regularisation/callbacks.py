@@ -49,6 +49,8 @@ class History(Callback):
     Args:
         extractors: Mapping name -> f(x) returning a float or small array (e.g.
             ``{"a1": lambda x: x[-2], "a2": lambda x: x[-1]}``), recorded every iteration.
+            Extractors see the local part of x: under MPI, reduce (or broadcast from the owning
+            rank) inside the extractor if every rank needs the value.
         x_true: Reference solution; records ``errors`` ||x - x_true||_X.
         inner: Global domain inner product (e.g. ``F.inner_domain``); required with x_true.
         relative: Divide errors by ||x_true||_X.
