@@ -164,32 +164,36 @@ class Engine:
         reason = self.stop.check(self.info(st, j, rn, skips=skips, skipped=within))
         if reason is not None:
             return reason
-        if st.k % self.problem.n == 0:
-            st.x_prev, st.cycle_start = st.cycle_start, st.x
+        new_cycle = st.k % self.problem.n == 0
+        anchors = (st.cycle_start, st.x) if new_cycle else (st.x_prev, st.cycle_start)
         if within:
+            st.x_prev, st.cycle_start = anchors
             st.k, st.skips = st.k + 1, skips
             self.notify(self.info(st, j, rn, skipped=True))
             return None
-        ext, outcome = self.update(st, j, r, rn)
+        ext, outcome = self.update(st, j, r, rn, anchors[0] if new_cycle else None)
         if not outcome.accepted:
             self.notify(self.info(st, j, rn, accepted=False, rejections=outcome.rejections,
                                   momentum=ext.weight))
             return outcome.message
+        st.x_prev, st.cycle_start = anchors
         self.accept(st, j, outcome)
         self.notify(self.info(st, j, outcome.residual_norm, rejections=outcome.rejections,
                               momentum=ext.weight))
         return None
 
-    def update(self, st: State, j: int, r: np.ndarray, rn: float):
-        """Extrapolate and take the step from z_k."""
+    def update(self, st: State, j: int, r: np.ndarray, rn: float,
+               x_prev: np.ndarray | None):
+        """Extrapolate from (x_prev, st.x) (no momentum if x_prev is None); step from z_k."""
         op = self.problem.ops[j]
 
         def evaluate(x: np.ndarray) -> tuple[np.ndarray, float]:
             return self.problem.residual(j, x)
 
-        momentum = self.momentum if st.k % self.problem.n == 0 else NoMomentum()
+        momentum = NoMomentum() if x_prev is None else self.momentum
         ext = momentum.extrapolate(MomentumContext(
-            k=st.k // self.problem.n, x=st.x, x_prev=st.x_prev, residual=r, residual_norm=rn,
+            k=st.k // self.problem.n, x=st.x, x_prev=st.x if x_prev is None else x_prev,
+            residual=r, residual_norm=rn,
             evaluate=evaluate,
             within=lambda v: self.stop.within_discrepancy(j, v),
             norm_domain=lambda v: domain_norm(op, v)))

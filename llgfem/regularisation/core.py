@@ -36,7 +36,9 @@ class IterationInfo:
         step_size: Step size of the last accepted step (None before the first step).
         subproblem: Index j of the sub-problem.
         skipped: True if sub-step k was skipped by the Kaczmarz/discrepancy rule (w_k = 0).
-        accepted: False only for a step rejected by the adaptive step rule.
+        accepted: False only in the last record of a run stopped because the adaptive step
+            rule found no step size >= its floor that decreases the residual (that record
+            repeats the iteration number of the one before).
         rejections: Number of step-size bisections in this step.
         n_subproblems: Number n of sub-problems (1 for Landweber).
         consecutive_skips: Number of consecutive skipped sub-steps, this one included.

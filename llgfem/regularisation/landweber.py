@@ -81,7 +81,9 @@ def landweber_kaczmarz(subproblems: Sequence[ForwardOperator], data: Sequence[np
         momentum: Optional extrapolation rule (e.g. ``NesterovMomentum()``) for an accelerated
             Kaczmarz variant. It acts once per cycle c, at its first sub-step:
             z = x_c + lambda_c (x_c - x_{c-1}) with x_c the iterate at the start of cycle c
-            (extrapolating at every sub-step mixes the sub-problems' directions and diverges).
+            (extrapolating at every sub-step mixes the sub-problems' directions and diverged
+            in our tests). A heuristic without convergence theory; on the squared
+            integration operator split into 4 blocks it saved ~20% of the sub-steps.
 
     Returns:
         The :class:`Result`; ``subproblem_residual_norms`` holds ||F_j(x) - y_j|| at the end.
