@@ -1,0 +1,172 @@
+"""The LLG forward solver: implicit midpoint in time, Newton (PETSc SNES) per step.
+
+Solves ``R_n(m_n, m_{n+1}; v) = 0`` for n = 0..N-1 (see :mod:`llgfem.forms.llg`), i.e. the
+parameter-to-state map ``S(a)`` of paper 002 §2.2.1, on the uniform grid of ``n_t`` levels.
+The Jacobian is ``ufl.derivative`` of the residual; SNES (Newton line search ``basic``) with the
+linear solver preset of :mod:`llgfem.solvers.linear` under the prefix ``llgfem_llg_newton_``.
+
+The same compiled residual evaluates the *space-time residual* ``(R_n)_n`` of any trajectory
+(:meth:`LLGSolver.space_time_residual`): the all-at-once model residual, which vanishes (to the
+Newton tolerance) on the trajectories this solver returns.
+
+Notation: ``m`` trajectory ``(n_t, n_owned)``; ``a = (a1, a2)``; ``h`` applied field; ``f``
+source; ``g`` Neumann datum (``dm/dn = g``), both callables ``(x, t, n) -> UFL vector`` of the
+spatial coordinate, a time Constant and the facet normal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import dolfinx.fem as fem
+import dolfinx.fem.petsc as fem_petsc
+import numpy as np
+import ufl
+from mpi4py import MPI
+
+from llgfem.forms.llg import LLGCoefficients, llg_residual_terms, llg_step_residual
+from llgfem.physics import FieldSpec, LLGParameters, applied_field
+from llgfem.solvers.linear import SolverError, preset_options
+from llgfem.spacetime import TimeGrid, array_to_function, n_owned
+
+__all__ = ["LLGSolver", "assemble_owned"]
+
+DataFn = Callable[..., object]
+
+
+def assemble_owned(form: fem.Form) -> np.ndarray:
+    """Assemble a linear form and return the owned entries (ghost contributions summed)."""
+    vec = fem.assemble_vector(form)
+    vec.scatter_reverse(_add_mode())
+    n = vec.index_map.size_local * vec.block_size
+    return vec.array[:n].copy()
+
+
+def _add_mode():
+    from dolfinx.la import InsertMode
+
+    return InsertMode.add
+
+
+class LLGSolver:
+    """Implicit-midpoint Newton time stepping for the LLG equation on ``V`` and ``grid``.
+
+    Args:
+        V: vector P1 space (3 components).
+        grid: time grid.
+        params: a1, a2, exchange, anisotropy.
+        field: the applied field h(x, t) (None = zero).
+        f: optional source ``f(x, t, n)`` (UFL).
+        g: optional Neumann datum ``g(x, t, n)`` (UFL).
+        linear: linear solver preset for the Newton steps.
+        rtol, atol, max_it: SNES tolerances.
+        prefix: PETSc options prefix of the SNES.
+    """
+
+    def __init__(self, V, grid: TimeGrid, params: LLGParameters, field: FieldSpec | None = None,
+                 *, f: DataFn | None = None, g: DataFn | None = None, linear: str = "auto",
+                 rtol: float = 1e-11, atol: float = 1e-13, max_it: int = 30,
+                 prefix: str = "llgfem_llg_newton_"):
+        params.validate()
+        self.V, self.grid, self.params = V, grid, params
+        mesh = V.mesh
+        self.comm = mesh.comm
+        self.n = n_owned(V)
+        self.m0, self.m1 = fem.Function(V, name="m_n"), fem.Function(V, name="m")
+        self.t = fem.Constant(mesh, 0.0)
+        self.a1 = fem.Constant(mesh, float(params.a1))
+        self.a2 = fem.Constant(mesh, float(params.a2))
+        x, nrm = ufl.SpatialCoordinate(mesh), ufl.FacetNormal(mesh)
+        self.coefficients = LLGCoefficients(
+            a1=self.a1, a2=self.a2, exchange=fem.Constant(mesh, float(params.exchange)),
+            h=applied_field(field or FieldSpec(kind="zero"), x, self.t),
+            f=f(x, self.t, nrm) if f else None, g=g(x, self.t, nrm) if g else None,
+            anisotropy=fem.Constant(mesh, float(params.anisotropy)),
+            easy_axis=params.easy_axis if params.anisotropy else None)
+        self.v = ufl.TestFunction(V)
+        self.residual_ufl = llg_step_residual(self.m0, self.m1, self.v, grid.dt,
+                                              self.coefficients)
+        self._residual = fem.form(self.residual_ufl)
+        opts = {**preset_options(linear, V.dofmap.index_map.size_global * 3),
+                "snes_type": "newtonls", "snes_linesearch_type": "basic",
+                "snes_rtol": rtol, "snes_atol": atol, "snes_stol": 1e-14, "snes_max_it": max_it}
+        if opts["ksp_type"] == "cg":  # the Jacobian is not symmetric
+            opts["ksp_type"] = "gmres"
+        self.problem = fem_petsc.NonlinearProblem(self.residual_ufl, self.m1,
+                                                  petsc_options_prefix=prefix,
+                                                  petsc_options=opts)
+        self.newton_iterations: list[int] = []
+        self.progress = lambda steps: steps
+
+    def set_parameters(self, a1: float, a2: float) -> None:
+        """Change (a1, a2) without recompiling anything."""
+        self.a1.value = float(a1)
+        self.a2.value = float(a2)
+
+    def _set_step(self, n: int, m_n: np.ndarray, m_next: np.ndarray) -> None:
+        self.t.value = self.grid.midpoints[n]
+        array_to_function(m_n, self.m0)
+        array_to_function(m_next, self.m1)
+
+    def step(self, n: int, m_n: np.ndarray, guess: np.ndarray | None = None) -> np.ndarray:
+        """Solve ``R_n(m_n, m_{n+1}) = 0`` for ``m_{n+1}`` (initial guess: ``guess`` or ``m_n``)."""
+        self._set_step(n, m_n, m_n if guess is None else guess)
+        self.problem.solve()
+        snes = self.problem.solver
+        reason = snes.getConvergedReason()
+        if reason <= 0:
+            raise SolverError(
+                f"LLG Newton did not converge at step {n} (t = {self.grid.midpoints[n]:.6g}): "
+                f"SNES reason {reason} after {snes.getIterationNumber()} iterations, "
+                f"residual norm {snes.getFunctionNorm():.3e}; try more time levels (n_t)")
+        self.newton_iterations.append(snes.getIterationNumber())
+        return self.m1.x.array[: self.n].copy()
+
+    def solve(self, m_init: np.ndarray, warm_start: np.ndarray | None = None) -> np.ndarray:
+        """The trajectory ``(n_t, n_owned)`` from ``m(0) = m_init``.
+
+        Args:
+            m_init: owned dofs of the initial magnetisation.
+            warm_start: a previous trajectory used as Newton initial guesses.
+        """
+        _check_finite_collectively(self.comm, m_init)
+        m = np.empty((self.grid.n_t, self.n))
+        m[0] = m_init
+        self.newton_iterations = []
+        for k in self.progress(range(self.grid.n_t - 1)):
+            guess = None if warm_start is None else warm_start[k + 1]
+            m[k + 1] = self.step(k, m[k], guess)
+        return m
+
+    def space_time_residual(self, m: np.ndarray) -> np.ndarray:
+        """``(R_n(m_n, m_{n+1}))_n`` as owned dual vectors, shape ``(n_t - 1, n_owned)``."""
+        out = np.empty((self.grid.n_t - 1, self.n))
+        for k in range(self.grid.n_t - 1):
+            self._set_step(k, m[k], m[k + 1])
+            out[k] = assemble_owned(self._residual)
+        return out
+
+    def residual_scale(self, m: np.ndarray) -> float:
+        """``sqrt(sum_n sum_terms |term_n|^2)``: the size of the residual's terms on ``m``."""
+        m_bar = 0.5 * (self.m0 + self.m1)
+        mt = (self.m1 - self.m0) / self.grid.dt
+        terms = [fem.form(t) for t in llg_residual_terms(m_bar, mt, self.v,
+                                                         self.coefficients).values()]
+        total = 0.0
+        for k in range(self.grid.n_t - 1):
+            self._set_step(k, m[k], m[k + 1])
+            total += sum(float(np.dot(b, b)) for b in map(assemble_owned, terms))
+        return float(np.sqrt(self.comm.allreduce(total, op=MPI.SUM)))
+
+    def relative_residual(self, m: np.ndarray) -> float:
+        """``|(R_n)_n| / residual_scale(m)`` (global Euclidean norms)."""
+        r = self.space_time_residual(m)
+        norm = np.sqrt(self.comm.allreduce(float(np.vdot(r, r)), op=MPI.SUM))
+        return norm / self.residual_scale(m)
+
+
+def _check_finite_collectively(comm: MPI.Comm, values: np.ndarray) -> None:
+    bad = comm.allreduce(int(not np.all(np.isfinite(values))), op=MPI.SUM)
+    if bad:
+        raise ValueError("LLGSolver.solve: the initial magnetisation contains NaN/Inf")
+

@@ -1,0 +1,120 @@
+"""LLG solver: Jacobian against finite differences, parameters, error paths on every rank."""
+
+import dolfinx.fem as fem
+import dolfinx.mesh as dm
+import numpy as np
+import pytest
+import ufl
+from mpi4py import MPI
+
+from llgfem.config import ConfigError
+from llgfem.physics import FieldSpec, LLGParameters, PhysicalParameters, applied_field
+from llgfem.solvers.heat import assemble_matrix
+from llgfem.solvers.linear import SolverError
+from llgfem.solvers.llg import LLGSolver, assemble_owned
+from llgfem.spacetime import TimeGrid, array_to_function, create_vector_space, interpolate_levels
+from llgfem.verification import taylor_test
+
+
+def make(comm=MPI.COMM_WORLD, **kw):
+    mesh = dm.create_unit_square(comm, 5, 5)
+    V = create_vector_space(mesh)
+    params = kw.pop("params", LLGParameters(a1=1.0, a2=0.7, exchange=0.2, anisotropy=0.5,
+                                            easy_axis=(1.0, 0.0, 0.0)))
+    field = kw.pop("field", FieldSpec(kind="rotating", amplitude=1.0, frequency=1.0))
+    return LLGSolver(V, TimeGrid(kw.pop("T", 0.3), kw.pop("n_t", 4)), params, field, **kw)
+
+
+def rand_state(V, seed):
+    rng = np.random.default_rng(seed + 17 * MPI.COMM_WORLD.rank)
+    u = fem.Function(V)
+    u.x.array[:] = rng.standard_normal(u.x.array.shape)
+    u.x.scatter_forward()
+    return u.x.array[: V.dofmap.index_map.size_local * 3].copy()
+
+
+def test_jacobian_matches_finite_differences():
+    s = make()
+    m0, m1, dm_ = (rand_state(s.V, k) for k in range(3))
+    s._set_step(1, m0, m1)
+    J = assemble_matrix(ufl.derivative(s.residual_ufl, s.m1))
+    x, y = J.createVecs()
+
+    def R(u):
+        array_to_function(u, s.m1)
+        return assemble_owned(s._residual)
+
+    def dR(d):
+        x.array[:] = d
+        J.mult(x, y)
+        return y.array.copy()
+
+    def norm(r):
+        return np.sqrt(MPI.COMM_WORLD.allreduce(float(r @ r)))
+
+    res = taylor_test(R, dR, m1, dm_, norm)
+    assert np.all(np.abs(res.slopes1 - 2.0) < 0.1), res.slopes1
+    assert np.all(np.abs(res.slopes0 - 1.0) < 0.1), res.slopes0
+
+
+def test_set_parameters_changes_the_dynamics_without_rebuild():
+    s = make()
+    m0 = interpolate_levels(s.V, lambda x, t: np.stack([0 * x[0] + 1, 0 * x[0], 0 * x[0]]),
+                            [0.0])[0]
+    a = s.solve(m0)
+    s.set_parameters(2.0, -0.3)
+    b = s.solve(m0)
+    diff = MPI.COMM_WORLD.allreduce(float(np.max(np.abs(a - b))), op=MPI.MAX)
+    assert diff > 1e-3
+    assert s.relative_residual(b) < 1e-10
+
+
+def test_bad_field_spec_is_a_config_error():
+    with pytest.raises(ConfigError, match="kind"):
+        make(field=FieldSpec(kind="bogus"))
+    with pytest.raises(ConfigError, match="a1"):
+        make(params=LLGParameters(a1=0.0, a2=0.0))
+
+
+def test_newton_failure_raises_on_every_rank():
+    s = make(max_it=1, rtol=1e-14, atol=1e-30, n_t=2, T=5.0)
+    m0 = interpolate_levels(s.V, lambda x, t: np.stack([np.cos(3 * x[0]), np.sin(3 * x[1]),
+                                                         0 * x[0] + 1]), [0.0])[0]
+    with pytest.raises(SolverError, match="did not converge"):
+        s.solve(m0)
+
+
+def test_nan_initial_state_raises_on_every_rank():
+    s = make()
+    m0 = np.zeros(s.n)
+    if MPI.COMM_WORLD.rank == MPI.COMM_WORLD.size - 1 and s.n:
+        m0[0] = np.nan  # only one rank has the bad value: all must raise
+    with pytest.raises(ValueError, match="NaN"):
+        s.solve(m0)
+
+
+def test_physical_scaling_matches_table_2():
+    p = PhysicalParameters()
+    llg = p.llg()
+    t1 = p.gamma * p.alpha_D / (1 + p.alpha_D**2)
+    t2 = p.gamma / (1 + p.alpha_D**2)
+    assert llg.a1 == pytest.approx(t1 / (t1**2 + t2**2))
+    assert llg.a2 / llg.a1 == pytest.approx(1 / p.alpha_D)  # a2/a1 = 1/alpha_D
+    assert llg.exchange == 0.0  # A = 0 (paper §4.2)
+    assert 4e-13 < llg.a1 < 6e-13 and 4e-12 < llg.a2 < 6e-12  # "a1 ~ 5e-13, a2 ~ 5e-12"
+    assert p.scaled_field(1.0) == pytest.approx(4e-7 * np.pi * 474000)
+
+
+@pytest.mark.parametrize("kind", ["static", "sinusoidal", "rotating", "ffp", "zero"])
+def test_applied_fields_evaluate(kind):
+    mesh = dm.create_unit_square(MPI.COMM_WORLD, 2, 2)
+    t = fem.Constant(mesh, 0.1)
+    spec = FieldSpec(kind=kind, amplitude=2.0, direction=(0.0, 0.0, 1.0), frequency=1.25,
+                     gradient=3.0)
+    h = applied_field(spec, ufl.SpatialCoordinate(mesh), t)
+    val = MPI.COMM_WORLD.allreduce(
+        fem.assemble_scalar(fem.form(ufl.inner(h, h) * ufl.dx(domain=mesh))))
+    s = np.sin(2 * np.pi * 1.25 * 0.1)
+    expected = {"static": 4.0, "sinusoidal": 4 * s**2, "rotating": 4.0, "zero": 0.0,
+                "ffp": 9 * (0.25 * (1 / 3) * 2) + 4 * s**2}[kind]
+    assert val == pytest.approx(expected, rel=1e-10, abs=1e-14)
