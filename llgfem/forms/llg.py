@@ -64,7 +64,8 @@ def llg_residual_terms(m, mt, v, c: LLGCoefficients, ds=None) -> dict[str, ufl.F
     }
     if c.f is not None:
         integrands["source"] = -ufl.inner(c.f, v)
-    terms = {k: e * ufl.dx for k, e in integrands.items() if not isinstance(e, ufl.constantvalue.Zero)}
+    zero_type = ufl.constantvalue.Zero
+    terms = {k: e * ufl.dx for k, e in integrands.items() if not isinstance(e, zero_type)}
     if c.g is not None:
         terms["neumann"] = -c.exchange * ufl.inner(c.g, v) * (ds or ufl.ds)
     return terms

@@ -36,7 +36,7 @@ def test_paper_cases_solve_the_llg_equation_symbolically():
 
 @pytest.mark.parametrize("number", [1, 2, 3])
 def test_paper_cases_at_the_paper_grid(number):
-    """Relative L2(0,T;L2) error at 101 points x 51 levels: target <= 0.1 % (paper: 0.4/0.2/1.1 %)."""
+    """Relative L2(0,T;L2) error at 101 points x 51 levels <= 0.1 % (paper: 0.4/0.2/1.1 %)."""
     res = solve_forward(paper_case(number), MPI.COMM_WORLD)
     assert res["rel_error"] <= 1e-3
     # the trajectory solves the discrete equations that the all-at-once setting uses
