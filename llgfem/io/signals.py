@@ -207,20 +207,19 @@ def _read_checked(path: Path) -> tuple[SignalData | None, tuple[str, str] | None
 def _read(f: h5py.File) -> SignalData:
     if _plain(f.attrs.get("format")) != FORMAT:
         raise ValueError(f"format attribute {f.attrs.get('format')!r}, expected {FORMAT!r}")
-    data, times = np.asarray(f["measurement/data"][...], float), np.asarray(
-        f["acquisition/time"][...], float)
+    data = np.asarray(f["measurement/data"][...], dtype=float)
+    times = np.asarray(f["acquisition/time"][...], dtype=float)
     coils = tuple(_plain(s) for s in f["acquisition/receiver/names"][...])
     concs = tuple(_plain(s) for s in f["phantom/concentration/names"][...])
-    if data.ndim != 3 or times.shape != data.shape[2:] or data.shape[:2] != (len(concs),
-                                                                              len(coils)):
+    if data.shape != (len(concs), len(coils), times.size) or times.ndim != 1:
         raise ValueError(f"inconsistent shapes: data {data.shape}, time {times.shape}, "
                          f"{len(concs)} concentrations, {len(coils)} coils")
     a = {key: _plain(value) for key, value in f.attrs.items()}
-    return SignalData(data=data, times=times, coil_names=coils, concentration_names=concs,
-                      units=a.get("units", ""), delta=a.get("delta"), seed=a.get("seed"),
-                      attrs={k: v for k, v in a.items() if k not in _RESERVED},
-                      version=a.get("llgfem_version", ""), time_sampling=a.get("time_sampling",
-                                                                               ""))
+    return SignalData(
+        data=data, times=times, coil_names=coils, concentration_names=concs,
+        units=a.get("units", ""), delta=a.get("delta"), seed=a.get("seed"),
+        attrs={k: v for k, v in a.items() if k not in _RESERVED},
+        version=a.get("llgfem_version", ""), time_sampling=a.get("time_sampling", ""))
 
 
 def _plain(value: Any) -> Any:

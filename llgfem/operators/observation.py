@@ -370,9 +370,9 @@ class Observation:
     def signals(self, m: np.ndarray) -> np.ndarray:
         """The spatial part ``s_kl,n = b_kl^T D m_n`` (global, shape ``(K, L, N)``)."""
         self._check_trajectory(m)
-        dm = np.diff(np.asarray(m, dtype=float), axis=0) / self.grid.dt
         K, L, N = self.signals_shape
-        local = np.ascontiguousarray(self._b.reshape(K * L, self.n) @ dm.T)
+        levels = self._b.reshape(K * L, self.n) @ np.asarray(m, dtype=float).T  # b^T m_i
+        local = np.ascontiguousarray(np.diff(levels, axis=1) / self.grid.dt)
         out = np.empty_like(local)
         self.comm.Allreduce(local, out, op=MPI.SUM)
         return out.reshape(K, L, N)
@@ -394,9 +394,9 @@ class Observation:
         z = -self.mu0 * np.stack([tr.transpose(y[:, i], dt)
                                   for i, tr in enumerate(self._transfers)], axis=1)
         w = z.reshape(K * L, N).T @ self._b.reshape(K * L, self.n)  # (N, n_owned)
-        out = np.zeros((self.grid.n_t, self.n))
-        out[1:] += w
-        out[:-1] -= w
+        out = np.empty((self.grid.n_t, self.n))  # l_i = w_{i-1} - w_i, w_{-1} = w_N = 0
+        out[0], out[-1] = -w[0], w[-1]
+        np.subtract(w[:-1], w[1:], out=out[1:-1])
         return out
 
     def add_noise(self, y: np.ndarray, delta: float, seed: int) -> tuple[np.ndarray, float]:
