@@ -271,8 +271,18 @@ def add_noise(y: np.ndarray, delta: float, seed: int,
     return y_delta, math.sqrt(max(inner(noise, noise), 0.0))
 
 
-def _as_list(items: Any, name: str) -> list:
+def _is_single(items: Any, vector: bool) -> bool:
+    """Whether ``items`` is one specification rather than a list of them."""
     if isinstance(items, (Concentration, Coil, str)) or not isinstance(items, Sequence):
+        return True
+    if len(items) == 3 and isinstance(items[0], str):  # ("tags", cell_tags, values)
+        return True
+    return vector and len(items) == 3 and all(isinstance(v, numbers.Real) for v in items)
+
+
+def _as_list(items: Any, name: str, vector: bool = False) -> list:
+    """A list of specifications (``vector``: a bare 3-tuple is one constant sensitivity)."""
+    if _is_single(items, vector):
         items = [items]
     if len(items) == 0:
         raise ConfigError(f"{name}: at least one entry is needed")
@@ -303,7 +313,7 @@ class Observation:
         concs = [c if isinstance(c, Concentration) else Concentration(c)
                  for c in _as_list(concentrations, "observation.concentrations")]
         coil_list = [c if isinstance(c, Coil) else Coil(c)
-                     for c in _as_list(coils, "observation.coils")]
+                     for c in _as_list(coils, "observation.coils", vector=True)]
         self.V, self.grid, self.mu0 = V, grid, float(mu0)
         self.comm: MPI.Comm = V.mesh.comm
         self.n = n_owned(V)

@@ -157,7 +157,7 @@ def test_linear_in_time_trajectory_gives_static_signal():
     s = obs.signals(m)
     expected = global_integral(V.mesh, (1.0 + x[0] * x[1]) * ufl.inner(
         ufl.as_vector((1.0, 0.5, -0.2)), qh))
-    assert rel(s[0, 0], expected) < 1e-10  # difference quotients of t q: round-off / dt
+    assert rel(s[0, 0], expected) < ROUNDOFF
 
 
 def test_tagged_concentration_integrates_over_the_subdomain():
@@ -272,3 +272,14 @@ def test_bad_concentrations_and_coils_name_the_field():
     with pytest.raises(ConfigError, match="observation.coils"):
         Observation(V, GRID, 1.0, [])
     assert parse_transfer(Transfer("constant", value=2.0), 8).value == 2.0
+
+
+def test_bare_specifications_are_single_entries():
+    V = space(n=2)
+    obs = Observation(V, GRID, ("tags", left_tags(V.mesh), 2), (1.0, 0.0, 0.0))
+    assert obs.signals_shape == (1, 1, GRID.n_t - 1)
+    assert obs.coil_names == ("coil0",)
+    assert obs.concentration_names == ("c0",)
+    three = Observation(V, GRID, [1.0, 2.0, 3.0], [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0)])
+    assert three.signals_shape == (3, 2, GRID.n_t - 1)
+    assert np.allclose(three.times, GRID.midpoints)
