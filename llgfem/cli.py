@@ -4,7 +4,8 @@
 dispatches on ``[job] kind`` (see :mod:`llgfem.jobs`) and writes everything into
 ``<output.dir>/<job.name>/``.  Errors in the input (config, mesh file, data) are reported as one
 line ``llgfem: error: ...`` on rank 0 with exit status 2 on every rank; a solver that fails
-gives exit status 3.  Run in parallel with ``mpiexec -n 2 llgfem run CONFIG.toml``.
+gives exit status 3.  Run in parallel with ``mpiexec -n 2 llgfem run CONFIG.toml``.  Arguments
+starting with a single dash are PETSc options (``-llgfem_llg_newton_snes_monitor``).
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def run(path: str, sets: Sequence[str] = (), output_dir: str | None = None) -> d
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llgfem`` console script."""
-    args = _parser().parse_args(argv)
+    args, petsc_args = _parser().parse_known_args(argv)
     from mpi4py import MPI
 
     from llgfem.config import ConfigError
@@ -113,6 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from llgfem.solvers.linear import SolverError
 
     rank = MPI.COMM_WORLD.rank
+    bad = [a for a in petsc_args if a.startswith("--")]
+    if bad or (petsc_args and args.command != "run"):
+        _parser().error(f"unrecognized arguments: {' '.join(bad or petsc_args)}")
+    if petsc_args:  # e.g. -llgfem_llg_newton_snes_monitor -llgfem_heat_step_pc_type hypre
+        from petsc4py import PETSc
+
+        PETSc.Options().insertString(" ".join(petsc_args))
     if args.command == "info":
         facts = info()
         if rank == 0:

@@ -27,7 +27,7 @@ from typing import Any
 
 import ufl
 
-__all__ = ["LLGCoefficients", "llg_residual_terms", "llg_step_residual"]
+__all__ = ["LLGCoefficients", "ll_step_residual", "llg_residual_terms", "llg_step_residual"]
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,34 @@ def llg_residual_terms(m, mt, v, c: LLGCoefficients, ds=None) -> dict[str, ufl.F
     return terms
 
 
-def llg_step_residual(m0, m1, v, dt, c: LLGCoefficients, ds=None) -> ufl.Form:
-    """Implicit-midpoint residual ``R_n(m_n, m_{n+1}; v)`` of one time step."""
-    m_bar = 0.5 * (m0 + m1)
+def llg_step_residual(m0, m1, v, dt, c: LLGCoefficients, ds=None,
+                      theta: float = 0.5) -> ufl.Form:
+    """Residual ``R_n(m_n, m_{n+1}; v)`` of one step: implicit midpoint for ``theta = 1/2``.
+
+    ``theta = 1`` gives backward Euler (first order, L-stable: for very stiff physical
+    relaxation); data must then be evaluated at ``t_n + theta dt``.
+    """
+    m_bar = (1.0 - theta) * m0 + theta * m1
     mt = (m1 - m0) / dt
     return sum(llg_residual_terms(m_bar, mt, v, c, ds).values())
+
+
+def ll_step_residual(m0, m1, v, dt, c: LLGCoefficients, theta: float = 0.5) -> ufl.Form:
+    """Landau-Lifshitz form (paper 002, eq. (2)) of one step, for exchange-free runs (A = 0).
+
+    With ``|m| = 1``, (6) is equivalent to ``m_t = -b1 m x (m x h_eff) + b2 m x h_eff`` with
+    ``b_i = a_i / (a1^2 + a2^2)``.  Unlike (6), whose length mode
+    ``a1 d|m|^2/dt = 2 (m.h)(1 - |m|^2)`` is unstable where ``m.h < 0``, this form keeps
+    ``|m|``: with vertex quadrature each node is an ODE, and the implicit midpoint rule
+    (``theta = 1/2``) preserves ``|m|`` at every node exactly (``m_t . m_bar = 0``).
+    """
+    m_bar = (1.0 - theta) * m0 + theta * m1
+    mt = (m1 - m0) / dt
+    h = c.h if c.h is not None else ufl.as_vector((0.0, 0.0, 0.0))
+    if c.easy_axis is not None:
+        e = ufl.as_vector(c.easy_axis)
+        h = h + c.anisotropy * ufl.dot(m_bar, e) * e
+    s = c.a1 * c.a1 + c.a2 * c.a2
+    rhs = (-c.a1 * ufl.cross(m_bar, ufl.cross(m_bar, h)) + c.a2 * ufl.cross(m_bar, h)) / s
+    dxv = ufl.Measure("dx", metadata={"quadrature_rule": "vertex", "quadrature_degree": 1})
+    return ufl.inner(mt - rhs, v) * dxv

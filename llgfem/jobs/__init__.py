@@ -6,6 +6,7 @@ Each runner is ``run(cfg: llgfem.config.Config) -> dict`` (the summary written t
 
 JOBS: dict[str, str] = {
     "heat": "llgfem.jobs.heat:run",
+    "llg_forward": "llgfem.jobs.llg_forward:run",
     "brown_neel_fom": "llgfem.brownneel.jobs:run_job",
     "brown_neel_pod": "llgfem.brownneel.jobs:run_job",
     "brown_neel_rom": "llgfem.brownneel.jobs:run_job",

@@ -24,7 +24,13 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-from llgfem.forms.llg import LLGCoefficients, llg_residual_terms, llg_step_residual
+from llgfem.config import ConfigError
+from llgfem.forms.llg import (
+    LLGCoefficients,
+    ll_step_residual,
+    llg_residual_terms,
+    llg_step_residual,
+)
 from llgfem.physics import FieldSpec, LLGParameters, applied_field
 from llgfem.solvers.linear import SolverError, preset_options
 from llgfem.spacetime import TimeGrid, array_to_function, n_owned
@@ -53,6 +59,9 @@ class LLGSolver:
 
     Args:
         V: vector P1 space (3 components).
+        theta: 1/2 implicit midpoint (default, second order); 1 backward Euler.
+        form: ``gilbert`` (eq. (6), the residual of the inverse problems) or
+            ``landau_lifshitz`` (eq. (2), length-preserving; exchange-free runs only).
         grid: time grid.
         params: a1, a2, exchange, anisotropy.
         field: the applied field h(x, t) (None = zero).
@@ -65,7 +74,8 @@ class LLGSolver:
 
     def __init__(self, V, grid: TimeGrid, params: LLGParameters, field: FieldSpec | None = None,
                  *, f: DataFn | None = None, g: DataFn | None = None, linear: str = "auto",
-                 rtol: float = 1e-11, atol: float = 1e-13, max_it: int = 30,
+                 rtol: float = 1e-11, atol: float = 1e-50, max_it: int = 30,
+                 theta: float = 0.5, form: str = "gilbert",
                  prefix: str = "llgfem_llg_newton_"):
         params.validate()
         self.V, self.grid, self.params = V, grid, params
@@ -84,11 +94,24 @@ class LLGSolver:
             anisotropy=fem.Constant(mesh, float(params.anisotropy)),
             easy_axis=params.easy_axis if params.anisotropy else None)
         self.v = ufl.TestFunction(V)
-        self.residual_ufl = llg_step_residual(self.m0, self.m1, self.v, grid.dt,
-                                              self.coefficients)
+        if not 0.5 <= theta <= 1.0:
+            raise ValueError(f"LLGSolver: theta must be in [1/2, 1], got {theta}")
+        self.theta = theta
+        self.data_times = grid.times[:-1] + theta * grid.dt  # where h, f, g are evaluated
+        self.form = form
+        if form == "gilbert":
+            self.residual_ufl = llg_step_residual(self.m0, self.m1, self.v, grid.dt,
+                                                  self.coefficients, theta=theta)
+        elif form == "landau_lifshitz":
+            if params.exchange != 0 or g is not None or f is not None:
+                raise ConfigError("llg.form: 'landau_lifshitz' needs exchange = 0 and no f, g")
+            self.residual_ufl = ll_step_residual(self.m0, self.m1, self.v, grid.dt,
+                                                 self.coefficients, theta=theta)
+        else:
+            raise ConfigError(f"llg.form: {form!r} is not 'gilbert' or 'landau_lifshitz'")
         self._residual = fem.form(self.residual_ufl)
         opts = {**preset_options(linear, V.dofmap.index_map.size_global * 3),
-                "snes_type": "newtonls", "snes_linesearch_type": "basic",
+                "snes_type": "newtonls", "snes_linesearch_type": "bt",
                 "snes_rtol": rtol, "snes_atol": atol, "snes_stol": 1e-14, "snes_max_it": max_it}
         if opts["ksp_type"] == "cg":  # the Jacobian is not symmetric
             opts["ksp_type"] = "gmres"
@@ -104,7 +127,7 @@ class LLGSolver:
         self.a2.value = float(a2)
 
     def _set_step(self, n: int, m_n: np.ndarray, m_next: np.ndarray) -> None:
-        self.t.value = self.grid.midpoints[n]
+        self.t.value = self.data_times[n]
         array_to_function(m_n, self.m0)
         array_to_function(m_next, self.m1)
 
@@ -116,7 +139,7 @@ class LLGSolver:
         reason = snes.getConvergedReason()
         if reason <= 0:
             raise SolverError(
-                f"LLG Newton did not converge at step {n} (t = {self.grid.midpoints[n]:.6g}): "
+                f"LLG Newton did not converge at step {n} (t = {self.data_times[n]:.6g}): "
                 f"SNES reason {reason} after {snes.getIterationNumber()} iterations, "
                 f"residual norm {snes.getFunctionNorm():.3e}; try more time levels (n_t)")
         self.newton_iterations.append(snes.getIterationNumber())
@@ -148,10 +171,14 @@ class LLGSolver:
 
     def residual_scale(self, m: np.ndarray) -> float:
         """``sqrt(sum_n sum_terms |term_n|^2)``: the size of the residual's terms on ``m``."""
-        m_bar = 0.5 * (self.m0 + self.m1)
+        m_bar = (1.0 - self.theta) * self.m0 + self.theta * self.m1
         mt = (self.m1 - self.m0) / self.grid.dt
-        terms = [fem.form(t) for t in llg_residual_terms(m_bar, mt, self.v,
-                                                         self.coefficients).values()]
+        if self.form == "landau_lifshitz":  # terms: m_t and the right-hand side
+            parts = [ufl.inner(mt, self.v) * ufl.dx, self.residual_ufl - ufl.inner(mt, self.v)
+                     * ufl.dx(metadata={"quadrature_rule": "vertex", "quadrature_degree": 1})]
+        else:
+            parts = list(llg_residual_terms(m_bar, mt, self.v, self.coefficients).values())
+        terms = [fem.form(t) for t in parts]
         total = 0.0
         for k in range(self.grid.n_t - 1):
             self._set_step(k, m[k], m[k + 1])
