@@ -434,6 +434,8 @@ def _read_meshio(comm: MPI.Comm, path: Path, gdim: int) -> Domain:
     if comm.rank == 0:
         try:
             data = _meshio_arrays(path, gdim)
+        except SystemExit:  # meshio calls sys.exit() when no reader accepts the file
+            message = f"cannot parse mesh file {path}: meshio cannot read it"
         except Exception as e:  # meshio raises many types; report them all the same way
             message = f"cannot parse mesh file {path}: {type(e).__name__}: {e}"
     _raise_collectively(comm, message)
