@@ -253,7 +253,7 @@ def read_domain(comm: MPI.Comm, path: str | Path, gdim: int = 0, scale: float = 
         path: Mesh file.
         gdim: Geometric dimension (0: infer; the topological dimension unless the file has
             non-zero coordinates beyond it).
-        scale: Factor applied to all coordinates after reading.
+        scale: Factor (> 0) applied to all coordinates after reading.
 
     Returns:
         The domain with the cell/facet tags stored in the file (or ``None``).
@@ -262,6 +262,8 @@ def read_domain(comm: MPI.Comm, path: str | Path, gdim: int = 0, scale: float = 
         MeshError: on every rank, if the file is missing, unreadable, of an unsupported
             format, fails to parse, or has no usable cells.
     """
+    if not (scale > 0 and np.isfinite(scale)):
+        raise MeshError(f"scale must be a positive number, got {scale}")
     path = Path(path)
     reader = _read_msh if path.suffix.lower() == ".msh" else _read_meshio
     _raise_collectively(comm, _check_file(path) if comm.rank == 0 else None)
@@ -439,11 +441,11 @@ def _read_meshio(comm: MPI.Comm, path: Path, gdim: int) -> Domain:
         except Exception as e:  # meshio raises many types; report them all the same way
             message = f"cannot parse mesh file {path}: {type(e).__name__}: {e}"
     _raise_collectively(comm, message)
-    meta = comm.bcast(None if data is None else data["meta"], root=0)
-    if comm.rank != 0:
-        data = _empty_arrays(meta)
-    cell_name, gdim = meta["cell"], meta["gdim"]
-    element = basix.ufl.element("Lagrange", cell_name, 1, shape=(gdim,))
+    # the other ranks contribute empty arrays of the right shapes and dtypes
+    empty = None if data is None else {k: _empty_like(v) for k, v in data.items()}
+    empty = comm.bcast(empty, root=0)
+    data = data if comm.rank == 0 else empty
+    element = basix.ufl.element("Lagrange", empty["cell"], 1, shape=(empty["x"].shape[1],))
     msh = dolfinx.mesh.create_mesh(
         comm, data["cells"], ufl.Mesh(element), data["x"], _shared_facet_partitioner(comm)
     )
@@ -451,6 +453,11 @@ def _read_meshio(comm: MPI.Comm, path: Path, gdim: int) -> Domain:
     cell_tags = _tags_from_input(msh, tdim, data["cells"], data["cell_values"])
     facet_tags = _tags_from_input(msh, tdim - 1, data["facets"], data["facet_values"])
     return Domain(msh, cell_tags, facet_tags, {})
+
+
+def _empty_like(value: Any) -> Any:
+    """An array's empty slice (shape (0, ...), same dtype); other values unchanged."""
+    return value[:0] if isinstance(value, np.ndarray) else value
 
 
 def _meshio_arrays(path: Path, gdim: int) -> dict[str, Any]:
@@ -466,27 +473,17 @@ def _meshio_arrays(path: Path, gdim: int) -> dict[str, Any]:
     cells, cell_values, cell_name = _stack_blocks(m, tdim)
     facets, facet_values, _ = _stack_blocks(m, tdim - 1)
     cells, keep, x = _compact_nodes(cells, facets, np.asarray(m.points, dtype=float))
-    facets = facets[keep]
-    facet_values = None if facet_values is None else facet_values[keep]
     gdim, message = _infer_gdim(x, tdim, gdim)
     if message:
         raise ValueError(message)
     perm = dolfinx.cpp.io.perm_vtk(dolfinx.mesh.to_type(cell_name), cells.shape[1])
-    meta = {
-        "cell": cell_name,
-        "gdim": gdim,
-        "nv": cells.shape[1],
-        "nf": facets.shape[1],
-        "cell_tags": cell_values is not None,
-        "facet_tags": facet_values is not None,
-    }
     return {
+        "cell": cell_name,
         "cells": cells[:, perm],
         "x": x[:, :gdim].copy(),
-        "facets": facets,
         "cell_values": cell_values,
-        "facet_values": facet_values,
-        "meta": meta,
+        "facets": facets[keep],
+        "facet_values": None if facet_values is None else facet_values[keep],
     }
 
 
@@ -517,18 +514,6 @@ def _compact_nodes(
     new[used] = np.arange(used.size)
     keep = np.all(new[facets] >= 0, axis=1) if facets.size else np.zeros(0, dtype=bool)
     return new[cells], keep, x[used]
-
-
-def _empty_arrays(meta: dict[str, Any]) -> dict[str, Any]:
-    """The (empty) input arrays of the ranks that do not read the file."""
-    empty = np.empty((0,), dtype=np.int32)
-    return {
-        "cells": np.empty((0, meta["nv"]), dtype=np.int64),
-        "x": np.empty((0, meta["gdim"]), dtype=float),
-        "facets": np.empty((0, meta["nf"]), dtype=np.int64),
-        "cell_values": empty if meta["cell_tags"] else None,
-        "facet_values": empty if meta["facet_tags"] else None,
-    }
 
 
 def _tags_from_input(
