@@ -162,13 +162,14 @@ def integrate_petsc(
     ts.setExactFinalTime(PETSc.TS.ExactFinalTime.MATCHSTEP)
     ts.setTolerances(rtol=settings.rtol, atol=settings.atol)
     ts.setMaxStepRejections(-1)
+    ts.setMaxSNESFailures(-1)
     ts.setMonitor(monitor)
     snes = ts.getSNES()
     snes.setType("ksponly")
     ksp = snes.getKSP()
     if settings.lu_reuse:
         ksp.setType("gmres")
-        ksp.setTolerances(rtol=settings.ksp_rtol, atol=1e-300)
+        ksp.setTolerances(rtol=settings.ksp_rtol, atol=1e-300, max_it=50)
     else:
         ksp.setType("preonly")
     ksp.getPC().setType("lu")
