@@ -137,6 +137,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if rank == 0:
             print(f"llgfem: solver failed: {e}", file=sys.stderr)
         return 3
+    except Exception:  # a bug on one rank must not leave the others waiting forever
+        if MPI.COMM_WORLD.size == 1:
+            raise
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.flush()
+        MPI.COMM_WORLD.Abort(1)
     return 0
 
 

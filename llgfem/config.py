@@ -156,11 +156,20 @@ class Config:
     def run_dir(self) -> Path:
         return Path(self.output.dir) / (self.job.name or self.job.kind)
 
+    def sections_list(self, name: str, cls: type) -> list[Any]:
+        """Parse the array of tables ``[[name]]`` (a single ``[name]`` table counts as one)."""
+        raw = self.sections.get(name, [])
+        tables = [raw] if isinstance(raw, dict) else raw
+        return [parse_section(cls, t, f"{name}[{i}]") for i, t in enumerate(tables)]
+
     def section(self, name: str, cls: type, required: bool = False) -> Any:
         """Parse the job-specific table ``[name]`` into the frozen dataclass ``cls``."""
         if name not in self.sections and required:
             raise ConfigError(f"{name}: table [{name}] is required for job kind {self.job.kind!r}")
-        return parse_section(cls, self.sections.get(name, {}), name)
+        table = self.sections.get(name, {})
+        if isinstance(table, list):
+            raise ConfigError(f"{name}: expected one [{name}] table, not [[{name}]]")
+        return parse_section(cls, table, name)
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
@@ -252,8 +261,9 @@ def parse_config(data: dict[str, Any], source: str = "") -> Config:
         domain = dataclasses.replace(domain, path=path)
     sections = {k: v for k, v in data.items() if k not in common}
     for key, value in sections.items():
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a table, got {value!r}")
+        is_array = isinstance(value, list) and all(isinstance(v, dict) for v in value)
+        if not (isinstance(value, dict) or is_array):
+            raise ConfigError(f"{key}: expected a table or [[{key}]] tables, got {value!r}")
     return Config(
         job=parsed["job"],
         domain=domain,
@@ -286,7 +296,7 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     for name in ("job", "domain", "time", "output"):
         out[name] = dataclasses.asdict(getattr(cfg, name))
     for name, table in cfg.sections.items():
-        out[name] = dict(table)
+        out[name] = dict(table) if isinstance(table, dict) else [dict(t) for t in table]
     return out
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import ufl
 
-__all__ = ["LLGCoefficients", "ll_step_residual", "llg_residual_terms", "llg_step_residual"]
+__all__ = ["LLGCoefficients", "ll_step_residuals", "llg_residual_terms", "llg_step_residual"]
 
 
 @dataclass(frozen=True)
@@ -83,14 +83,24 @@ def llg_step_residual(m0, m1, v, dt, c: LLGCoefficients, ds=None,
     return sum(llg_residual_terms(m_bar, mt, v, c, ds).values())
 
 
-def ll_step_residual(m0, m1, v, dt, c: LLGCoefficients, theta: float = 0.5) -> ufl.Form:
-    """Landau-Lifshitz form (paper 002, eq. (2)) of one step, for exchange-free runs (A = 0).
+def ll_step_residuals(m0, m1, H, v, w, dt, c: LLGCoefficients,
+                      theta: float = 0.5) -> tuple[ufl.Form, ufl.Form]:
+    """Landau-Lifshitz form (paper 002, eq. (2)) of one step: the Bartels-Prohl scheme.
 
-    With ``|m| = 1``, (6) is equivalent to ``m_t = -b1 m x (m x h_eff) + b2 m x h_eff`` with
-    ``b_i = a_i / (a1^2 + a2^2)``.  Unlike (6), whose length mode
-    ``a1 d|m|^2/dt = 2 (m.h)(1 - |m|^2)`` is unstable where ``m.h < 0``, this form keeps
-    ``|m|``: with vertex quadrature each node is an ODE, and the implicit midpoint rule
-    (``theta = 1/2``) preserves ``|m|`` at every node exactly (``m_t . m_bar = 0``).
+    With ``|m| = 1``, (6) is equivalent to ``m_t = -b1 m x (m x H) + b2 m x H`` with
+    ``H = c Laplace m + h_eff`` and ``b_i = a_i / (a1^2 + a2^2)``.  Unlike (6), whose length mode
+    ``a1 rho_t / 2 = Laplace rho / 2 - (rho - 1)(m.h - |grad m|^2)`` (``rho = |m|^2``) is unstable
+    where ``m.h < |grad m|^2``, this form keeps ``|m| = 1`` at every node exactly: ``H`` is a
+    second unknown, the nodal discrete field (lumped mass ``(., .)_L``, Neumann data 0)::
+
+        (H, w)_L = -c (grad m_bar, grad w) + (h_eff(m_bar), w)_L
+        (m_t + b1 m_bar x (m_bar x H) - b2 m_bar x H, v)_L = 0,
+
+    so that, node by node, ``m_t . m_bar = 0`` and the implicit midpoint rule
+    (``theta = 1/2``) preserves ``|m_j|``.
+
+    Returns:
+        The residuals tested with ``v`` (the step) and ``w`` (the field equation).
     """
     m_bar = (1.0 - theta) * m0 + theta * m1
     mt = (m1 - m0) / dt
@@ -99,6 +109,9 @@ def ll_step_residual(m0, m1, v, dt, c: LLGCoefficients, theta: float = 0.5) -> u
         e = ufl.as_vector(c.easy_axis)
         h = h + c.anisotropy * ufl.dot(m_bar, e) * e
     s = c.a1 * c.a1 + c.a2 * c.a2
-    rhs = (-c.a1 * ufl.cross(m_bar, ufl.cross(m_bar, h)) + c.a2 * ufl.cross(m_bar, h)) / s
-    dxv = ufl.Measure("dx", metadata={"quadrature_rule": "vertex", "quadrature_degree": 1})
-    return ufl.inner(mt - rhs, v) * dxv
+    lumped = ufl.Measure("dx", metadata={"quadrature_rule": "vertex", "quadrature_degree": 1})
+    rhs = (-c.a1 * ufl.cross(m_bar, ufl.cross(m_bar, H)) + c.a2 * ufl.cross(m_bar, H)) / s
+    step = ufl.inner(mt - rhs, v) * lumped
+    field = (ufl.inner(H - h, w) * lumped
+             + c.exchange * ufl.inner(ufl.grad(m_bar), ufl.grad(w)) * ufl.dx)
+    return step, field

@@ -12,8 +12,9 @@ Config tables::
                                   # field amplitudes are H_ext values scaled by h = mu0 m_S H_ext
     theta = 0.5                   # 0.5 implicit midpoint; 1.0 backward Euler (stiff physics)
     form = "gilbert"              # gilbert: eq. (6) (the inverse problems' residual);
-                                  # landau_lifshitz: eq. (2), keeps |m| (exchange-free runs)
-    initial = "uniform"           # uniform | nonuniform | random | paper1 | paper2 | paper3
+                                  # landau_lifshitz: eq. (2), keeps |m| (physical runs, demos)
+    initial = "uniform"           # uniform | nonuniform | random | field | paper1|2|3
+                                  # (field: along h(x, 0), initial_direction where h ~ 0)
     initial_direction = [1.0, 0.0, 0.0]
     seed = 0
 
@@ -23,6 +24,9 @@ Config tables::
 
     [physical]                    # llgfem.physics.PhysicalParameters (SI)
     alpha_D = 0.1
+
+Optional ``[observation]``, ``[[coil]]``, ``[[concentration]]`` tables (:mod:`llgfem.jobs.signals`)
+add the receive-coil voltages of eq. (5): ``signals.h5`` and ``plots/signals.png``.
 
 ``initial = "paperN"`` runs Test N of paper 002, Table 1 (its field, coefficients, Neumann data
 and exact solution; the summary then reports the relative error).  Outputs: ``summary.json``,
@@ -43,6 +47,7 @@ from llgfem.io.fields import write_trajectory
 from llgfem.io.plots import plot_series
 from llgfem.io.progress import get_logger, progress
 from llgfem.io.results import write_json
+from llgfem.jobs.signals import build_observation, record_signals
 from llgfem.mesh import create_domain
 from llgfem.paper_cases import paper_case, relative_error
 from llgfem.physics import FieldSpec, LLGParameters, PhysicalParameters
@@ -51,7 +56,7 @@ from llgfem.spacetime import TimeGrid, create_vector_space, interpolate_levels
 
 __all__ = ["LLGJobConfig", "initial_state", "run"]
 
-INITIALS = ("uniform", "nonuniform", "random", "paper1", "paper2", "paper3")
+INITIALS = ("uniform", "nonuniform", "random", "field", "paper1", "paper2", "paper3")
 
 
 @dataclass(frozen=True)
@@ -73,8 +78,6 @@ class LLGJobConfig:
             raise ConfigError(f"{where}.initial: {self.initial!r} is not one of {INITIALS}")
         if self.form not in ("gilbert", "landau_lifshitz"):
             raise ConfigError(f"{where}.form: {self.form!r} is not gilbert or landau_lifshitz")
-        if self.form == "landau_lifshitz" and (self.physical is False and self.exchange != 0):
-            raise ConfigError(f"{where}.form: landau_lifshitz needs exchange = 0")
         if not 0.5 <= self.theta <= 1.0:
             raise ConfigError(f"{where}.theta: must lie in [0.5, 1], got {self.theta}")
         if np.linalg.norm(self.initial_direction) == 0:
@@ -119,7 +122,7 @@ def _scale_field(spec: FieldSpec, factor: float) -> FieldSpec:
 
 
 def build_solver(cfg: Config, job: LLGJobConfig, V, grid: TimeGrid):
-    """The solver, the initial state and (paper cases) the exact solution."""
+    """The solver, the initial state (callable or owned-dof array), the paper case or None."""
     phys = cfg.section("physical", PhysicalParameters)
     if job.initial.startswith("paper"):
         case = paper_case(int(job.initial[-1]))
@@ -130,10 +133,32 @@ def build_solver(cfg: Config, job: LLGJobConfig, V, grid: TimeGrid):
         spec = _scale_field(spec, phys.mu0 * phys.m_S)
     solver = LLGSolver(V, grid, job.parameters(phys), spec, theta=job.theta, form=job.form)
     comm, xg = V.mesh.comm, V.mesh.geometry.x
-    lower = comm.allreduce(xg.min(axis=0, initial=np.inf), op=MPI.MIN)
-    upper = comm.allreduce(xg.max(axis=0, initial=-np.inf), op=MPI.MAX)
+    lower, upper = np.empty(3), np.empty(3)
+    comm.Allreduce(xg.min(axis=0, initial=np.inf), lower, op=MPI.MIN)
+    comm.Allreduce(xg.max(axis=0, initial=-np.inf), upper, op=MPI.MAX)
+    if job.initial == "field":
+        return solver, aligned_with_field(solver, job), None
     m0 = initial_state(job, V.mesh.geometry.dim, lower, upper)
     return solver, (lambda x, t: m0(x)), None
+
+
+def aligned_with_field(solver: LLGSolver, job: LLGJobConfig):
+    """``m0 = h(x, 0)/|h(x, 0)|`` (``initial_direction`` where ``|h| < 1e-8 max|h|``)."""
+    import dolfinx.fem as fem
+
+    solver.t.value = 0.0
+    expr = fem.Expression(solver.coefficients.h,
+                          solver.V.element.interpolation_points)
+    hf = fem.Function(solver.V)
+    hf.interpolate(expr)
+    h = hf.x.array.reshape(-1, 3)
+    size = np.linalg.norm(h, axis=1)
+    hmax = solver.comm.allreduce(float(size.max(initial=0.0)), op=MPI.MAX)
+    d = np.asarray(job.initial_direction, dtype=float) / np.linalg.norm(job.initial_direction)
+    small = size <= 1e-8 * max(hmax, 1e-300)
+    h[small] = d
+    h[~small] /= size[~small, None]
+    return h.reshape(-1)[: solver.n].copy()
 
 
 def diagnostics(solver: LLGSolver, m: np.ndarray) -> dict[str, np.ndarray]:
@@ -165,9 +190,13 @@ def run(cfg: Config) -> dict:
     V = create_vector_space(domain.mesh)
     grid = TimeGrid(cfg.time.T, cfg.time.n_t)
     solver, m0_fn, case = build_solver(cfg, job, V, grid)
+    observation = build_observation(cfg, domain, V, grid)
     solver.progress = lambda it: progress(it, total=grid.n_t - 1, desc="LLG", comm=comm,
                                           enabled=cfg.output.progress)
-    m0 = interpolate_levels(V, m0_fn, [0.0])[0]
+    m0 = m0_fn if isinstance(m0_fn, np.ndarray) else interpolate_levels(V, m0_fn, [0.0])[0]
+    if comm.rank == 0:
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    comm.Barrier()
     t0 = time.perf_counter()
     m = solver.solve(m0)
     seconds = time.perf_counter() - t0
@@ -183,6 +212,8 @@ def run(cfg: Config) -> dict:
     if case is not None:
         summary["rel_error"] = relative_error(V, grid, m, case.exact_ufl)
         summary["paper_rel_error"] = case.paper["rel_error"]
+    if observation is not None:
+        record_signals(cfg, *observation, m, summary)
     write_outputs(cfg, job, solver, m, diag, summary)
     get_logger(comm=comm).info("llg_forward: %d dofs, %d levels, %.3f s -> %s",
                                summary["dofs"], grid.n_t, seconds, cfg.run_dir)

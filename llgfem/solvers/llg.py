@@ -23,11 +23,12 @@ import dolfinx.fem.petsc as fem_petsc
 import numpy as np
 import ufl
 from mpi4py import MPI
+from petsc4py import PETSc
 
 from llgfem.config import ConfigError
 from llgfem.forms.llg import (
     LLGCoefficients,
-    ll_step_residual,
+    ll_step_residuals,
     llg_residual_terms,
     llg_step_residual,
 )
@@ -61,7 +62,7 @@ class LLGSolver:
         V: vector P1 space (3 components).
         theta: 1/2 implicit midpoint (default, second order); 1 backward Euler.
         form: ``gilbert`` (eq. (6), the residual of the inverse problems) or
-            ``landau_lifshitz`` (eq. (2), length-preserving; exchange-free runs only).
+            ``landau_lifshitz`` (eq. (2), length-preserving; homogeneous Neumann, no source).
         grid: time grid.
         params: a1, a2, exchange, anisotropy.
         field: the applied field h(x, t) (None = zero).
@@ -99,14 +100,24 @@ class LLGSolver:
         self.theta = theta
         self.data_times = grid.times[:-1] + theta * grid.dt  # where h, f, g are evaluated
         self.form = form
+        unknowns: list = [self.m1]
         if form == "gilbert":
             self.residual_ufl = llg_step_residual(self.m0, self.m1, self.v, grid.dt,
                                                   self.coefficients, theta=theta)
+            residuals = self.residual_ufl
         elif form == "landau_lifshitz":
-            if params.exchange != 0 or g is not None or f is not None:
-                raise ConfigError("llg.form: 'landau_lifshitz' needs exchange = 0 and no f, g")
-            self.residual_ufl = ll_step_residual(self.m0, self.m1, self.v, grid.dt,
-                                                 self.coefficients, theta=theta)
+            if g is not None or f is not None:
+                raise ConfigError("llg.form: 'landau_lifshitz' takes no source f or Neumann g")
+            self.H = fem.Function(V, name="H")
+            self.residual_ufl, self._field_ufl = ll_step_residuals(
+                self.m0, self.m1, self.H, self.v, ufl.TestFunction(V), grid.dt,
+                self.coefficients, theta=theta)
+            residuals, unknowns = [self.residual_ufl, self._field_ufl], [self.m1, self.H]
+            self._field = fem.form(ufl.replace(self._field_ufl, {self.H: 0 * self.H}))
+            lumped = ufl.Measure("dx", metadata={"quadrature_rule": "vertex",
+                                                 "quadrature_degree": 1})
+            ones = ufl.as_vector((1.0, 1.0, 1.0))
+            self._lumped_mass = assemble_owned(fem.form(ufl.inner(ones, self.v) * lumped))
         else:
             raise ConfigError(f"llg.form: {form!r} is not 'gilbert' or 'landau_lifshitz'")
         self._residual = fem.form(self.residual_ufl)
@@ -115,9 +126,14 @@ class LLGSolver:
                 "snes_rtol": rtol, "snes_atol": atol, "snes_stol": 1e-14, "snes_max_it": max_it}
         if opts["ksp_type"] == "cg":  # the Jacobian is not symmetric
             opts["ksp_type"] = "gmres"
-        self.problem = fem_petsc.NonlinearProblem(self.residual_ufl, self.m1,
-                                                  petsc_options_prefix=prefix,
-                                                  petsc_options=opts)
+        db = PETSc.Options()  # options the user gave (command line) win over the presets
+        user_solver = any(db.hasName(prefix + k) for k in ("ksp_type", "pc_type"))
+        opts = {k: v for k, v in opts.items() if not db.hasName(prefix + k)
+                and not (user_solver and k.startswith(("ksp_", "pc_")))}
+        self.problem = fem_petsc.NonlinearProblem(
+            residuals, unknowns if len(unknowns) > 1 else self.m1,
+            petsc_options_prefix=prefix, petsc_options=opts,
+            kind="mpi" if len(unknowns) > 1 else None)
         self.newton_iterations: list[int] = []
         self.progress = lambda steps: steps
 
@@ -130,6 +146,8 @@ class LLGSolver:
         self.t.value = self.data_times[n]
         array_to_function(m_n, self.m0)
         array_to_function(m_next, self.m1)
+        if self.form == "landau_lifshitz":  # the nodal field H of (m_n, m_next): explicit
+            array_to_function(-assemble_owned(self._field) / self._lumped_mass, self.H)
 
     def step(self, n: int, m_n: np.ndarray, guess: np.ndarray | None = None) -> np.ndarray:
         """Solve ``R_n(m_n, m_{n+1}) = 0`` for ``m_{n+1}`` (initial guess: ``guess`` or ``m_n``)."""
@@ -174,8 +192,9 @@ class LLGSolver:
         m_bar = (1.0 - self.theta) * self.m0 + self.theta * self.m1
         mt = (self.m1 - self.m0) / self.grid.dt
         if self.form == "landau_lifshitz":  # terms: m_t and the right-hand side
-            parts = [ufl.inner(mt, self.v) * ufl.dx, self.residual_ufl - ufl.inner(mt, self.v)
-                     * ufl.dx(metadata={"quadrature_rule": "vertex", "quadrature_degree": 1})]
+            vertex = {"quadrature_rule": "vertex", "quadrature_degree": 1}
+            mt_term = ufl.inner(mt, self.v) * ufl.dx(metadata=vertex)
+            parts = [mt_term, self.residual_ufl - mt_term]
         else:
             parts = list(llg_residual_terms(m_bar, mt, self.v, self.coefficients).values())
         terms = [fem.form(t) for t in parts]

@@ -40,3 +40,17 @@ def test_physical_runs_relax_towards_the_field(mpi_tmp_path, cfg):
         k = len(m) // 60
         assert m[k] @ h[k] / (np.linalg.norm(m[k]) * np.linalg.norm(h[k])) < 0.9
     assert (mpi_tmp_path / name / "fields").exists()
+
+
+def test_scanner_demo_writes_signals(mpi_tmp_path):
+    from llgfem.io.signals import load_signals
+
+    run("scanner2d.toml", mpi_tmp_path, "time.n_t=6", "observation.delta=0.05")
+    out = mpi_tmp_path / "scanner2d"
+    s = json.loads((out / "summary.json").read_text())
+    assert s["max_norm_deviation"] < 1e-12
+    data = load_signals(out / "signals.h5")
+    assert data.shape == (2, 2, 5)
+    assert data.coil_names == ("x-coil", "y-coil")
+    assert s["signals"]["noise_level"] == pytest.approx(0.05 * s["signals"]["norm"])
+    assert (out / "plots" / "signals.png").exists()

@@ -1,0 +1,102 @@
+"""Benchmark of the LLG forward solver: paper 002 Tests 1-3 and the 2-D scanner demo.
+
+Writes ``outputs/bench/llg_forward.json``::
+
+    {"tests": [{"test": 1, "rel_error", "seconds", "paper_rel_error": 0.004,
+                "paper_seconds": 289, ...}, ... tests 2 (0.002, 512) and 3 (0.011, 205)],
+     "demo": {"dofs", "time_steps", "seconds_per_step_1rank", "seconds_per_step_2ranks", ...}}
+
+``seconds`` is the time loop of one forward solve (best of 3; JIT and setup excluded and
+reported separately); the paper's seconds are its all-at-once "LLG solver" runs (Table 1).
+The 2-rank demo figures come from re-launching this script under ``mpiexec -n 2``.
+Usage: ``python bench/llg_forward.py``.
+"""
+
+import llgfem  # noqa: F401  (bootstraps the DOLFINx wheel)
+
+# isort: split
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mpi4py import MPI
+
+from llgfem.cli import load_run_config
+from llgfem.jobs.llg_forward import LLGJobConfig, build_solver
+from llgfem.mesh import create_domain
+from llgfem.paper_cases import paper_case, solve_forward
+from llgfem.spacetime import TimeGrid, create_vector_space
+
+OUT = Path("outputs/bench/llg_forward.json")
+DEMO = Path(__file__).resolve().parents[1] / "demos" / "configs" / "scanner2d.toml"
+
+
+def paper_tests() -> list[dict]:
+    rows = []
+    for number in (1, 2, 3):
+        case = paper_case(number)
+        runs = [solve_forward(case, MPI.COMM_SELF) for _ in range(3)]
+        best = min(runs, key=lambda r: r["seconds"])
+        rows.append({"test": number, "rel_error": best["rel_error"], "seconds": best["seconds"],
+                     "setup_seconds": runs[0]["setup_seconds"],
+                     "newton_iterations": int(sum(best["solver"].newton_iterations)),
+                     "relative_residual": best["solver"].relative_residual(best["m"]),
+                     "grid": "101 points x 51 levels, P1 + implicit midpoint",
+                     "paper_rel_error": case.paper["rel_error"],
+                     "paper_seconds": case.paper["seconds"]})
+    return rows
+
+
+def demo(comm=MPI.COMM_WORLD) -> dict:
+    cfg = load_run_config(str(DEMO))
+    job = cfg.section("llg", LLGJobConfig)
+    V = create_vector_space(create_domain(comm, cfg.domain).mesh)
+    grid = TimeGrid(cfg.time.T, cfg.time.n_t)
+    solver, m0, _ = build_solver(cfg, job, V, grid)
+    solver.solve(m0)  # warm-up (JIT, first factorisation)
+    comm.Barrier()
+    t0 = time.perf_counter()
+    solver.solve(m0)
+    seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+    return {"dofs": V.dofmap.index_map.size_global * 3, "time_steps": grid.n_t - 1,
+            "seconds": seconds, "seconds_per_step": seconds / (grid.n_t - 1),
+            "newton_iterations": int(sum(solver.newton_iterations)), "form": job.form}
+
+
+def main() -> None:
+    tests = paper_tests()
+    serial = demo(MPI.COMM_SELF)
+    tmp = OUT.with_suffix(".2ranks.json")
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    mpiexec = Path(sys.executable).with_name("mpiexec")
+    subprocess.run([str(mpiexec) if mpiexec.exists() else "mpiexec", "-n", "2", sys.executable,
+                    __file__, "--worker", str(tmp)], check=True, env=os.environ.copy())
+    par = json.loads(tmp.read_text())
+    tmp.unlink()
+    result = {"tests": tests, "demo": {
+        "config": str(DEMO.name), "dofs": serial["dofs"], "time_steps": serial["time_steps"],
+        "newton_iterations": serial["newton_iterations"], "form": serial["form"],
+        "seconds_per_step_1rank": serial["seconds_per_step"],
+        "seconds_per_step_2ranks": par["seconds_per_step"],
+        "speedup_2ranks": serial["seconds_per_step"] / par["seconds_per_step"]}}
+    for r in tests:
+        print(f"Test {r['test']}: rel. error {r['rel_error']:.2e} (paper {r['paper_rel_error']})"
+              f"  {r['seconds']:.3f} s (paper {r['paper_seconds']} s)")
+    d = result["demo"]
+    print(f"demo {d['config']}: {d['dofs']} dofs, {d['time_steps']} steps, "
+          f"{d['seconds_per_step_1rank']*1e3:.1f} ms/step (1 rank), "
+          f"{d['seconds_per_step_2ranks']*1e3:.1f} ms/step (2 ranks)")
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        res = demo()
+        if MPI.COMM_WORLD.rank == 0:
+            Path(sys.argv[2]).write_text(json.dumps(res))
+    else:
+        main()
