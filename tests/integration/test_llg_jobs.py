@@ -48,7 +48,7 @@ def test_scanner_demo_writes_signals(mpi_tmp_path):
     run("scanner2d.toml", mpi_tmp_path, "time.n_t=6", "observation.delta=0.05")
     out = mpi_tmp_path / "scanner2d"
     s = json.loads((out / "summary.json").read_text())
-    assert s["max_norm_deviation"] < 1e-12
+    assert s["max_norm_deviation"] < 1e-10  # |m| = 1 up to the Newton tolerance (dt = 0.2)
     data = load_signals(out / "signals.h5")
     assert data.shape == (2, 2, 5)
     assert data.coil_names == ("x-coil", "y-coil")
