@@ -126,14 +126,10 @@ class LLGSolver:
                 "snes_rtol": rtol, "snes_atol": atol, "snes_stol": 1e-14, "snes_max_it": max_it}
         if opts["ksp_type"] == "cg":  # the Jacobian is not symmetric
             opts["ksp_type"] = "gmres"
-        db = PETSc.Options()  # options the user gave (command line) win over the presets
-        user_solver = any(db.hasName(prefix + k) for k in ("ksp_type", "pc_type"))
-        opts = {k: v for k, v in opts.items() if not db.hasName(prefix + k)
-                and not (user_solver and k.startswith(("ksp_", "pc_")))}
         self.problem = fem_petsc.NonlinearProblem(
             residuals, unknowns if len(unknowns) > 1 else self.m1,
-            petsc_options_prefix=prefix, petsc_options=opts,
-            kind="mpi" if len(unknowns) > 1 else None)
+            petsc_options_prefix=prefix, kind="mpi" if len(unknowns) > 1 else None)
+        _configure(self.problem.solver, prefix, opts)
         self.newton_iterations: list[int] = []
         self.progress = lambda steps: steps
 
@@ -216,3 +212,21 @@ def _check_finite_collectively(comm: MPI.Comm, values: np.ndarray) -> None:
     if bad:
         raise ValueError("LLGSolver.solve: the initial magnetisation contains NaN/Inf")
 
+
+def _configure(snes, prefix: str, presets: dict) -> None:
+    """Apply the preset SNES/KSP options unless the user set them (command line), then tidy up.
+
+    (The options are inserted, read once by ``setFromOptions`` and deleted again, so nothing
+    leaks into the next solver's configuration.)
+    """
+    db = PETSc.Options()
+    user_solver = any(db.hasName(prefix + k) for k in ("ksp_type", "pc_type"))
+    ours = []
+    for key, value in presets.items():
+        if db.hasName(prefix + key) or (user_solver and key.startswith(("ksp_", "pc_"))):
+            continue
+        db[prefix + key] = value
+        ours.append(prefix + key)
+    snes.setFromOptions()
+    for name in ours:
+        db.delValue(name)
