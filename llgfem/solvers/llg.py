@@ -133,6 +133,42 @@ class LLGSolver:
         self.newton_iterations: list[int] = []
         self.progress = lambda steps: steps
 
+    # -- derivatives of one step (Gilbert form), shared by the inverse problems -------------
+    def _derivative_forms(self):
+        if self.form != "gilbert":
+            raise NotImplementedError("step derivatives are implemented for the Gilbert form (6)")
+        if not hasattr(self, "_dforms"):
+            m_bar = 0.5 * (self.m0 + self.m1) if self.theta == 0.5 else (
+                (1 - self.theta) * self.m0 + self.theta * self.m1)
+            mt = (self.m1 - self.m0) / self.grid.dt
+            self._dforms = {
+                "J0": fem.form(ufl.derivative(self.residual_ufl, self.m0)),
+                "J1": fem.form(ufl.derivative(self.residual_ufl, self.m1)),
+                "da1": fem.form(ufl.inner(mt, self.v) * ufl.dx),
+                "da2": fem.form(-ufl.inner(ufl.cross(m_bar, mt), self.v) * ufl.dx),
+            }
+            self._dmats = {k: fem_petsc.create_matrix(self._dforms[k]) for k in ("J0", "J1")}
+        return self._dforms
+
+    def step_jacobians(self, n: int, m_n: np.ndarray, m_next: np.ndarray):
+        """``(dR_n/dm_n, dR_n/dm_{n+1})`` as assembled PETSc matrices (reused storage)."""
+        forms = self._derivative_forms()
+        self._set_step(n, m_n, m_next)
+        out = []
+        for key in ("J0", "J1"):
+            A = self._dmats[key]
+            A.zeroEntries()
+            fem_petsc.assemble_matrix(A, forms[key])
+            A.assemble()
+            out.append(A)
+        return tuple(out)
+
+    def step_parameter_derivatives(self, n: int, m_n: np.ndarray, m_next: np.ndarray):
+        """``(dR_n/da1, dR_n/da2)`` as owned dual vectors (R is affine in a1, a2)."""
+        forms = self._derivative_forms()
+        self._set_step(n, m_n, m_next)
+        return assemble_owned(forms["da1"]), assemble_owned(forms["da2"])
+
     def set_parameters(self, a1: float, a2: float) -> None:
         """Change (a1, a2) without recompiling anything."""
         self.a1.value = float(a1)
