@@ -1,0 +1,221 @@
+"""The all-at-once forward operator of paper 002, §2.2.2 and Algorithm 3.1, and its adjoint.
+
+Unknowns ``x = (m_hat, a1, a2)`` with ``m = m0 + m_hat``, ``m_hat(0) = 0``; the operator
+
+    F(m_hat, a) = (F0(m_hat, a), (K_kl m_t)_kl) = (0, y)                                (10)
+
+where ``F0`` is the *same* discrete LLG residual the forward solver zeroes
+(``LLGSolver.space_time_residual``: implicit-midpoint residuals ``R_n`` at the ``N`` midpoints,
+dual vectors tested with the P1 basis) and ``K`` the observation operator (eq. (5)).
+
+Discrete spaces and inner products (SPEC §2; all transposes below are exact):
+
+* ``U`` (``m_hat``): ``(u1, u2)_U = sum_n dt (H u1)_n^T M^{-1} (H u2)_n`` -- the discrete
+  ``int int (u_t - Laplace u).(u_t - Laplace u)`` with the Crank-Nicolson heat operator ``H``
+  (:class:`~llgfem.solvers.heat.HeatSolver`); its Riesz map is a backward heat solve (19)
+  followed by a forward one (18): ``u = H^{-1} (M/dt) H^{-T} l``.
+* ``X = R^2`` (``a``): Euclidean, times ``param_weight``.
+* ``W`` (``F0``): ``(w1, w2)_W = sum_k omega_k (I1 w1)_k^T (A + M)^{-1} (I1 w2)_k`` with the
+  discrete ``I1[w](t_k) = int_0^{t_k} w - mean`` of (12) (midpoint-rule antiderivative, then
+  minus the trapezoidal mean), i.e. the Gram matrix ``G_W = (I1^T Omega I1) (x) (A + M)^{-1}``:
+  applying it is the elliptic problem (21) at every midpoint (A.1) followed by the discrete
+  ``I2 = I1^T Omega I1`` (A.2).
+* ``Y`` (data): ``Observation.inner_range`` (midpoint rule in time).
+
+Adjoint ``F'(x)* (r0, r_obs)`` (Algorithm 3.1, steps A-D): ``y = G_W r0`` (A.1-A.2); the
+transposed linearisation ``l_k = sum_n (dR_n/dm_k)^T y_n`` assembled per step as
+``ufl.action(ufl.adjoint(ufl.derivative(R_n, m_k)), y_n)`` (the discrete ``f^y, g_T^y`` of (20),
+A.3) plus the observation part ``K^T r_obs`` (B.1; ``Observation.transpose`` is the transpose
+for the pairing ``(K u, r)_Y``); ``u = riesz_U(l)`` (A.4-A.5, B.2-B.3);
+``beta_i = sum_n (dR_n/da_i) . y_n / param_weight`` ((22), (23); C, D).
+
+Layout of a domain vector: ``[m_hat_1, ..., m_hat_N, a1, a2]`` (owned dofs; ``a`` replicated on
+every rank, counted once in the inner product).  A range vector: ``[F0 (N x n_owned), y_obs]``
+(``y_obs`` replicated, counted once).
+
+Notation: ``N = n_t - 1`` steps, ``n`` owned dofs, ``m0`` initial state (owned dofs).
+"""
+
+from __future__ import annotations
+
+import dolfinx.fem as fem
+import numpy as np
+import ufl
+from mpi4py import MPI
+
+from llgfem.solvers.heat import HeatSolver
+from llgfem.solvers.llg import LLGSolver, assemble_owned
+from llgfem.spacetime import TimeGrid, array_to_function
+
+__all__ = ["AllAtOnceOperator", "time_gram_I2"]
+
+
+def time_gram_I2(grid: TimeGrid) -> np.ndarray:
+    """The N x N matrix ``I1^T Omega I1`` of the discrete (12) (symmetric positive definite)."""
+    N, dt = grid.n_t - 1, grid.dt
+    V = np.tril(np.full((N + 1, N), dt), k=-1)  # W_k = sum_{n<k} dt w_n
+    w = grid.weights
+    I1 = V - np.outer(np.ones(N + 1), w @ V) / grid.T
+    return I1.T @ (w[:, None] * I1)
+
+
+class AllAtOnceOperator:
+    """``F(m_hat, a) = (F0, K m)`` with the inner products of the module docstring.
+
+    Args:
+        solver: the forward solver (Gilbert form); its residual defines ``F0``.
+        heat: heat solver on the same space and grid (U Riesz map, elliptic (21)).
+        m0: initial state (owned dofs).
+        observation: the observation operator, or None (Remark 1: model part only).
+        estimate_parameters: False freezes ``a`` (Remark 1: the iteration is an LLG solver).
+        param_weight: weight of the Euclidean inner product of ``a``.
+    """
+
+    def __init__(self, solver: LLGSolver, heat: HeatSolver, m0: np.ndarray, observation=None,
+                 *, estimate_parameters: bool = True, param_weight: float = 1.0):
+        self.solver, self.heat, self.obs = solver, heat, observation
+        self.grid, self.comm, self.n = solver.grid, solver.comm, solver.n
+        self.N = self.grid.n_t - 1
+        self.m0 = np.asarray(m0, dtype=float)
+        self.estimate_parameters = estimate_parameters
+        self.param_weight = float(param_weight)
+        self.a_fixed = np.array([solver.a1.value, solver.a2.value], dtype=float)
+        self.I2 = time_gram_I2(self.grid)
+        self.n_obs = 0 if observation is None else int(np.prod(observation.signals_shape))
+        self._y = fem.Function(solver.V)
+        forms = solver._derivative_forms()
+        r_y = ufl.replace(solver.residual_ufl, {solver.v: self._y})
+        self._lin_T = [fem.form(ufl.derivative(r_y, m, solver.v)) for m in (solver.m0, solver.m1)]
+        self._da = [forms["da1"], forms["da2"]]
+        self.counters = {"F": 0, "adjoint": 0, "apply": 0}
+
+    # -- vectors ------------------------------------------------------------------------------
+    @property
+    def domain_size(self) -> int:
+        return self.N * self.n + 2
+
+    def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(m_hat (n_t, n) with row 0 = 0, a (2,))``."""
+        m_hat = np.zeros((self.N + 1, self.n))
+        m_hat[1:] = x[: self.N * self.n].reshape(self.N, self.n)
+        return m_hat, np.asarray(x[-2:], dtype=float)
+
+    def join(self, m_hat: np.ndarray, a) -> np.ndarray:
+        return np.concatenate([np.asarray(m_hat)[1:].ravel(), np.asarray(a, dtype=float)])
+
+    def split_range(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r0 = y[: self.N * self.n].reshape(self.N, self.n)
+        return r0, y[self.N * self.n:]
+
+    def data(self, y_obs: np.ndarray | None = None) -> np.ndarray:
+        """The right-hand side ``(0, y_obs)`` of (10) as a range vector."""
+        obs = np.zeros(self.n_obs) if y_obs is None else np.asarray(y_obs, dtype=float).ravel()
+        return np.concatenate([np.zeros(self.N * self.n), obs])
+
+    def state(self, x: np.ndarray) -> np.ndarray:
+        """The magnetisation trajectory ``m = m0 + m_hat``."""
+        m_hat, _ = self.split(x)
+        return self.m0[None, :] + m_hat
+
+    # -- inner products -------------------------------------------------------------------
+    def inner_domain(self, x1: np.ndarray, x2: np.ndarray) -> float:
+        u1, a1 = self.split(x1)
+        u2, a2 = self.split(x2)
+        return self.heat.inner_U(u1, u2) + self.param_weight * float(a1 @ a2)
+
+    def gram_W(self, r0: np.ndarray) -> np.ndarray:
+        """``G_W r0``: elliptic (21) at every midpoint (A.1), then ``I2`` in time (A.2)."""
+        y_tilde = self.heat.solve_elliptic(r0, dual=True)
+        return self.I2 @ y_tilde
+
+    def inner_range(self, y1: np.ndarray, y2: np.ndarray) -> float:
+        r1, o1 = self.split_range(y1)
+        r2, o2 = self.split_range(y2)
+        value = self.heat.dot(r1, self.gram_W(r2))
+        if self.n_obs:
+            shape = self.obs.signals_shape
+            value += self.obs.inner_range(o1.reshape(shape), o2.reshape(shape))
+        return value
+
+    # -- the operator -----------------------------------------------------------------------
+    def _set_parameters(self, a: np.ndarray) -> np.ndarray:
+        a = a if self.estimate_parameters else self.a_fixed
+        self.solver.set_parameters(*a)
+        return a
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        m_hat, a = self.split(x)
+        self._set_parameters(a)
+        m = self.m0[None, :] + m_hat
+        self.counters["F"] += 1
+        parts = [self.solver.space_time_residual(m).ravel()]
+        if self.n_obs:
+            parts.append(self.obs.apply(m).ravel())
+        return np.concatenate(parts)
+
+    def derivative(self, x: np.ndarray) -> AllAtOnceDerivative:
+        return AllAtOnceDerivative(self, x)
+
+
+class AllAtOnceDerivative:
+    """``F'(x)`` and its adjoint (Algorithm 3.1, S.2) at a fixed point ``x``."""
+
+    def __init__(self, op: AllAtOnceOperator, x: np.ndarray):
+        self.op = op
+        m_hat, a = op.split(x)
+        self.a = op._set_parameters(a)
+        self.m = op.m0[None, :] + m_hat
+
+    def __call__(self, dx: np.ndarray) -> np.ndarray:
+        return self.apply(dx)
+
+    def apply(self, dx: np.ndarray) -> np.ndarray:
+        """``F'(x)(u, beta)``: ``J0_n u_n + J1_n u_{n+1} + sum_i beta_i dR_n/da_i`` and ``K u``."""
+        op, s = self.op, self.op.solver
+        op._set_parameters(self.a)
+        u, beta = op.split(dx)
+        if not op.estimate_parameters:
+            beta = np.zeros(2)
+        out = np.empty((op.N, op.n))
+        x_vec, y_vec = None, None
+        for k in range(op.N):
+            J0, J1 = s.step_jacobians(k, self.m[k], self.m[k + 1])
+            if x_vec is None:
+                x_vec, y_vec = J0.createVecs()
+            out[k] = _mult(J0, u[k], x_vec, y_vec) + _mult(J1, u[k + 1], x_vec, y_vec)
+            d1, d2 = s.step_parameter_derivatives(k, self.m[k], self.m[k + 1])
+            out[k] += beta[0] * d1 + beta[1] * d2
+        op.counters["apply"] += 1
+        parts = [out.ravel()]
+        if op.n_obs:
+            parts.append(op.obs.apply(u).ravel())
+        return np.concatenate(parts)
+
+    def adjoint(self, r: np.ndarray) -> np.ndarray:
+        """``F'(x)* r`` in the U x R^2 and W x Y inner products (steps A-D)."""
+        op, s = self.op, self.op.solver
+        op._set_parameters(self.a)
+        r0, r_obs = op.split_range(r)
+        y = op.gram_W(r0)  # A.1, A.2
+        load = np.zeros((op.N + 1, op.n))
+        beta = np.zeros(2)
+        for k in range(op.N):  # A.3 (and C, D): transposed linearisation per step
+            s._set_step(k, self.m[k], self.m[k + 1])
+            array_to_function(y[k], op._y)
+            load[k] += assemble_owned(op._lin_T[0])
+            load[k + 1] += assemble_owned(op._lin_T[1])
+            if op.estimate_parameters:
+                beta += [float(assemble_owned(f) @ y[k]) for f in op._da]
+        if op.n_obs:  # B.1: observation sources
+            shape = op.obs.signals_shape
+            load += op.obs.transpose(r_obs.reshape(shape))  # (K u, r)_Y = transpose(r) . u
+        beta = op.comm.allreduce(beta, op=MPI.SUM) / op.param_weight
+        u = op.heat.riesz_U(load)  # A.4-A.5 (B.2-B.3)
+        op.counters["adjoint"] += 1
+        return op.join(u, beta)
+
+
+def _mult(A, values, x, y) -> np.ndarray:
+    x.array[:] = values
+    A.mult(x, y)
+    return y.array.copy()
