@@ -1,0 +1,342 @@
+"""The reduced forward operator F(a) = K d_t S(a) of paper 002 (SPEC §2), with F'(a) and F'(a)*.
+
+Continuous setting (paper §2.3): ``S: a = (a1, a2) -> m`` solves the LLG equation and
+``F(a) = K m_t`` are the receive-coil signals (9), (5).  The derivative ``F'(a) beta = K u_t``
+with the linearised LLG equation for ``u`` (§2.3.2, ``u(0) = 0``, source
+``-beta1 m_t + beta2 m x m_t``), and the adjoint (25)::
+
+    F'(a)* z = ( -int int m_t . q dx dt ,  int int (m x m_t) . q dx dt )            (25)
+
+with ``q`` the solution of the backward adjoint LLG equation (26)-(28) driven by the adjoint
+observation sources ``K~ z`` (29) and ``K~_T z`` (30).
+
+Discrete setting (what is implemented; *discretise-then-optimise*): the implicit-midpoint
+steps of :class:`llgfem.solvers.llg.LLGSolver`, ``R_n(m_n, m_{n+1}; a) = 0``, n = 0..N-1, and
+the observation ``O`` of :mod:`llgfem.operators.observation` (``O`` annihilates the constant
+``m_0``).  Differentiating the steps gives the linearised stepping (forward in time)::
+
+    J0_n u_n + J1_n u_{n+1} + B_n beta = 0,   u_0 = 0,   F'(a) beta = O u,
+
+``J0_n = dR_n/dm_n``, ``J1_n = dR_n/dm_{n+1}``, ``B_n = (dR_n/da1, dR_n/da2)``.  Its exact
+transpose (backward in time; the discrete counterpart of (26)-(28), with ``l = O^T r`` the
+discrete ``K~ r``, ``K~_T r`` of (29)-(30))::
+
+    J1_n^T lam_n = l_{n+1} - J0_{n+1}^T lam_{n+1},  n = N-1..0  (J0_N^T lam_N := 0),
+    F'(a)* r = -W^{-1} (sum_n B_n^T lam_n)                                      (discrete (25))
+
+follows from ``<O u, r>_Y = sum_i l_i . u_i = -sum_n lam_n . B_n beta``.  ``lam_n`` is a
+discrete ``q`` at the midpoint ``t_{n+1/2}`` (see ``tests/verification/test_reduced_adjoint.py``
+for the convergence to (26)-(30)).  Every step solve is a PETSc KSP (LU) on the assembled
+Jacobian, ``solveTranspose`` for the adjoint.
+
+Inner products: domain ``R^2`` with ``(x1, x2)_X = sum_i w_i x1_i x2_i`` (default ``w = 1``,
+Euclidean, as in the paper's update (37)-(38)); range ``(y1, y2)_Y = dt sum y1 y2``
+(:meth:`Observation.inner_range`, also for windowed sub-problems).
+
+Sub-problems for Landweber-Kaczmarz share the state cache: :meth:`ReducedOperator.time_segments`
+(Algorithm 3.3: data restricted to time windows) and :meth:`ReducedOperator.select`
+(Algorithm 3.4: one concentration/coil pair (k, l) through :meth:`Observation.select`).
+
+Warm start (paper §3.2): every forward solve starts Newton from the trajectory of the last
+solve (initially ``m_guess``).  Solve counters (forward, linearised, adjoint, Newton) are in
+:attr:`ReducedOperator.counters`, shared by all sub-problems.
+
+Notation: ``x = a = (a1, a2)`` (replicated on all ranks); ``y`` the flattened data
+``(K, L, n_samples)``; ``m, u`` trajectories ``(n_t, n_owned)``; ``lam`` adjoint states
+``(N, n_owned)``; ``W = diag(w)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+from mpi4py import MPI
+
+from llgfem.operators.observation import Observation
+from llgfem.solvers.linear import LinearSolver, SolverError
+from llgfem.solvers.llg import LLGSolver
+
+__all__ = ["ReducedDerivative", "ReducedOperator", "StateCache"]
+
+
+class StateCache:
+    """Parameter-to-state map ``S(a)`` with warm starts, a small cache and solve counters.
+
+    Args:
+        solver: the LLG solver (Gilbert form).
+        m_init: owned dofs of ``m(0)``.
+        m_guess: optional trajectory ``(n_t, n_owned)``: Newton guesses of the first solve.
+        size: number of cached states.
+    """
+
+    def __init__(self, solver: LLGSolver, m_init: np.ndarray, m_guess: np.ndarray | None = None,
+                 size: int = 4):
+        self.solver, self.m_init = solver, np.asarray(m_init, dtype=float)
+        self.last = None if m_guess is None else np.asarray(m_guess, dtype=float)
+        self.size = size
+        self._states: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self.counters = {"forward": 0, "linearised": 0, "adjoint": 0, "newton": 0}
+        self._ksp: LinearSolver | None = None
+
+    def state(self, x: np.ndarray) -> np.ndarray:
+        """The trajectory ``S(x)`` (solved with a warm start unless cached)."""
+        x = _parameters(x, self.solver.comm)
+        key = x.tobytes()
+        if key in self._states:
+            self._states.move_to_end(key)
+            return self._states[key]
+        self.solver.set_parameters(*x)
+        try:
+            m = self.solver.solve(self.m_init, warm_start=self.last)
+        finally:
+            self.counters["newton"] += int(sum(self.solver.newton_iterations))
+        self.counters["forward"] += 1
+        self.last = m
+        self._states[key] = m
+        while len(self._states) > self.size:
+            self._states.popitem(last=False)
+        return m
+
+    def step_solver(self, J1) -> LinearSolver:
+        """The KSP (LU) of the step Jacobian storage ``J1`` (refactorised per step)."""
+        if self._ksp is None:
+            self._ksp = LinearSolver(J1, "llgfem_reduced_step_", kind="direct")
+        else:
+            self._ksp.ksp.setOperators(J1)
+        return self._ksp
+
+
+def _parameters(x: np.ndarray, comm: MPI.Comm) -> np.ndarray:
+    """Validate a replicated parameter vector (identical verdict on every rank)."""
+    x = np.asarray(x, dtype=float)
+    code = 2 if x.shape != (2,) else int(not np.all(np.isfinite(x)))
+    code = comm.allreduce(code, op=MPI.MAX)
+    if code == 2:
+        raise ValueError(f"ReducedOperator: the parameters must be a vector (a1, a2), got shape "
+                         f"{x.shape}")
+    if code == 1:
+        raise ValueError(f"ReducedOperator: the parameters contain NaN/Inf: {x}")
+    return x
+
+
+class ReducedOperator:
+    """``F(a) = O S(a)`` for the regularisation drivers (protocol of
+    :mod:`llgfem.operators.protocols`).
+
+    Args:
+        solver: :class:`LLGSolver` in the Gilbert form (its parameters are overwritten).
+        observation: the observation operator ``O``.
+        m_init: owned dofs of the initial magnetisation ``m(0)``.
+        m_guess: optional Newton guess trajectory of the first forward solve.
+        weights: domain weights ``w`` (default ``(1, 1)``: Euclidean).
+        samples: optional indices of the time samples observed (a time window).
+        failed_solve: ``"raise"`` (a :class:`SolverError` on every rank) or ``"nan"`` (return
+            NaN data, so that an adaptive step size rejects the trial and bisects).
+        cache: a shared :class:`StateCache` (used by sub-problems).
+
+    Raises:
+        ValueError: invalid weights, samples or ``failed_solve``.
+    """
+
+    def __init__(self, solver: LLGSolver, observation: Observation, m_init: np.ndarray, *,
+                 m_guess: np.ndarray | None = None, weights: Sequence[float] = (1.0, 1.0),
+                 samples: Sequence[int] | None = None, failed_solve: str = "raise",
+                 cache: StateCache | None = None):
+        self.solver, self.observation = solver, observation
+        self.cache = cache or StateCache(solver, m_init, m_guess)
+        self.weights = np.asarray(weights, dtype=float)
+        if self.weights.shape != (2,) or not np.all(self.weights > 0):
+            raise ValueError(f"ReducedOperator: weights must be two positive numbers, got "
+                             f"{weights}")
+        N = observation.signals_shape[2]
+        self.samples = np.arange(N) if samples is None else np.asarray(samples, dtype=int)
+        if self.samples.size == 0 or np.any((self.samples < 0) | (self.samples >= N)):
+            raise ValueError(f"ReducedOperator: samples must be non-empty indices in [0, {N})")
+        if failed_solve not in ("raise", "nan"):
+            raise ValueError(f"failed_solve must be 'raise' or 'nan', got {failed_solve!r}")
+        self.failed_solve = failed_solve
+        self.dt = solver.grid.dt
+
+    # -- protocol ---------------------------------------------------------------------------
+    @property
+    def counters(self) -> dict[str, int]:
+        """Forward, linearised and adjoint solves and Newton iterations so far (shared)."""
+        return self.cache.counters
+
+    @property
+    def data_shape(self) -> tuple[int, int, int]:
+        """``(K, L, n_samples)`` of this (sub-)problem's data."""
+        K, L, _ = self.observation.signals_shape
+        return (K, L, self.samples.size)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """``F(x)``, flattened (NaN data if the solve failed and ``failed_solve == 'nan'``)."""
+        try:
+            m = self.state(x)
+        except SolverError:
+            if self.failed_solve == "raise":
+                raise
+            return np.full(int(np.prod(self.data_shape)), math.nan)
+        return self.restrict(self.observation.apply(m))
+
+    def state(self, x: np.ndarray) -> np.ndarray:
+        """The trajectory ``S(x)``."""
+        return self.cache.state(x)
+
+    def derivative(self, x: np.ndarray) -> ReducedDerivative:
+        """``F'(x)`` at the state ``S(x)``."""
+        return ReducedDerivative(self, _parameters(x, self.solver.comm).copy(), self.state(x))
+
+    def inner_domain(self, x1: np.ndarray, x2: np.ndarray) -> float:
+        """``sum_i w_i x1_i x2_i`` (replicated: no communication)."""
+        return float(np.sum(self.weights * np.asarray(x1) * np.asarray(x2)))
+
+    def inner_range(self, y1: np.ndarray, y2: np.ndarray) -> float:
+        """``dt sum y1 y2`` (the midpoint rule of :meth:`Observation.inner_range`)."""
+        size = int(np.prod(self.data_shape))
+        for name, y in (("y1", y1), ("y2", y2)):
+            if np.size(y) != size:
+                raise ValueError(f"ReducedOperator: {name} must have {size} entries "
+                                 f"(K, L, n_samples) = {self.data_shape}, got {np.size(y)}")
+        return self.dt * float(np.vdot(y1, y2))
+
+    # -- data restriction and sub-problems --------------------------------------------------
+    def restrict(self, y_full: np.ndarray) -> np.ndarray:
+        """This sub-problem's part of data of the full shape ``(K, L, N)`` (flattened)."""
+        K, L, N = self.observation.signals_shape
+        return np.asarray(y_full, dtype=float).reshape(K, L, N)[:, :, self.samples].ravel()
+
+    def extend(self, r: np.ndarray) -> np.ndarray:
+        """Zero-pad flattened sub-problem data to the observation's ``(K, L, N)``."""
+        out = np.zeros(self.observation.signals_shape)
+        out[:, :, self.samples] = np.asarray(r, dtype=float).reshape(self.data_shape)
+        return out
+
+    def _sub(self, observation: Observation, samples) -> ReducedOperator:
+        return ReducedOperator(self.solver, observation, self.cache.m_init, weights=self.weights,
+                               samples=samples, failed_solve=self.failed_solve, cache=self.cache)
+
+    def time_segments(self, n: int) -> list[ReducedOperator]:
+        """``n`` sub-problems on consecutive time windows of the samples (Algorithm 3.3)."""
+        if not 1 <= n <= self.samples.size:
+            raise ValueError(f"time_segments: n must lie in [1, {self.samples.size}], got {n}")
+        return [self._sub(self.observation, s) for s in np.array_split(self.samples, n)]
+
+    def select(self, k: int, l: int) -> ReducedOperator:  # noqa: E741 (the paper's index)
+        """The sub-problem of concentration ``k`` and coil ``l`` (Algorithm 3.4)."""
+        return self._sub(self.observation.select(k, l), self.samples)
+
+    def select_data(self, y_full: np.ndarray, k: int, l: int) -> np.ndarray:  # noqa: E741
+        """The data of :meth:`select` ``(k, l)`` from full ``(K, L, N)`` data (flattened)."""
+        K, L, N = self.observation.signals_shape
+        y = np.asarray(y_full, dtype=float).reshape(K, L, N)[k:k + 1, l:l + 1]
+        return y[:, :, self.samples].ravel()
+
+    def relative_residual(self, x: np.ndarray) -> float:
+        """The relative LLG residual of the state ``S(x)`` (:meth:`LLGSolver.relative_residual`)."""
+        m = self.state(x)
+        self.solver.set_parameters(*np.asarray(x, dtype=float))
+        return self.solver.relative_residual(m)
+
+
+class ReducedDerivative:
+    """``F'(a)`` at a fixed state: :meth:`apply` (linearised LLG), :meth:`adjoint` (adjoint LLG).
+
+    Args:
+        op: the reduced operator.
+        x: the parameters ``a``.
+        m: the state ``S(a)``.
+    """
+
+    def __init__(self, op: ReducedOperator, x: np.ndarray, m: np.ndarray):
+        self.op, self.x, self.m = op, x, m
+        self.solver = op.solver
+
+    def __call__(self, beta: np.ndarray) -> np.ndarray:
+        return self.apply(beta)
+
+    def apply(self, beta: np.ndarray) -> np.ndarray:
+        """``F'(a) beta`` (one linearised solve forward in time)."""
+        beta = _parameters(beta, self.solver.comm)
+        return self.sensitivities(beta[:, None])[:, 0]
+
+    def sensitivities(self, betas: np.ndarray | None = None) -> np.ndarray:
+        """``F'(a) beta_j`` for the columns of ``betas`` (default: the identity, i.e. the
+        Jacobian ``(n_data, 2)``), all from one sweep (one factorisation per step)."""
+        betas = np.eye(2) if betas is None else np.asarray(betas, dtype=float)
+        u = self._linearised_sweep(betas)
+        obs = self.op.observation
+        cols = [self.op.restrict(obs.apply(u[j])) for j in range(betas.shape[1])]
+        self.op.counters["linearised"] += betas.shape[1]
+        return np.stack(cols, axis=1)
+
+    def _linearised_sweep(self, betas: np.ndarray) -> np.ndarray:
+        """Trajectories ``u^(j)`` with ``J0_n u_n + J1_n u_{n+1} + B_n beta_j = 0``, ``u_0 = 0``."""
+        s, m, cache = self.solver, self.m, self.op.cache
+        s.set_parameters(*self.x)
+        n_t, n = m.shape
+        u = np.zeros((betas.shape[1], n_t, n))
+        for k in range(n_t - 1):
+            J0, J1 = s.step_jacobians(k, m[k], m[k + 1])
+            B = np.stack(s.step_parameter_derivatives(k, m[k], m[k + 1]), axis=1)  # (n, 2)
+            ksp = cache.step_solver(J1)
+            for j in range(betas.shape[1]):
+                rhs = -(_mult(J0, u[j, k], ksp) + B @ betas[:, j])
+                u[j, k + 1] = _checked(ksp.solve_array(rhs), ksp)
+        return u
+
+    def adjoint(self, r: np.ndarray) -> np.ndarray:
+        """``F'(a)* r`` in the inner products of the operator (one backward adjoint solve)."""
+        r = np.asarray(r, dtype=float)
+        if not np.all(np.isfinite(r)):
+            raise ValueError("ReducedDerivative.adjoint: the residual contains NaN/Inf")
+        lam = self.adjoint_states(self.op.observation.transpose(self.op.extend(r)))
+        grad = self._pair_with_parameter_derivatives(lam)
+        self.op.counters["adjoint"] += 1
+        return -grad / self.op.weights
+
+    def adjoint_states(self, l: np.ndarray) -> np.ndarray:  # noqa: E741
+        """``lam_n`` from ``J1_n^T lam_n = l_{n+1} - J0_{n+1}^T lam_{n+1}`` (backward in time)."""
+        s, m, cache = self.solver, self.m, self.op.cache
+        s.set_parameters(*self.x)
+        n_t, n = m.shape
+        lam = np.zeros((n_t - 1, n))
+        carry = np.zeros(n)  # J0_{n+1}^T lam_{n+1}
+        for k in range(n_t - 2, -1, -1):
+            J0, J1 = s.step_jacobians(k, m[k], m[k + 1])
+            ksp = cache.step_solver(J1)
+            lam[k] = _checked(ksp.solve_transpose_array(l[k + 1] - carry), ksp)
+            carry = _mult(J0, lam[k], ksp, transpose=True)
+        return lam
+
+    def _pair_with_parameter_derivatives(self, lam: np.ndarray) -> np.ndarray:
+        """``sum_n B_n^T lam_n`` (global, replicated)."""
+        s, m = self.solver, self.m
+        local = np.zeros(2)
+        for k in range(lam.shape[0]):
+            d1, d2 = s.step_parameter_derivatives(k, m[k], m[k + 1])
+            local += (float(d1 @ lam[k]), float(d2 @ lam[k]))
+        out = np.empty(2)
+        s.comm.Allreduce(local, out, op=MPI.SUM)
+        return out
+
+
+def _mult(A, values: np.ndarray, ksp: LinearSolver, transpose: bool = False) -> np.ndarray:
+    """``A v`` or ``A^T v`` on owned-dof arrays (uses the KSP's work vectors)."""
+    x, b = ksp._x, ksp._b
+    x.array[:] = values
+    (A.multTranspose if transpose else A.mult)(x, b)
+    return b.array.copy()
+
+
+def _checked(values: np.ndarray, ksp: LinearSolver) -> np.ndarray:
+    """Raise on every rank if an LU step solve produced NaN/Inf (a singular step Jacobian)."""
+    bad = ksp.ksp.getComm().tompi4py().allreduce(int(not np.all(np.isfinite(values))),
+                                                 op=MPI.MAX)
+    if bad:
+        raise SolverError("ReducedOperator: a step solve of the linearised/adjoint LLG equation "
+                          "returned NaN/Inf (singular step Jacobian?)")
+    return values
