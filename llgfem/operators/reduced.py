@@ -100,6 +100,13 @@ class StateCache:
             self._states.popitem(last=False)
         return m
 
+    def reset(self, m_guess: np.ndarray | None = None) -> None:
+        """Forget the cached states, zero the counters, set the next Newton guess."""
+        self._states.clear()
+        self.last = None if m_guess is None else np.asarray(m_guess, dtype=float)
+        for key in self.counters:
+            self.counters[key] = 0
+
     def step_solver(self, J1) -> LinearSolver:
         """The KSP (LU) of the step Jacobian storage ``J1`` (refactorised per step)."""
         if self._ksp is None:

@@ -1,0 +1,298 @@
+"""The ``calibrate`` job: identify the LLG parameters (a1, a2) from receive-coil signals.
+
+Paper 002 §2.2-3 and §4.3 (SPEC §2-3): synthetic data ``y = F(a_true)`` of the reduced
+operator (:mod:`llgfem.operators.reduced`, eq. (9)), noise of relative level ``delta``
+(seeded), then one of
+
+* ``landweber`` -- reduced Landweber, Algorithm 3.2 (update (37)-(38));
+* ``kaczmarz_time`` -- Landweber-Kaczmarz over ``segments`` time windows, Algorithm 3.3;
+* ``kaczmarz_data`` -- Landweber-Kaczmarz over the (k, l) pairs, Algorithm 3.4;
+* ``levenberg_marquardt`` -- regularising Levenberg-Marquardt (beyond the paper,
+  :mod:`llgfem.regularisation.gauss_newton`),
+
+all stopped by the discrepancy principle (15)-(17) with ``tau`` (or ``max_iter``).
+
+Config tables::
+
+    [llg]            # as in llg_forward: the true parameters, field, initial state, form
+    initial = "paper3"             # paperN: Table 1 Test N (true a, field, m0, Neumann g)
+
+    [calibrate]
+    method = "landweber"           # landweber | kaczmarz_time | kaczmarz_data |
+                                   # levenberg_marquardt
+    a0 = [1.2, 0.2]                # initial guess of (a1, a2)
+    delta = 0.03                   # relative noise level ||y_delta - y|| / ||y||
+    seed = 0                       # noise seed
+    tau = 2.1                      # discrepancy principle (paper: tau > 2)
+    step = "adaptive"              # adaptive | constant | steepest
+    mu = 1.0                       # (initial) step size
+    grow = 2.0                     # adaptive: growth after an accepted step
+    armijo = 0.5                   # adaptive: sufficient-decrease constant
+    max_iter = 500
+    segments = 5                   # kaczmarz_time: number of windows
+    lm_q = 0.7                     # levenberg_marquardt: linearised residual ratio
+    state_guess = "paper"          # Newton guess of the first solve: "paper"
+                                   # (m0 - 0.1 sin(20 t)(1,1,1), §4.3) or "m0"
+
+Without ``[[coil]]`` tables the observation is the paper's §4.3 one: ``mu0 = 1``,
+``a~ = 1`` (constant transfer), ``c = 1``, ``p = (1, 1, 1)``.
+
+Reported (``summary.json``): ``iterations``, ``r_llg`` (relative LLG residual of the final
+state, :meth:`LLGSolver.relative_residual`), ``r_obs = ||F(a) - y_delta|| / ||y_delta||``,
+``e_a1``, ``e_a2`` (relative error ``|a_i - a_i^true| / |a_i^true|``, the absolute error when
+``a_i^true = 0``), ``seconds`` (the identification loop, excluding setup/JIT), the solve
+counters; ``history.json`` (residual, a1, a2 and counters per iteration); plots of the signal
+fit and parameter traces (rank 0).
+
+Notation: ``a = (a1, a2)``, ``y``, ``y_delta`` data, ``delta`` relative noise, ``noise`` its
+absolute level (range norm), ``tau`` discrepancy factor.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from mpi4py import MPI
+
+from llgfem.config import Config, ConfigError, write_resolved_config
+from llgfem.io.plots import plot_series
+from llgfem.io.progress import get_logger
+from llgfem.io.results import write_json
+from llgfem.jobs.llg_forward import LLGJobConfig, build_solver
+from llgfem.jobs.signals import build_observation
+from llgfem.mesh import create_domain
+from llgfem.operators.observation import Coil, Observation
+from llgfem.operators.reduced import ReducedOperator
+from llgfem.regularisation import (
+    AdaptiveStep,
+    ConstantStep,
+    DiscrepancyPrinciple,
+    History,
+    MaxIterations,
+    SteepestDescentStep,
+    landweber,
+    landweber_kaczmarz,
+)
+from llgfem.regularisation.gauss_newton import levenberg_marquardt
+from llgfem.spacetime import TimeGrid, create_vector_space, interpolate_levels
+
+__all__ = ["CalibrateConfig", "Calibration", "parameter_errors", "run", "setup"]
+
+METHODS = ("landweber", "kaczmarz_time", "kaczmarz_data", "levenberg_marquardt")
+
+
+@dataclass(frozen=True)
+class CalibrateConfig:
+    method: str = "landweber"
+    a0: tuple[float, float] = (1.2, 0.2)
+    delta: float = 0.03
+    seed: int = 0
+    tau: float = 2.1
+    step: str = "adaptive"
+    mu: float = 1.0
+    grow: float = 2.0
+    armijo: float = 0.5
+    max_iter: int = 500
+    segments: int = 5
+    lm_q: float = 0.7
+    state_guess: str = "paper"
+
+    def validate(self, where: str) -> None:
+        checks = [
+            (self.method in METHODS, "method", f"{self.method!r} is not one of {METHODS}"),
+            (len(self.a0) == 2 and all(map(math.isfinite, self.a0)), "a0", "needs 2 finite"),
+            (math.isfinite(self.delta) and self.delta >= 0, "delta", "must be >= 0"),
+            (self.tau > 1, "tau", "must be > 1 (the paper takes tau > 2)"),
+            (self.step in ("adaptive", "constant", "steepest"), "step",
+             "adaptive | constant | steepest"),
+            (self.mu > 0 and self.grow >= 1 and 0 <= self.armijo < 1, "mu",
+             "need mu > 0, grow >= 1, 0 <= armijo < 1"),
+            (self.max_iter >= 0 and self.segments >= 1, "max_iter",
+             "need max_iter >= 0, segments >= 1"),
+            (0 < self.lm_q < 1, "lm_q", "must lie in (0, 1)"),
+            (self.state_guess in ("paper", "m0"), "state_guess", "paper | m0"),
+        ]
+        for ok, key, msg in checks:
+            if not ok:
+                raise ConfigError(f"{where}.{key}: {msg}")
+
+
+def parameter_errors(a: np.ndarray, a_true: np.ndarray) -> tuple[float, float]:
+    """``e_ai = |a_i - a_i^true| / |a_i^true|`` (absolute error if ``a_i^true = 0``)."""
+    return tuple(float(abs(x - t) / (abs(t) if t != 0 else 1.0)) for x, t in zip(a, a_true))
+
+
+@dataclass
+class Calibration:
+    """A configured identification problem (see :func:`setup`)."""
+
+    op: ReducedOperator
+    y: np.ndarray
+    y_delta: np.ndarray
+    noise: float
+    a_true: np.ndarray
+    cfg: CalibrateConfig
+
+    def subproblems(self) -> tuple[list[ReducedOperator], list[np.ndarray], list[float]]:
+        """Sub-operators, their data and (actual) noise levels for the configured method."""
+        op, c = self.op, self.cfg
+        if c.method == "kaczmarz_time":
+            ops = op.time_segments(c.segments)
+            parts = [o.restrict for o in ops]
+        elif c.method == "kaczmarz_data":
+            pairs = op.observation.pairs
+            ops = [op.select(k, l) for k, l in pairs]
+            parts = [lambda y, k=k, l=l: op.select_data(y, k, l) for k, l in pairs]  # noqa: E741
+        else:
+            return [op], [self.y_delta], [self.noise]
+        data = [part(self.y_delta) for part in parts]
+        noise = [part(self.y_delta - self.y) for part in parts]
+        return ops, data, [math.sqrt(o.inner_range(e, e)) for o, e in zip(ops, noise)]
+
+
+def _paper_observation(V, grid: TimeGrid) -> Observation:
+    """The §4.3 observation: mu0 = 1, a~ = 1, c = 1, p = (1, 1, 1)."""
+    return Observation(V, grid, 1.0, [Coil((1.0, 1.0, 1.0), ("constant", 1.0), "p111")],
+                       mu0=1.0)
+
+
+def setup(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD) -> Calibration:
+    """Build the solver, observation, reduced operator and noisy synthetic data of ``cfg``."""
+    job = cfg.section("llg", LLGJobConfig)
+    cal = cfg.section("calibrate", CalibrateConfig)
+    if job.form != "gilbert":
+        raise ConfigError("llg.form: the calibration needs the Gilbert form (step derivatives)")
+    domain = create_domain(comm, cfg.domain)
+    V = create_vector_space(domain.mesh)
+    grid = TimeGrid(cfg.time.T, cfg.time.n_t)
+    solver, m0_fn, _ = build_solver(cfg, job, V, grid)
+    built = build_observation(cfg, domain, V, grid)
+    obs = built[0] if built is not None else _paper_observation(V, grid)
+    if isinstance(m0_fn, np.ndarray):
+        m0 = m0_fn
+    else:
+        m0 = interpolate_levels(V, m0_fn, [0.0])[0]
+    guess = None
+    if cal.state_guess == "paper":
+        guess = m0[None, :] - 0.1 * np.sin(20 * grid.times)[:, None]
+    a_true = np.array([solver.params.a1, solver.params.a2])
+    op = ReducedOperator(solver, obs, m0, m_guess=guess, failed_solve="nan")
+    y = op.restrict(obs.apply(op.cache.state(a_true)))
+    op.cache.reset(guess)  # the identification starts from the guess, not the true state
+    y_delta, noise = obs.add_noise(y.reshape(obs.signals_shape), cal.delta, cal.seed)
+    return Calibration(op, y, y_delta.ravel(), noise, a_true, cal)
+
+
+def _step_rule(c: CalibrateConfig):
+    if c.step == "constant":
+        return ConstantStep(c.mu)
+    if c.step == "steepest":
+        return SteepestDescentStep()
+    return AdaptiveStep(c.mu, grow=c.grow, armijo=c.armijo, mu_max=1e6 * c.mu)
+
+
+class _Counters:
+    """Callback recording the solve counters and wall time after every iteration."""
+
+    def __init__(self, op: ReducedOperator):
+        self.op, self.t0 = op, time.perf_counter()
+        self.records: dict[str, list] = {k: [] for k in (*op.counters, "seconds")}
+
+    def __call__(self, info) -> None:
+        for key, value in self.op.counters.items():
+            self.records[key].append(value)
+        self.records["seconds"].append(time.perf_counter() - self.t0)
+
+
+def identify(cal: Calibration):
+    """Run the configured method; returns ``(Result, history records)``."""
+    c = cal.cfg
+    ops, data, deltas = cal.subproblems()
+    history = History({"a1": lambda x: x[0], "a2": lambda x: x[1]})
+    counters = _Counters(cal.op)
+    cbs = [history, counters]
+    if c.method == "levenberg_marquardt":
+        res = levenberg_marquardt(cal.op, cal.y_delta, np.array(c.a0), tau=c.tau,
+                                  delta=cal.noise, q=c.lm_q, max_iter=c.max_iter, callbacks=cbs)
+    elif len(ops) == 1 and c.method == "landweber":
+        res = landweber(cal.op, cal.y_delta, np.array(c.a0), step=_step_rule(c),
+                        stop=DiscrepancyPrinciple(c.tau, cal.noise) | MaxIterations(c.max_iter),
+                        callbacks=cbs)
+    else:
+        res = landweber_kaczmarz(ops, data, np.array(c.a0), step=_step_rule(c),
+                                 stop=DiscrepancyPrinciple(c.tau, deltas)
+                                 | MaxIterations(c.max_iter), callbacks=cbs)
+    return res, {**history.state_dict(), **counters.records}
+
+
+def evaluate(cal: Calibration, a: np.ndarray) -> dict:
+    """``r_llg``, ``r_obs``, ``e_a1``, ``e_a2`` of the parameters ``a``."""
+    op = cal.op
+    r = op(a) - cal.y_delta
+    e1, e2 = parameter_errors(a, cal.a_true)
+    return {"a1": float(a[0]), "a2": float(a[1]), "e_a1": e1, "e_a2": e2,
+            "r_obs": math.sqrt(op.inner_range(r, r) / op.inner_range(cal.y_delta, cal.y_delta)),
+            "r_llg": float(op.relative_residual(a))}
+
+
+def calibrate(cal: Calibration) -> tuple[dict, dict]:
+    """Identify and evaluate; returns ``(summary, history)``."""
+    comm = cal.op.solver.comm
+    comm.Barrier()
+    t0 = time.perf_counter()
+    res, hist = identify(cal)
+    seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+    summary = {"method": cal.cfg.method, "iterations": int(res.iterations),
+               "reason": res.reason, "seconds": seconds, **dict(cal.op.counters),
+               "delta": cal.cfg.delta, "noise_level": cal.noise, "tau": cal.cfg.tau,
+               "a0": list(cal.cfg.a0), "a_true": cal.a_true.tolist(), "mpi_size": comm.size}
+    summary.update(evaluate(cal, res.x))
+    return summary, hist
+
+
+def run(cfg: Config) -> dict:
+    """Run the ``calibrate`` job; returns the summary."""
+    cal = setup(cfg)
+    comm = cal.op.solver.comm
+    summary, hist = calibrate(cal)
+    summary["job"] = "calibrate"
+    out = cfg.run_dir
+    if comm.rank == 0:
+        write_resolved_config(cfg, out, {"calibrate": cal.cfg})
+    write_json(out / "history.json", hist, comm)
+    if cfg.output.plots:
+        write_plots(cal, summary, hist, out, comm)
+    write_json(out / "summary.json", summary, comm)
+    get_logger(comm=comm).info(
+        "calibrate (%s): a = (%.4f, %.4f), e_a = (%.3g, %.3g), %d its, %.2f s -> %s",
+        summary["method"], summary["a1"], summary["a2"], summary["e_a1"], summary["e_a2"],
+        summary["iterations"], summary["seconds"], out)
+    return summary
+
+
+def write_plots(cal: Calibration, summary: dict, hist: dict, out, comm) -> None:
+    """Signal fit (data vs. model at the identified parameters) and parameter traces."""
+    op = cal.op
+    a = np.array([summary["a1"], summary["a2"]])
+    fit = op(a).reshape(op.data_shape)
+    data = cal.y_delta.reshape(op.data_shape)
+    obs = op.observation
+    t = obs.times[op.samples]
+    series = {}
+    for k, cname in enumerate(obs.concentration_names):
+        for l, pname in enumerate(obs.coil_names):  # noqa: E741
+            series[f"data {cname}/{pname}"] = data[k, l]
+            series[f"fit {cname}/{pname}"] = fit[k, l]
+    plot_series(out / "plots" / "signal_fit.png", t, series, ylabel="voltage",
+                title=f"signal fit ({summary['method']}, delta = {cal.cfg.delta:g})", comm=comm)
+    its = np.asarray(hist["iteration"], dtype=float)
+    plot_series(out / "plots" / "parameters.png", its,
+                {"a1": hist["a1"], "a2": hist["a2"],
+                 "a1 true": np.full(its.size, cal.a_true[0]),
+                 "a2 true": np.full(its.size, cal.a_true[1])},
+                xlabel="iteration", ylabel="parameter", title="parameter traces", comm=comm)
+    plot_series(out / "plots" / "residual.png", its, {"||F(a) - y_delta||": hist["residual_norm"]},
+                xlabel="iteration", ylabel="residual", logy=True, title="residual", comm=comm)
