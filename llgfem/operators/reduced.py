@@ -70,11 +70,17 @@ class StateCache:
         m_init: owned dofs of ``m(0)``.
         m_guess: optional trajectory ``(n_t, n_owned)``: Newton guesses of the first solve.
         size: number of cached states.
+        newton_atol: after the first solve, the SNES absolute tolerance is set to
+            ``newton_atol`` times the per-step residual scale (:meth:`LLGSolver.residual_scale`
+            over ``sqrt(N)``): with a purely relative tolerance a warm start saves nothing,
+            since Newton must then reduce an already small residual by the same factor.
+            ``None`` keeps the solver's tolerances.
     """
 
     def __init__(self, solver: LLGSolver, m_init: np.ndarray, m_guess: np.ndarray | None = None,
-                 size: int = 4):
+                 size: int = 4, newton_atol: float | None = 1e-12):
         self.solver, self.m_init = solver, np.asarray(m_init, dtype=float)
+        self.newton_atol, self._atol_set = newton_atol, False
         self.last = None if m_guess is None else np.asarray(m_guess, dtype=float)
         self.size = size
         self._states: OrderedDict[bytes, np.ndarray] = OrderedDict()
@@ -94,6 +100,10 @@ class StateCache:
         finally:
             self.counters["newton"] += int(sum(self.solver.newton_iterations))
         self.counters["forward"] += 1
+        if self.newton_atol is not None and not self._atol_set:
+            scale = self.solver.residual_scale(m) / math.sqrt(m.shape[0] - 1)
+            self.solver.problem.solver.setTolerances(atol=self.newton_atol * scale)
+            self._atol_set = True
         self.last = m
         self._states[key] = m
         while len(self._states) > self.size:
