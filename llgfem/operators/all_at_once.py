@@ -44,7 +44,7 @@ import ufl
 from mpi4py import MPI
 
 from llgfem.solvers.heat import HeatSolver
-from llgfem.solvers.llg import LLGSolver, assemble_owned
+from llgfem.solvers.llg import LLGSolver, VectorAssembler
 from llgfem.spacetime import TimeGrid, array_to_function
 
 __all__ = ["AllAtOnceOperator", "time_gram_I2"]
@@ -85,7 +85,8 @@ class AllAtOnceOperator:
         self._y = fem.Function(solver.V)
         forms = solver._derivative_forms()
         r_y = ufl.replace(solver.residual_ufl, {solver.v: self._y})
-        self._lin_T = [fem.form(ufl.derivative(r_y, m, solver.v)) for m in (solver.m0, solver.m1)]
+        self._lin_T = [VectorAssembler(fem.form(ufl.derivative(r_y, m, solver.v)))
+                       for m in (solver.m0, solver.m1)]
         self._da = [forms["da1"], forms["da2"]]
         self.counters = {"F": 0, "adjoint": 0, "apply": 0}
 
@@ -202,10 +203,10 @@ class AllAtOnceDerivative:
         for k in range(op.N):  # A.3 (and C, D): transposed linearisation per step
             s._set_step(k, self.m[k], self.m[k + 1])
             array_to_function(y[k], op._y)
-            load[k] += assemble_owned(op._lin_T[0])
-            load[k + 1] += assemble_owned(op._lin_T[1])
+            load[k] += op._lin_T[0]()
+            load[k + 1] += op._lin_T[1]()
             if op.estimate_parameters:
-                beta += [float(assemble_owned(f) @ y[k]) for f in op._da]
+                beta += [float(f() @ y[k]) for f in op._da]
         if op.n_obs:  # B.1: observation sources
             shape = op.obs.signals_shape
             load += op.obs.transpose(r_obs.reshape(shape))  # (K u, r)_Y = transpose(r) . u

@@ -185,8 +185,7 @@ class HeatSolver:
     def solve_elliptic(self, w: np.ndarray, dual: bool = False) -> np.ndarray:
         """(21): ``(-Laplace + I) y_i = w_i`` at every row of ``w`` (``dual``: ``w`` is ``M w``)."""
         rhs = w if dual else self.mult_levels(self.M, w)
-        solver = self.elliptic_solver
-        return np.stack([solver.solve_array(b) for b in rhs])
+        return self.elliptic_solver.solve_many(np.asarray(rhs))
 
     # -- inner products and Riesz maps --------------------------------------------------------
     def inner(self, u: np.ndarray, w: np.ndarray) -> float:
@@ -197,7 +196,7 @@ class HeatSolver:
     def inner_U(self, u1: np.ndarray, u2: np.ndarray) -> float:
         """``(u1, u2)_U = sum_n dt (H u1)_n^T M^{-1} (H u2)_n`` (``u_0 = 0``)."""
         r1, r2 = self.apply_H(u1), self.apply_H(u2)
-        Minv_r2 = np.stack([self.mass_solver.solve_array(r) for r in r2])
+        Minv_r2 = self.mass_solver.solve_many(r2)
         return self.grid.dt * self.dot(r1, Minv_r2)
 
     def riesz_U(self, l: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@
 Solver choice is by PETSc options under a deterministic prefix ``llgfem_<component>_<role>_``.
 Presets:
 
-* ``"direct"`` -- ``-ksp_type preonly -pc_type lu -pc_factor_mat_solver_type mumps``;
+* ``"direct"`` -- ``-ksp_type preonly -pc_type lu`` with MUMPS (PETSc's own LU on one rank);
 * ``"iterative"`` -- ``-ksp_type cg -pc_type gamg`` with relative tolerance 1e-12 (SPD operators).
 
 ``"auto"`` picks ``direct`` below :data:`DIRECT_LIMIT` global unknowns, else ``iterative``.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from petsc4py import PETSc
 
 __all__ = ["DIRECT_LIMIT", "LinearSolver", "SolverError", "preset_options"]
@@ -25,12 +26,17 @@ class SolverError(RuntimeError):
     """A linear or nonlinear solver did not converge (raised on every rank)."""
 
 
-def preset_options(kind: str, n_global: int) -> dict[str, Any]:
-    """PETSc options of a preset (see module docstring)."""
+def preset_options(kind: str, n_global: int, comm_size: int = 2) -> dict[str, Any]:
+    """PETSc options of a preset (see module docstring).
+
+    On one rank the direct preset uses PETSc's own sparse LU (much less per-solve overhead than
+    MUMPS for the many small solves of time stepping); in parallel MUMPS.
+    """
     if kind == "auto":
         kind = "direct" if n_global <= DIRECT_LIMIT else "iterative"
     if kind == "direct":
-        return {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
+        package = "petsc" if comm_size == 1 else "mumps"
+        return {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": package}
     if kind == "iterative":
         return {"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": 1e-12, "ksp_atol": 1e-50,
                 "ksp_max_it": 2000}
@@ -53,7 +59,8 @@ class LinearSolver:
         self.prefix = prefix
         opts = PETSc.Options()
         ours = []
-        for key, value in {**preset_options(kind, A.getSize()[0]), **(options or {})}.items():
+        presets = preset_options(kind, A.getSize()[0], A.getComm().getSize())
+        for key, value in {**presets, **(options or {})}.items():
             if not opts.hasName(prefix + key):  # the user's command-line options win
                 opts[prefix + key] = value
                 ours.append(prefix + key)
@@ -82,6 +89,29 @@ class LinearSolver:
             return self._x.array.copy()
         x[:] = self._x.array
         return x
+
+    def solve_many(self, B: np.ndarray) -> np.ndarray:
+        """Solve ``A X = B`` for the rows of ``B`` (shape ``(k, n_owned)``) at once.
+
+        Direct solvers use one multi-right-hand-side solve (``KSPMatSolve``); others loop.
+        """
+        if B.shape[0] == 0:
+            return B.copy()
+        if self.ksp.getType() != "preonly":
+            return np.stack([self.solve_array(b) for b in B])
+        comm = self.A.getComm()
+        n_loc, n_glob = self.A.getLocalSize()[0], self.A.getSize()[0]
+        k = B.shape[0]
+        rhs = PETSc.Mat().createDense(((n_loc, n_glob), (PETSc.DECIDE, k)),
+                                      array=np.asfortranarray(B.T), comm=comm)
+        sol = PETSc.Mat().createDense(((n_loc, n_glob), (PETSc.DECIDE, k)), comm=comm)
+        self.ksp.matSolve(rhs, sol)
+        if self.ksp.getConvergedReason() < 0:
+            raise SolverError(f"KSP {self.prefix!r} diverged (multiple right-hand sides)")
+        out = sol.getDenseArray().T.copy()
+        rhs.destroy()
+        sol.destroy()
+        return out
 
     def solve_transpose_array(self, b, x=None):
         """Solve ``A^T x = b`` (same factorisation) with NumPy arrays."""

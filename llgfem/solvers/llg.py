@@ -36,23 +36,50 @@ from llgfem.physics import FieldSpec, LLGParameters, applied_field
 from llgfem.solvers.linear import SolverError, preset_options
 from llgfem.spacetime import TimeGrid, array_to_function, n_owned
 
-__all__ = ["LLGSolver", "assemble_owned"]
+__all__ = ["LLGSolver", "VectorAssembler", "assemble_owned"]
 
 DataFn = Callable[..., object]
 
 
 def assemble_owned(form: fem.Form) -> np.ndarray:
     """Assemble a linear form and return the owned entries (ghost contributions summed)."""
-    vec = fem.assemble_vector(form)
-    vec.scatter_reverse(_add_mode())
-    n = vec.index_map.size_local * vec.block_size
-    return vec.array[:n].copy()
+    return VectorAssembler(form)()
 
 
 def _add_mode():
     from dolfinx.la import InsertMode
 
     return InsertMode.add
+
+
+class VectorAssembler:
+    """Repeated assembly of one linear form into preallocated storage (low Python overhead).
+
+    Calls the C++ assembler directly with freshly packed constants and coefficients, so it sees
+    the current values of every Function/Constant in the form.
+    """
+
+    def __init__(self, form: fem.Form):
+        import dolfinx.la
+
+        self.form = form
+        V = form.function_spaces[0]
+        imap, bs = V.dofmap.index_map, V.dofmap.index_map_bs
+        self.vec = dolfinx.la.vector(imap, bs)
+        self.n = imap.size_local * bs
+
+    def __call__(self, out: np.ndarray | None = None) -> np.ndarray:
+        from dolfinx import cpp
+
+        b, cpp_form = self.vec.array, self.form._cpp_object
+        b[:] = 0.0
+        cpp.fem.assemble_vector(b, cpp_form, cpp.fem.pack_constants(cpp_form),
+                                cpp.fem.pack_coefficients(cpp_form))
+        self.vec.scatter_reverse(_add_mode())
+        if out is None:
+            return b[: self.n].copy()
+        out[:] = b[: self.n]
+        return out
 
 
 class LLGSolver:
@@ -120,8 +147,8 @@ class LLGSolver:
             self._lumped_mass = assemble_owned(fem.form(ufl.inner(ones, self.v) * lumped))
         else:
             raise ConfigError(f"llg.form: {form!r} is not 'gilbert' or 'landau_lifshitz'")
-        self._residual = fem.form(self.residual_ufl)
-        opts = {**preset_options(linear, V.dofmap.index_map.size_global * 3),
+        self._residual = VectorAssembler(fem.form(self.residual_ufl))
+        opts = {**preset_options(linear, V.dofmap.index_map.size_global * 3, self.comm.size),
                 "snes_type": "newtonls", "snes_linesearch_type": "bt",
                 "snes_rtol": rtol, "snes_atol": atol, "snes_stol": 1e-14, "snes_max_it": max_it}
         if opts["ksp_type"] == "cg":  # the Jacobian is not symmetric
@@ -144,8 +171,9 @@ class LLGSolver:
             self._dforms = {
                 "J0": fem.form(ufl.derivative(self.residual_ufl, self.m0)),
                 "J1": fem.form(ufl.derivative(self.residual_ufl, self.m1)),
-                "da1": fem.form(ufl.inner(mt, self.v) * ufl.dx),
-                "da2": fem.form(-ufl.inner(ufl.cross(m_bar, mt), self.v) * ufl.dx),
+                "da1": VectorAssembler(fem.form(ufl.inner(mt, self.v) * ufl.dx)),
+                "da2": VectorAssembler(fem.form(-ufl.inner(ufl.cross(m_bar, mt), self.v)
+                                                * ufl.dx)),
             }
             self._dmats = {k: fem_petsc.create_matrix(self._dforms[k]) for k in ("J0", "J1")}
         return self._dforms
@@ -167,7 +195,7 @@ class LLGSolver:
         """``(dR_n/da1, dR_n/da2)`` as owned dual vectors (R is affine in a1, a2)."""
         forms = self._derivative_forms()
         self._set_step(n, m_n, m_next)
-        return assemble_owned(forms["da1"]), assemble_owned(forms["da2"])
+        return forms["da1"](), forms["da2"]()
 
     def set_parameters(self, a1: float, a2: float) -> None:
         """Change (a1, a2) without recompiling anything."""
@@ -216,7 +244,7 @@ class LLGSolver:
         out = np.empty((self.grid.n_t - 1, self.n))
         for k in range(self.grid.n_t - 1):
             self._set_step(k, m[k], m[k + 1])
-            out[k] = assemble_owned(self._residual)
+            self._residual(out[k])
         return out
 
     def residual_scale(self, m: np.ndarray) -> float:
