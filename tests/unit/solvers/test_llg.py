@@ -11,7 +11,7 @@ from llgfem.config import ConfigError
 from llgfem.physics import FieldSpec, LLGParameters, PhysicalParameters, applied_field
 from llgfem.solvers.heat import assemble_matrix
 from llgfem.solvers.linear import SolverError
-from llgfem.solvers.llg import LLGSolver, assemble_owned
+from llgfem.solvers.llg import LLGSolver
 from llgfem.spacetime import TimeGrid, array_to_function, create_vector_space, interpolate_levels
 from llgfem.verification import taylor_test
 
