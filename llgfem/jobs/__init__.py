@@ -7,6 +7,7 @@ Each runner is ``run(cfg: llgfem.config.Config) -> dict`` (the summary written t
 JOBS: dict[str, str] = {
     "heat": "llgfem.jobs.heat:run",
     "llg_forward": "llgfem.jobs.llg_forward:run",
+    "all_at_once": "llgfem.jobs.all_at_once:run",
     "brown_neel_fom": "llgfem.brownneel.jobs:run_job",
     "brown_neel_pod": "llgfem.brownneel.jobs:run_job",
     "brown_neel_rom": "llgfem.brownneel.jobs:run_job",

@@ -15,7 +15,8 @@ Discrete spaces and inner products (SPEC §2; all transposes below are exact):
   (:class:`~llgfem.solvers.heat.HeatSolver`); its Riesz map is a backward heat solve (19)
   followed by a forward one (18): ``u = H^{-1} (M/dt) H^{-T} l``.
 * ``X = R^2`` (``a``): Euclidean, times ``param_weight``.
-* ``W`` (``F0``): ``(w1, w2)_W = sum_k omega_k (I1 w1)_k^T (A + M)^{-1} (I1 w2)_k`` with the
+* ``W`` (``F0``): ``(w1, w2)_W = sum_k omega_k (I1 w1)_k^T (A + M)^{-1} (I1 w2)_k`` (times
+  an optional ``model_weight``) with the
   discrete ``I1[w](t_k) = int_0^{t_k} w - mean`` of (12) (midpoint-rule antiderivative, then
   minus the trapezoidal mean), i.e. the Gram matrix ``G_W = (I1^T Omega I1) (x) (A + M)^{-1}``:
   applying it is the elliptic problem (21) at every midpoint (A.1) followed by the discrete
@@ -69,16 +70,21 @@ class AllAtOnceOperator:
         observation: the observation operator, or None (Remark 1: model part only).
         estimate_parameters: False freezes ``a`` (Remark 1: the iteration is an LLG solver).
         param_weight: weight of the Euclidean inner product of ``a``.
+        model_weight: weight of the W inner product of the model residual ``F0`` relative to
+            the data part (the model equation carries no noise; a weight > 1 drives it further
+            down before the discrepancy principle stops the iteration).
     """
 
     def __init__(self, solver: LLGSolver, heat: HeatSolver, m0: np.ndarray, observation=None,
-                 *, estimate_parameters: bool = True, param_weight: float = 1.0):
+                 *, estimate_parameters: bool = True, param_weight: float = 1.0,
+                 model_weight: float = 1.0):
         self.solver, self.heat, self.obs = solver, heat, observation
         self.grid, self.comm, self.n = solver.grid, solver.comm, solver.n
         self.N = self.grid.n_t - 1
         self.m0 = np.asarray(m0, dtype=float)
         self.estimate_parameters = estimate_parameters
         self.param_weight = float(param_weight)
+        self.model_weight = float(model_weight)
         self.a_fixed = np.array([solver.a1.value, solver.a2.value], dtype=float)
         self.I2 = time_gram_I2(self.grid)
         self.n_obs = 0 if observation is None else int(np.prod(observation.signals_shape))
@@ -125,9 +131,10 @@ class AllAtOnceOperator:
         return self.heat.inner_U(u1, u2) + self.param_weight * float(a1 @ a2)
 
     def gram_W(self, r0: np.ndarray) -> np.ndarray:
-        """``G_W r0``: elliptic (21) at every midpoint (A.1), then ``I2`` in time (A.2)."""
+        """``w G_W r0`` (``w`` = model_weight): elliptic (21) at every midpoint (A.1), then
+        ``I2`` in time (A.2)."""
         y_tilde = self.heat.solve_elliptic(r0, dual=True)
-        return self.I2 @ y_tilde
+        return self.model_weight * (self.I2 @ y_tilde)
 
     def inner_range(self, y1: np.ndarray, y2: np.ndarray) -> float:
         r1, o1 = self.split_range(y1)
