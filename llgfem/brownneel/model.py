@@ -118,6 +118,11 @@ class BrownNeelModel:
     def size(self) -> int:
         return self.basis.size
 
+    @staticmethod
+    def basis_of(truncation: tuple[int, int]) -> ProductBasis:
+        """The z-sector basis of a truncation (N_m, N_n)."""
+        return ProductBasis(truncation[0], truncation[1], "sector")
+
     # -- operators ------------------------------------------------------------------------
     def matrices(self) -> list[sp.csr_matrix]:
         """The A_k with the shift folded into A_0 (real CSR, one pattern)."""

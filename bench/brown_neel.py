@@ -1,0 +1,351 @@
+"""Brown–Néel FOM and POD-ROM benchmark (paper 000 experiments) -> outputs/bench/brown_neel.json.
+
+Usage::
+
+    .venv/bin/python bench/brown_neel.py [--quick] [--stages fom,fig1,fig2,fig3,id]
+
+Stages (results are merged into the JSON after every stage, so partial runs keep data):
+
+* ``fom``   truncation convergence at 5 kHz for the three particles (+1/10 kHz for 20 nm/6 kJ),
+            static-field Langevin check, the paper's N = 900 product basis, PETSc TS vs SciPy.
+* ``fig1``  basis from f_d = 1 kHz and 10 kHz, reused at 1, 5, 10 kHz (20 nm, 6 kJ/m³);
+            ranks include r ≤ 100 (stable ROM, formulation "dynamic").
+* ``fig2``  basis from (20 nm, 6 kJ/m³) and (25 nm, 10 kJ/m³), reused at all three particles.
+* ``fig3``  ROM vs FOM time series for (20 nm, 6 kJ/m³) with the (25 nm, 10 kJ/m³) basis.
+* ``id``    identification of (d_c, K) from a noisy simulated signal with the ROM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import matplotlib
+
+import llgfem  # noqa: F401  (must precede petsc4py)
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from mpi4py import MPI
+
+from llgfem.brownneel import BrownNeelModel, ParticleParameters, TSSettings
+from llgfem.brownneel.identify import identify_particle
+from llgfem.brownneel.model import UnstableTruncationError
+from llgfem.brownneel.studies import langevin_errors, rom_sweep, run_fom
+from llgfem.rom import nrmse, pod
+
+PARTICLES = {"20/6": (20, 6), "20/10": (20, 10), "25/10": (25, 10)}
+OUT = Path("outputs/bench")
+
+
+def particle(key: str) -> ParticleParameters:
+    d, k = PARTICLES[key]
+    return ParticleParameters(d_c=d * 1e-9, K=k * 1e3)
+
+
+def fom_row(key, f_khz, model, run, **extra):
+    d, k = PARTICLES[key]
+    row = {"particle": [d, k], "f_d_kHz": f_khz,
+           "truncation": [model.basis.n_m, model.basis.n_n], "unknowns": model.size,
+           "seconds": run.traj.seconds, "steps": run.traj.steps,
+           "mz_peak": float(run.recorded.mz.max())}
+    row.update(extra)
+    return row
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.settings = TSSettings(rtol=args.rtol, atol=args.rtol * 1e-5, lu_reuse=30)
+        self.settings_fig1 = TSSettings(rtol=args.rtol_fig1, atol=args.rtol_fig1 * 1e-5,
+                                        lu_reuse=30)
+        self.path = OUT / "brown_neel.json"
+        self.data = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.models = {}
+        self.runs = {}
+
+    def save(self):
+        OUT.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.data, indent=1, default=float))
+
+    def model(self, key, trunc):
+        if (key, trunc) not in self.models:
+            self.models[(key, trunc)] = BrownNeelModel(particle(key), *trunc, "dynamic")
+        return self.models[(key, trunc)]
+
+    def fom(self, key, trunc, f_khz, settings=None):
+        settings = settings or self.settings
+        ck = (key, trunc, f_khz, settings.rtol)
+        if ck not in self.runs:
+            m = self.model(key, trunc)
+            self.runs[ck] = run_fom(
+                m, f_khz * 1e3, warmup_periods=self.args.warmup, periods=1.0,
+                samples_per_period=self.args.spp, settings=settings)
+            r = self.runs[ck]
+            print(f"FOM {key} {trunc} {f_khz} kHz n={m.size} rtol={settings.rtol:g}: "
+                  f"{r.traj.seconds:.1f} s, {r.traj.steps} steps", flush=True)
+        return self.runs[ck]
+
+    # ---------------------------------------------------------------------------------
+    def stage_fom(self):
+        a = self.args
+        fom, conv, lang = [], [], []
+        for key in PARTICLES:
+            freqs = (1, 5, 10) if key == "20/6" else (5,)
+            for f in freqs:
+                truncs = a.conv_truncations[key]
+                if f != 5:
+                    truncs = truncs[:-1]
+                runs = [(t, self.fom(key, t, f)) for t in truncs]
+                ref = runs[-1][1].recorded
+                for t, run in runs:
+                    rec = run.recorded
+                    row = fom_row(key, f, self.model(key, t), run,
+                                  nrmse_mz_vs_finest=nrmse(rec.mz, ref.mz),
+                                  nrmse_signal_vs_finest=nrmse(rec.dmz, ref.dmz),
+                                  finest=list(truncs[-1]))
+                    fom.append(row)
+                    conv.append(row)
+            for t in a.conv_truncations[key]:
+                m = self.model(key, t)
+                xi_b = [15e-3, 1.0 / m.params.xi_per_tesla, 4.0 / m.params.xi_per_tesla]
+                lang.append({"particle": list(PARTICLES[key]), "truncation": list(t),
+                             "unknowns": m.size, "checks": langevin_errors(m, xi_b)})
+        self.data["fom"] = fom
+        self.data["langevin"] = lang
+        self.data["chosen_truncations"] = {k: list(v[-1]) for k, v in
+                                           a.conv_truncations.items()}
+        self.save()
+        self.paper_n900()
+        self.ts_vs_scipy()
+        self.plot_convergence()
+
+    def paper_n900(self):
+        """The paper's N = 900 product basis = (N_m, N_n) = (5, 4) (64 sector unknowns)."""
+        key, out = "20/6", {}
+        plain = BrownNeelModel(particle(key), 5, 4, "plain")
+        try:
+            plain.check_stability(15e-3)
+            out["plain_guard"] = "accepted"
+        except UnstableTruncationError as err:
+            out["plain_guard"] = str(err)
+        out["plain_max_re_eig_tauN"] = plain.max_real_eigenvalue(plain.params.xi_per_tesla
+                                                                 * 15e-3)
+        m = self.model(key, (5, 4))
+        conv = self.args.conv_truncations[key]
+        for f in (1, 5, 10):
+            finest = tuple(conv[-1] if f == 5 else conv[-2])
+            run = self.fom(key, (5, 4), f)
+            ref = self.fom(key, finest, f).recorded
+            out[f"{f}kHz"] = {"unknowns_sector": m.size, "unknowns_full": 900,
+                              "reference_truncation": list(finest),
+                              "seconds": run.traj.seconds,
+                              "nrmse_mz_vs_converged": nrmse(run.recorded.mz, ref.mz),
+                              "nrmse_signal_vs_converged": nrmse(run.recorded.dmz, ref.dmz)}
+            self.data.setdefault("fom", []).append(fom_row(key, f, m, run, paper_N900=True))
+        self.data["paper_N900"] = out
+        self.save()
+
+    def ts_vs_scipy(self):
+        key, t = "20/6", tuple(self.args.fig1_truncation)
+        m = self.model(key, t)
+        ts = self.fom(key, t, 10)
+        sc = run_fom(m, 10e3, warmup_periods=self.args.warmup, samples_per_period=self.args.spp,
+                     settings=self.settings, backend="scipy")
+        self.data["ts_vs_scipy"] = {
+            "particle": list(PARTICLES[key]), "truncation": list(t), "f_d_kHz": 10,
+            "petsc_seconds": ts.traj.seconds, "petsc_steps": ts.traj.steps,
+            "scipy_seconds": sc.traj.seconds, "scipy_method": self.settings.scipy_method,
+            "ratio_petsc_over_scipy": ts.traj.seconds / sc.traj.seconds,
+            "nrmse_mz_petsc_vs_scipy": nrmse(ts.recorded.mz, sc.recorded.mz),
+            "nrmse_signal_petsc_vs_scipy": nrmse(ts.recorded.dmz, sc.recorded.dmz),
+            "settings": {"ts": f"bdf order {self.settings.order}", "rtol": self.settings.rtol,
+                         "lu_reuse": self.settings.lu_reuse}}
+        self.save()
+
+    # ---------------------------------------------------------------------------------
+    def sweep(self, name, basis_runs, targets, ranks, settings):
+        rows = []
+        for bkey, brun in basis_runs.items():
+            basis = pod(brun.traj.y)
+            sv = basis.singular_values
+            self.data.setdefault("singular_values", {})[f"{name}:{bkey}"] = (
+                (sv[:200] / sv[0]).tolist())
+            for tkey, trun in targets.items():
+                for row in rom_sweep(brun, trun, ranks, settings, pod_basis=basis):
+                    row.update({"experiment": name, "basis_from": bkey, "applied_to": tkey,
+                                "fom_seconds": trun.traj.seconds,
+                                "truncation": [trun.model.basis.n_m, trun.model.basis.n_n],
+                                "unknowns": trun.model.size, "rtol": settings.rtol})
+                    rows.append(row)
+                    print(name, bkey, "->", tkey, {k: row.get(k) for k in
+                                                   ("r", "seconds", "speedup", "nrmse")},
+                          flush=True)
+        return rows
+
+    def stage_fig1(self):
+        t = tuple(self.args.fig1_truncation)
+        runs = {f"{f}kHz": self.fom("20/6", t, f, self.settings_fig1) for f in (1, 5, 10)}
+        basis_runs = {k: runs[k] for k in ("1kHz", "10kHz")}
+        rows = self.sweep("fig1", basis_runs, runs, self.args.ranks1, self.settings_fig1)
+        self.data["rom"] = [r for r in self.data.get("rom", []) if r["experiment"] != "fig1"]
+        self.data["rom"] += rows
+        base = {f"{a}->{b}": nrmse(runs[a].recorded.mz, runs[b].recorded.mz)
+                for a in runs for b in runs if a != b}
+        self.data["fig1_baseline_nrmse_between_settings"] = base
+        stable = [r for r in rows if r["r"] <= 100 and r["nrmse"] is not None]
+        self.data["stable_rom_r_le_100"] = {
+            "ranks": sorted({r["r"] for r in stable}),
+            "all_stable": all(r["stable"] for r in rows if r["r"] <= 100),
+            "max_nrmse_at_r100": max((r["nrmse"] for r in stable if r["r"] == max(
+                x["r"] for x in stable)), default=None),
+            "min_r_with_nrmse_le_1e-3_all_settings": _min_rank(stable, 1e-3),
+        }
+        self.save()
+        self.plot_sweep("fig1", rows)
+
+    def stage_fig2(self):
+        t = tuple(self.args.fig2_truncation)
+        runs = {k: self.fom(k, t, 5) for k in PARTICLES}
+        rows = self.sweep("fig2", {k: runs[k] for k in ("20/6", "25/10")}, runs,
+                          self.args.ranks2, self.settings)
+        self.data["rom"] = [r for r in self.data.get("rom", []) if r["experiment"] != "fig2"]
+        self.data["rom"] += rows
+        self.save()
+        self.plot_sweep("fig2", rows)
+
+    def stage_fig3(self):
+        t = tuple(self.args.fig2_truncation)
+        brun, trun = self.fom("25/10", t, 5), self.fom("20/6", t, 5)
+        r = min(self.args.fig3_rank, trun.model.size)
+        row = rom_sweep(brun, trun, [r], self.settings)[0]
+        from llgfem.rom import GalerkinReductor
+
+        basis = pod(brun.traj.y, rank=r)
+        rom = GalerkinReductor(trun.model.petsc_matrices()).reduce(basis.modes)
+        res = rom.solve(trun.model.coefficient_function(trun.drive),
+                        rom.project_state(trun.model.initial_state(trun.drive)),
+                        trun.traj.t / trun.model.params.tau_n, self.settings)
+        mz, dmz, _ = trun.model.observe(trun.traj.t, rom.reconstruct(res.y), trun.drive)
+        st = trun.start
+        self.data["fig3"] = {**row, "basis_from": "25/10", "applied_to": "20/6",
+                             "t_us": (trun.traj.t[st:] * 1e6).tolist(),
+                             "mz_fom": trun.recorded.mz.tolist(), "mz_rom": mz[st:].tolist(),
+                             "signal_fom": trun.recorded.dmz.tolist(),
+                             "signal_rom": dmz[st:].tolist()}
+        self.save()
+        fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+        tt = trun.traj.t[st:] * 1e6
+        ax[0].plot(tt, trun.recorded.mz, "k", label="FOM")
+        ax[0].plot(tt, mz[st:], "r--", label=f"ROM r={r}")
+        ax[0].set(xlabel="t [µs]", ylabel="⟨m_z⟩")
+        ax[1].plot(tt, trun.recorded.dmz, "k", label="FOM")
+        ax[1].plot(tt, dmz[st:], "r--", label=f"ROM r={r}")
+        ax[1].set(xlabel="t [µs]", ylabel="d⟨m_z⟩/dt [1/s]")
+        ax[0].legend()
+        fig.suptitle(f"(20 nm, 6 kJ/m³) with the (25 nm, 10 kJ/m³) basis, "
+                     f"NRMSE = {row['nrmse']:.2e}")
+        fig.tight_layout()
+        fig.savefig(OUT / "brown_neel_fig3.png", dpi=120)
+        plt.close(fig)
+
+    def stage_id(self):
+        res = identify_particle(truth=(self.args.id_truth[0], self.args.id_truth[1]),
+                                truncation=tuple(self.args.id_truncation),
+                                settings=self.settings_fig1, noise=self.args.id_noise, seed=1)
+        self.data["identification"] = res
+        self.save()
+
+    # ---------------------------------------------------------------------------------
+    def plot_sweep(self, name, rows):
+        groups = sorted({r["basis_from"] for r in rows})
+        fig, axes = plt.subplots(3, len(groups), figsize=(5 * len(groups), 9), squeeze=False)
+        for j, g in enumerate(groups):
+            for tgt in sorted({r["applied_to"] for r in rows}):
+                sel = [r for r in rows if r["basis_from"] == g and r["applied_to"] == tgt
+                       and r["seconds"] is not None]
+                rr = [r["r"] for r in sel]
+                axes[0, j].semilogy(rr, [r["seconds"] for r in sel], "o-", label=tgt)
+                axes[1, j].semilogy(rr, [r["speedup"] for r in sel], "o-", label=tgt)
+                axes[2, j].semilogy(rr, [r["nrmse"] for r in sel], "o-", label=tgt)
+                if sel:
+                    axes[0, j].axhline(sel[0]["fom_seconds"], ls="--", lw=0.8)
+            axes[0, j].set(title=f"basis from {g}", ylabel="ROM time [s]")
+            axes[1, j].set(ylabel="speed-up")
+            axes[2, j].set(ylabel="NRMSE ⟨m_z⟩", xlabel="r")
+            axes[0, j].legend()
+        fig.tight_layout()
+        fig.savefig(OUT / f"brown_neel_{name}.png", dpi=120)
+        plt.close(fig)
+
+    def plot_convergence(self):
+        rows = [r for r in self.data["fom"] if "nrmse_mz_vs_finest" in r]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for p in PARTICLES.values():
+            for f in (1, 5, 10):
+                sel = [r for r in rows if tuple(r["particle"]) == p and r["f_d_kHz"] == f
+                       and r["nrmse_mz_vs_finest"] > 0]
+                if sel:
+                    ax.semilogy([r["unknowns"] for r in sel],
+                                [r["nrmse_mz_vs_finest"] for r in sel], "o-",
+                                label=f"{p[0]} nm, {p[1]} kJ/m³, {f} kHz")
+        ax.set(xlabel="unknowns (sector)", ylabel="NRMSE ⟨m_z⟩ vs finest")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(OUT / "brown_neel_truncation.png", dpi=120)
+        plt.close(fig)
+
+
+def _min_rank(rows, tol):
+    for r in sorted({x["r"] for x in rows}):
+        sel = [x for x in rows if x["r"] == r]
+        if all(x["nrmse"] is not None and x["nrmse"] <= tol for x in sel):
+            return r
+    return None
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--quick", action="store_true", help="small truncations, few ranks")
+    p.add_argument("--stages", default="fom,fig1,fig2,fig3,id")
+    p.add_argument("--rtol", type=float, default=1e-6)
+    p.add_argument("--rtol-fig1", type=float, default=1e-7)
+    p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--spp", type=int, default=400, help="samples per period")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.conv_truncations = {k: [(6, 4), (8, 6)] for k in PARTICLES}
+        args.fig1_truncation = args.fig2_truncation = (8, 6)
+        args.ranks1 = args.ranks2 = [10, 20, 40]
+        args.fig3_rank = 40
+        args.id_truncation = (8, 6)
+    else:
+        args.conv_truncations = {
+            "20/6": [(10, 8), (12, 10), (14, 12), (16, 14)],
+            "20/10": [(12, 10), (14, 12), (16, 14)],
+            "25/10": [(14, 12), (16, 14), (20, 16)],
+        }
+        args.fig1_truncation = (12, 10)
+        args.fig2_truncation = (20, 16)
+        args.ranks1 = [10, 20, 30, 40, 60, 80, 100, 150, 200, 300]
+        args.ranks2 = [20, 50, 100, 200, 300, 400, 600]
+        args.fig3_rank = 600
+        args.id_truncation = (10, 8)
+    args.id_truth = (20.6, 6.7)
+    args.id_noise = 0.01
+    if MPI.COMM_WORLD.rank != 0:  # the study is serial; other ranks idle
+        return 0
+    bench = Bench(args)
+    for stage in args.stages.split(","):
+        t0 = time.perf_counter()
+        getattr(bench, f"stage_{stage}")()
+        bench.data.setdefault("stage_seconds", {})[stage] = time.perf_counter() - t0
+        bench.save()
+        print(f"stage {stage} done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

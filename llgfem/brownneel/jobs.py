@@ -1,0 +1,268 @@
+"""``llgfem run`` entry points for the Brown–Néel FOM, POD, ROM and identification jobs.
+
+Job kinds (``[job] kind``) and the ``[brown_neel]`` table (:class:`BrownNeelConfig`)::
+
+    brown_neel_fom       simulate one particle/drive; JSON summary, signal plot, states (NPZ)
+    brown_neel_pod       FOM snapshots (or ``snapshots`` NPZ) -> POD modes (NPZ), spectrum plot
+    brown_neel_rom       POD basis (``basis`` NPZ, or built at the basis setting) -> ROM run at
+                         the target setting, compared with the FOM; JSON + plot
+    brown_neel_identify  recover (d_c, K) from a noisy simulated signal with the ROM
+
+Every rank computes redundantly on PETSC_COMM_SELF (the ODE is small); rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from llgfem.config import Config, ConfigError, write_resolved_config
+
+__all__ = ["JOB_KINDS", "BrownNeelConfig", "run_job"]
+
+JOB_KINDS = ("brown_neel_fom", "brown_neel_pod", "brown_neel_rom", "brown_neel_identify")
+
+
+@dataclass(frozen=True)
+class BrownNeelConfig:
+    """The ``[brown_neel]`` table.
+
+    Attributes:
+        d_c_nm, K_kJ: particle core diameter [nm] and anisotropy [kJ/m³] (target setting).
+        d_h_nm: hydrodynamic diameter [nm] (0: = d_c).
+        n_m, n_n: truncation (N_m, N_n).
+        formulation: ``dynamic`` (stable, default), ``static`` or ``plain``.
+        precession: include precession.
+        B_d_mT, f_d_kHz: drive amplitude and frequency (target setting).
+        warmup_periods, periods, samples_per_period: time grid.
+        rtol: integrator tolerance (atol = 1e-5 rtol).
+        backend: ``petsc`` or ``scipy``.
+        check_stability: run the spectral guard before integrating.
+        basis_d_c_nm, basis_K_kJ, basis_f_d_kHz: setting whose snapshots build the basis
+            (0: same as the target).
+        rank, energy: POD truncation (rank wins if > 0).
+        snapshots, basis: NPZ files from earlier ``fom``/``pod`` runs (optional).
+        compare_fom: also run the FOM at the target setting (ROM job).
+        identify_truth: (d_c nm, K kJ/m³) of the simulated particle (identification).
+        identify_noise: relative noise level.
+        identify_grid: dictionary grid points per parameter.
+    """
+
+    d_c_nm: float = 20.0
+    K_kJ: float = 6.0
+    d_h_nm: float = 0.0
+    n_m: int = 12
+    n_n: int = 10
+    formulation: str = "dynamic"
+    precession: bool = True
+    B_d_mT: float = 15.0
+    f_d_kHz: float = 5.0
+    warmup_periods: float = 1.0
+    periods: float = 1.0
+    samples_per_period: int = 400
+    rtol: float = 1e-7
+    backend: str = "petsc"
+    check_stability: bool = True
+    basis_d_c_nm: float = 0.0
+    basis_K_kJ: float = 0.0
+    basis_f_d_kHz: float = 0.0
+    rank: int = 60
+    energy: float = 0.0
+    snapshots: str = ""
+    basis: str = ""
+    compare_fom: bool = True
+    identify_truth: tuple[float, float] = (20.6, 6.7)
+    identify_noise: float = 0.01
+    identify_grid: int = 6
+
+    def validate(self, where: str) -> None:
+        if self.formulation not in ("plain", "static", "dynamic"):
+            raise ConfigError(f"{where}.formulation: {self.formulation!r} not in "
+                              "['dynamic', 'plain', 'static']")
+        if self.backend not in ("petsc", "scipy"):
+            raise ConfigError(f"{where}.backend: must be 'petsc' or 'scipy'")
+        for key in ("d_c_nm", "B_d_mT", "f_d_kHz", "rtol", "periods"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{where}.{key}: must be positive")
+        if self.K_kJ < 0 or self.warmup_periods < 0:
+            raise ConfigError(f"{where}.K_kJ/warmup_periods: must be non-negative")
+        if self.n_m < 1 or self.n_n < 0:
+            raise ConfigError(f"{where}.n_m/n_n: need n_m >= 1, n_n >= 0")
+        if self.samples_per_period < 4:
+            raise ConfigError(f"{where}.samples_per_period: need >= 4")
+        if not 0 <= self.energy <= 1 or self.rank < 0:
+            raise ConfigError(f"{where}.rank/energy: rank >= 0 and 0 <= energy <= 1")
+
+
+def _particle(cfg: BrownNeelConfig, d_nm: float, k_kj: float):
+    from llgfem.brownneel.params import ParticleParameters
+
+    return ParticleParameters(d_c=d_nm * 1e-9, K=k_kj * 1e3, d_h=cfg.d_h_nm * 1e-9)
+
+
+def _settings(cfg: BrownNeelConfig):
+    from llgfem.brownneel.integrate import TSSettings
+
+    return TSSettings(rtol=cfg.rtol, atol=cfg.rtol * 1e-5)
+
+
+def _fom(cfg: BrownNeelConfig, d_nm: float, k_kj: float, f_khz: float):
+    from llgfem.brownneel.model import BrownNeelModel
+    from llgfem.brownneel.studies import run_fom
+
+    model = BrownNeelModel(_particle(cfg, d_nm, k_kj), cfg.n_m, cfg.n_n, cfg.formulation,
+                           cfg.precession, b_ref=cfg.B_d_mT * 1e-3)
+    guard = model.check_stability(cfg.B_d_mT * 1e-3) if cfg.check_stability else None
+    run = run_fom(model, f_khz * 1e3, cfg.B_d_mT * 1e-3, cfg.warmup_periods, cfg.periods,
+                  cfg.samples_per_period, _settings(cfg), cfg.backend)
+    return run, guard
+
+
+def _plot(path: Path, t, curves: dict, ylabel: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for label, (y, style) in curves.items():
+        ax.plot(np.asarray(t) * 1e6, y, style, label=label)
+    ax.set(xlabel="t [µs]", ylabel=ylabel)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _job_fom(cfg: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict:
+    run, guard = _fom(cfg, cfg.d_c_nm, cfg.K_kJ, cfg.f_d_kHz)
+    rec = run.recorded
+    summary = {"unknowns": run.model.size, "seconds": run.traj.seconds,
+               "steps": run.traj.steps, "max_re_eig_tauN": guard,
+               "mz_peak": float(rec.mz.max()), "signal_rms": float(np.sqrt(np.mean(rec.dmz**2))),
+               "shift_tauN": run.model.shift}
+    if rank0:
+        np.savez(run_dir / "states.npz", t=run.traj.t, y=run.traj.y, mz=run.traj.mz,
+                 dmz=run.traj.dmz, start=run.start)
+        _plot(run_dir / "signal.png", rec.t, {"d⟨m_z⟩/dt": (rec.dmz, "k-")}, "signal [1/s]")
+        _plot(run_dir / "moment.png", rec.t, {"⟨m_z⟩": (rec.mz, "k-")}, "⟨m_z⟩")
+    return summary
+
+
+def _basis(cfg: BrownNeelConfig, rank: int | None = None):
+    from llgfem.rom import pod
+
+    if cfg.snapshots:
+        y = np.load(cfg.snapshots)["y"]
+        seconds = 0.0
+    else:
+        run, _ = _fom(cfg, cfg.basis_d_c_nm or cfg.d_c_nm, cfg.basis_K_kJ or cfg.K_kJ,
+                      cfg.basis_f_d_kHz or cfg.f_d_kHz)
+        y, seconds = run.traj.y, run.traj.seconds
+    rank = rank if rank is not None else (cfg.rank or None)
+    energy = cfg.energy or None
+    return pod(y, rank=rank, energy=energy), seconds
+
+
+def _job_pod(cfg: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict:
+    basis, fom_seconds = _basis(cfg)
+    sv = basis.singular_values
+    if rank0:
+        np.savez(run_dir / "basis.npz", modes=basis.modes, singular_values=sv,
+                 n_m=cfg.n_m, n_n=cfg.n_n)
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.semilogy(sv / sv[0], "k.")
+        ax.axvline(basis.rank, ls="--")
+        ax.set(xlabel="i", ylabel="σ_i/σ_1")
+        fig.tight_layout()
+        fig.savefig(run_dir / "singular_values.png", dpi=110)
+        plt.close(fig)
+    return {"rank": basis.rank, "discarded_energy": basis.discarded_energy,
+            "snapshot_fom_seconds": fom_seconds, "n_singular_values": int(sv.size)}
+
+
+def _job_rom(cfg: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict:
+    from llgfem.brownneel.model import BrownNeelModel
+    from llgfem.brownneel.params import SinusoidalDrive
+    from llgfem.rom import GalerkinReductor, nrmse
+
+    if cfg.basis:
+        modes = np.load(cfg.basis)["modes"]
+        modes = modes[:, : cfg.rank] if cfg.rank else modes
+    else:
+        modes = _basis(cfg)[0].modes
+    model = BrownNeelModel(_particle(cfg, cfg.d_c_nm, cfg.K_kJ), cfg.n_m, cfg.n_n,
+                           cfg.formulation, cfg.precession, b_ref=cfg.B_d_mT * 1e-3)
+    if modes.shape[0] != model.size:
+        raise ConfigError(f"brown_neel.basis: basis has {modes.shape[0]} rows, the truncation "
+                          f"({cfg.n_m}, {cfg.n_n}) has {model.size} unknowns")
+    from llgfem.brownneel.model import time_grid
+
+    drive = SinusoidalDrive(cfg.B_d_mT * 1e-3, cfg.f_d_kHz * 1e3)
+    t, start = time_grid(drive, cfg.warmup_periods, cfg.periods, cfg.samples_per_period)
+    rom = GalerkinReductor(model.petsc_matrices()).reduce(modes)
+    res = rom.solve(model.coefficient_function(drive),
+                    rom.project_state(model.initial_state(drive)), t / model.params.tau_n,
+                    _settings(cfg), backend=cfg.backend)
+    mz, dmz, _ = model.observe(t, rom.reconstruct(res.y), drive)
+    out = {"rank": rom.rank, "rom_seconds": res.seconds, "rom_steps": res.steps,
+           "projection_seconds": rom.seconds}
+    curves_m, curves_s = {"ROM": (mz[start:], "r--")}, {"ROM": (dmz[start:], "r--")}
+    if cfg.compare_fom:
+        fom = model.simulate(drive, t, _settings(cfg), cfg.backend).window(start)
+        out.update({"fom_seconds": fom.seconds, "speedup": fom.seconds / res.seconds,
+                    "nrmse": nrmse(mz[start:], fom.mz),
+                    "nrmse_signal": nrmse(dmz[start:], fom.dmz)})
+        curves_m["FOM"], curves_s["FOM"] = (fom.mz, "k-"), (fom.dmz, "k-")
+    if rank0:
+        _plot(run_dir / "rom_moment.png", t[start:], curves_m, "⟨m_z⟩")
+        _plot(run_dir / "rom_signal.png", t[start:], curves_s, "d⟨m_z⟩/dt [1/s]")
+    return out
+
+
+def _job_identify(cfg: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict:
+    from llgfem.brownneel.identify import identify_particle
+
+    return identify_particle(truth=tuple(cfg.identify_truth), truncation=(cfg.n_m, cfg.n_n),
+                             frequency=cfg.f_d_kHz * 1e3, noise=cfg.identify_noise,
+                             grid=cfg.identify_grid, rank=cfg.rank or 120,
+                             settings=_settings(cfg))
+
+
+def run_job(cfg: Config) -> dict:
+    """Run one Brown–Néel job (dispatch on ``cfg.job.kind``); returns the JSON summary.
+
+    Raises:
+        ConfigError: for an unknown kind or an invalid ``[brown_neel]`` table.
+    """
+    from mpi4py import MPI
+
+    kind = cfg.job.kind
+    if kind not in JOB_KINDS:
+        raise ConfigError(f"job.kind: {kind!r} is not a Brown–Néel job {JOB_KINDS}")
+    bn = cfg.section("brown_neel", BrownNeelConfig)
+    rank0 = MPI.COMM_WORLD.rank == 0
+    run_dir = Path(cfg.run_dir)
+    if rank0:
+        write_resolved_config(cfg, run_dir, {"brown_neel": bn})
+    t0 = time.perf_counter()
+    job = {"brown_neel_fom": _job_fom, "brown_neel_pod": _job_pod,
+           "brown_neel_rom": _job_rom, "brown_neel_identify": _job_identify}[kind]
+    summary = {"kind": kind, **job(bn, run_dir, rank0)}
+    summary["wall_seconds"] = time.perf_counter() - t0
+    if rank0:
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                 for k, v in summary.items()}
+        (run_dir / "summary.json").write_text(json.dumps(clean, indent=2, default=float))
+    MPI.COMM_WORLD.Barrier()
+    return summary
