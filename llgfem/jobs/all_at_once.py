@@ -226,7 +226,6 @@ def run(cfg: Config) -> dict:
     domain = create_domain(MPI.COMM_WORLD, cfg.domain)
     comm = domain.mesh.comm
     prob = build_problem(job, domain.mesh, cfg.time.T, cfg.time.n_t)
-    F = prob["F"]
     history = History({"a1": lambda x: x[-2], "a2": lambda x: x[-1]})
     ckpt = None
     if job.checkpoint_every:
