@@ -12,7 +12,7 @@ rectangle ``[0, 2 pi] x [0, w]`` is a genuine 2-D test).  Config table ``[aao]``
     delta = 0.03             # relative noise of the data (uniform per sample, see below)
     seed = 0
     tau = 2.5                # discrepancy principle (stops when ||F(x) - y|| <= tau delta_abs)
-    method = "landweber"     # landweber | nesterov | kaczmarz_time
+    method = "landweber"     # landweber | nesterov | kaczmarz_time | kaczmarz_data
     segments = 5             # time segments for kaczmarz_time (Algorithm 3.3)
     mu = 300.0               # initial step of the adaptive bisection (paper §4.1)
     param_weight = 1.0       # weight of the Euclidean inner product of (a1, a2)
@@ -65,7 +65,7 @@ from llgfem.spacetime import TimeGrid, create_vector_space, interpolate_levels
 
 __all__ = ["AAOConfig", "ErrorTarget", "build_problem", "run", "solve"]
 
-METHODS = ("landweber", "nesterov", "kaczmarz_time")
+METHODS = ("landweber", "nesterov", "kaczmarz_time", "kaczmarz_data")
 
 
 @dataclass(frozen=True)
@@ -178,8 +178,9 @@ def solve(job: AAOConfig, prob: dict, callbacks=(), checkpoint=None):
     kw = {"step": step, "stop": stop, "callbacks": callbacks, "checkpoint": checkpoint}
     if job.method == "nesterov":
         return nesterov_landweber(F, prob["y"], prob["x0"], **kw), error
-    if job.method == "kaczmarz_time":
-        subs = time_segments(F, job.segments)
+    if job.method.startswith("kaczmarz"):
+        subs = (time_segments(F, job.segments) if job.method == "kaczmarz_time"
+                else data_selection(F))
         ys = [prob["y"]] * len(subs)
         if job.delta > 0:
             kw["stop"] = (MaxIterations(job.max_iterations) | StepSizeFloor(job.mu_min) | error
@@ -189,13 +190,18 @@ def solve(job: AAOConfig, prob: dict, callbacks=(), checkpoint=None):
 
 
 class _Segment:
-    """The sub-problem of Algorithm 3.3: F restricted to the midpoints of one time window."""
+    """A Kaczmarz sub-problem: F with its range restricted by a 0/1 mask.
 
-    def __init__(self, F: AllAtOnceOperator, steps: np.ndarray):
+    Algorithm 3.3 (time segments): the model residual at the midpoints of one window plus the
+    data; Algorithm 3.4 (data selection): the whole model residual plus one (k, l) signal.
+    """
+
+    def __init__(self, F: AllAtOnceOperator, steps: np.ndarray, obs_mask: np.ndarray | None = None):
         self.F = F
         mask = np.zeros((F.N, F.n))
         mask[steps] = 1.0
-        self.mask = np.concatenate([mask.ravel(), np.ones(F.n_obs)])
+        obs = np.ones(F.n_obs) if obs_mask is None else obs_mask
+        self.mask = np.concatenate([mask.ravel(), obs])
         self.inner_domain, self.inner_range = F.inner_domain, F.inner_range
 
     def __call__(self, x):
@@ -213,6 +219,19 @@ class _Segment:
             def adjoint(self, r):
                 return L.adjoint(r * mask)
         return _Restricted()
+
+
+def data_selection(F: AllAtOnceOperator) -> list[_Segment]:
+    """One sub-problem per (k, l): the model residual and the signal v_kl (Algorithm 3.4)."""
+    if not F.n_obs:
+        raise ConfigError("aao.method: kaczmarz_data needs observe = true")
+    shape = F.obs.signals_shape
+    subs = []
+    for k, l in F.obs.pairs:
+        m = np.zeros(shape)
+        m[k, l] = 1.0
+        subs.append(_Segment(F, np.arange(F.N), m.ravel()))
+    return subs
 
 
 def time_segments(F: AllAtOnceOperator, count: int) -> list[_Segment]:
