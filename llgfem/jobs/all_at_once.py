@@ -53,6 +53,7 @@ from llgfem.regularisation import (
     DiscrepancyPrinciple,
     History,
     MaxIterations,
+    ProgressBar,
     StepSizeFloor,
     StoppingRule,
     landweber,
@@ -246,12 +247,15 @@ def run(cfg: Config) -> dict:
     comm = domain.mesh.comm
     prob = build_problem(job, domain.mesh, cfg.time.T, cfg.time.n_t)
     history = History({"a1": lambda x: x[-2], "a2": lambda x: x[-1]})
+    callbacks = [history]
+    if cfg.output.progress:
+        callbacks.append(ProgressBar(total=job.max_iterations, rank=comm.rank))
     ckpt = None
     if job.checkpoint_every:
         ckpt = Checkpoint(cfg.run_dir / "checkpoint" / "aao", every=job.checkpoint_every,
                           resume=job.resume, rank=comm.rank, size=comm.size)
     t0 = time.perf_counter()
-    result, error = solve(job, prob, callbacks=[history], checkpoint=ckpt)
+    result, error = solve(job, prob, callbacks=callbacks, checkpoint=ckpt)
     seconds = time.perf_counter() - t0
     summary = summarise(job, prob, result, seconds)
     summary["error_trace"] = error.errors

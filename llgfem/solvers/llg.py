@@ -36,7 +36,7 @@ from llgfem.physics import FieldSpec, LLGParameters, applied_field
 from llgfem.solvers.linear import SolverError, preset_options
 from llgfem.spacetime import TimeGrid, array_to_function, n_owned
 
-__all__ = ["LLGSolver", "VectorAssembler", "assemble_owned"]
+__all__ = ["LLGSolver", "VectorAssembler", "assemble_owned", "llg_space_time_residual"]
 
 DataFn = Callable[..., object]
 
@@ -294,3 +294,19 @@ def _configure(snes, prefix: str, presets: dict) -> None:
     snes.setFromOptions()
     for name in ours:
         db.delValue(name)
+
+
+def llg_space_time_residual(solver: LLGSolver, m: np.ndarray, a=None) -> np.ndarray:
+    """The discrete space-time LLG residual ``(R_n(m_n, m_{n+1}; a))_n`` of a trajectory.
+
+    The forward solver zeroes exactly these residuals step by step; the all-at-once operator
+    uses them as its model part ``F0``.
+
+    Args:
+        solver: defines the discretisation (space, grid, field, data).
+        m: trajectory ``(n_t, n_owned)``.
+        a: ``(a1, a2)``; the solver's current parameters if None (they are set otherwise).
+    """
+    if a is not None:
+        solver.set_parameters(*a)
+    return solver.space_time_residual(m)

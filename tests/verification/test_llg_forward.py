@@ -41,6 +41,16 @@ def test_paper_cases_at_the_paper_grid(number):
     assert res["rel_error"] <= 1e-3
     # the trajectory solves the discrete equations that the all-at-once setting uses
     assert res["solver"].relative_residual(res["m"]) <= 1e-10
+    from llgfem.solvers.llg import llg_space_time_residual
+
+    case = paper_case(number)
+    r = llg_space_time_residual(res["solver"], res["m"], (case.params.a1, case.params.a2))
+    rel = np.sqrt(MPI.COMM_WORLD.allreduce(float(np.sum(r * r)))) / res["solver"].residual_scale(
+        res["m"])
+    assert rel <= 1e-10
+    wrong = llg_space_time_residual(res["solver"], res["m"], (1.5 * case.params.a1, 0.3))
+    assert np.sqrt(MPI.COMM_WORLD.allreduce(float(np.sum(wrong * wrong)))) > 1e3 * np.sqrt(
+        MPI.COMM_WORLD.allreduce(float(np.sum(r * r)))) or number == 1
 
 
 @pytest.mark.parametrize("number", [2, 3])
