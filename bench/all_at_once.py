@@ -70,7 +70,7 @@ def table1(method: str) -> list[dict]:
 
 
 TABLE3 = {"observe": True, "estimate_parameters": True, "a_init": (1.5, 0.5),
-          "m_init": "perturbed", "tau": 2.5, "mu": 3.0, "model_weight": 100.0,
+          "m_init": "perturbed", "tau": 2.5, "mu": 0.3, "grow": 1.1, "model_weight": 1000.0,
           "param_weight": 1.0}
 
 
