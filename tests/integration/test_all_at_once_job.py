@@ -45,6 +45,7 @@ def test_kaczmarz_variants_run_and_reduce_the_error(mpi_tmp_path):
     for method in ("kaczmarz_time", "kaczmarz_data"):
         s, out = run("aao_table3.toml", mpi_tmp_path / method, "domain.n=[24]", "time.n_t=9",
                      f'aao.method="{method}"', "aao.max_iterations=12", "aao.segments=3",
+                     "aao.model_weight=1.0", "aao.mu=300.0", "aao.grow=1.0",
                      "output.fields=false", "aao.error_every=4")
         errors = [e for _, e in s["error_trace"]]
         assert errors[-1] < errors[0], (method, errors)
