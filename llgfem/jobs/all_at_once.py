@@ -178,7 +178,7 @@ def solve(job: AAOConfig, prob: dict, callbacks=(), checkpoint=None):
     step = AdaptiveStep(job.mu, mu_min=job.mu_min, grow=job.grow, mu_max=1e3 * job.mu)
     kw = {"step": step, "stop": stop, "callbacks": callbacks, "checkpoint": checkpoint}
     if job.method == "nesterov":
-        return nesterov_landweber(F, prob["y"], prob["x0"], **kw), error
+        return nesterov_landweber(F, prob["y"], prob["x0"], restart=True, **kw), error
     if job.method.startswith("kaczmarz"):
         subs = (time_segments(F, job.segments) if job.method == "kaczmarz_time"
                 else data_selection(F))

@@ -44,7 +44,7 @@ __all__ = ["nesterov_landweber", "two_point_gradient"]
 
 def nesterov_landweber(F: ForwardOperator, y_delta: np.ndarray, x0: np.ndarray, *,
                        step: StepRule, stop: StoppingRule, alpha: float = 3.0,
-                       callbacks: Iterable = (),
+                       restart: bool = False, callbacks: Iterable = (),
                        checkpoint: Checkpoint | None = None) -> Result:
     """Nesterov-accelerated Landweber iteration (Neubauer's version).
 
@@ -55,6 +55,7 @@ def nesterov_landweber(F: ForwardOperator, y_delta: np.ndarray, x0: np.ndarray, 
         step: Step-size rule (``ConstantStep(mu)`` with mu <= 1/||F'||^2 as in theory).
         stop: Stopping rule (``DiscrepancyPrinciple`` is evaluated at x_k).
         alpha: Nesterov parameter >= 3.
+        restart: Adaptive restart of the momentum (see :class:`NesterovMomentum`).
         callbacks: Callables ``cb(info)``; the first :class:`History` is ``Result.history``.
         checkpoint: Optional :class:`Checkpoint` (stores x_k and x_{k-1}).
 
@@ -66,7 +67,7 @@ def nesterov_landweber(F: ForwardOperator, y_delta: np.ndarray, x0: np.ndarray, 
         RuntimeError: If a residual norm or the iterate becomes NaN/Inf.
     """
     engine = build_engine(Problem([F], [y_delta]), step=step, stop=stop,
-                          momentum=NesterovMomentum(alpha), callbacks=callbacks,
+                          momentum=NesterovMomentum(alpha, restart), callbacks=callbacks,
                           checkpoint=checkpoint, driver="nesterov_landweber")
     return engine.run(x0)
 
