@@ -16,8 +16,6 @@ import llgfem  # noqa: F401  (bootstraps the DOLFINx wheel)
 
 # isort: split
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +23,9 @@ from pathlib import Path
 import dolfinx.mesh as dm
 import numpy as np
 from mpi4py import MPI
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _two_ranks import run_two_ranks  # noqa: E402
 
 from llgfem.solvers.heat import HeatSolver
 from llgfem.spacetime import TimeGrid, create_vector_space, interpolate_levels
@@ -71,14 +72,7 @@ def worker(path: str) -> None:
 
 def main() -> None:
     serial = {name: measure(name, MPI.COMM_SELF) for name in CASES}
-    tmp = OUT.with_suffix(".2ranks.json")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    mpiexec = Path(sys.executable).with_name("mpiexec")
-    cmd = [str(mpiexec) if mpiexec.exists() else "mpiexec", "-n", "2", sys.executable,
-           __file__, "--worker", str(tmp)]
-    subprocess.run(cmd, check=True, env=os.environ.copy())
-    par = json.loads(tmp.read_text())
-    tmp.unlink()
+    par = run_two_ranks(__file__, OUT)
     result = {}
     for name in CASES:
         s, p = serial[name], par[name]

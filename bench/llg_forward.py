@@ -16,13 +16,14 @@ import llgfem  # noqa: F401  (bootstraps the DOLFINx wheel)
 
 # isort: split
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from mpi4py import MPI
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _two_ranks import run_two_ranks  # noqa: E402
 
 from llgfem.cli import load_run_config
 from llgfem.jobs.llg_forward import LLGJobConfig, build_solver
@@ -69,13 +70,7 @@ def demo(comm=MPI.COMM_WORLD) -> dict:
 def main() -> None:
     tests = paper_tests()
     serial = demo(MPI.COMM_SELF)
-    tmp = OUT.with_suffix(".2ranks.json")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    mpiexec = Path(sys.executable).with_name("mpiexec")
-    subprocess.run([str(mpiexec) if mpiexec.exists() else "mpiexec", "-n", "2", sys.executable,
-                    __file__, "--worker", str(tmp)], check=True, env=os.environ.copy())
-    par = json.loads(tmp.read_text())
-    tmp.unlink()
+    par = run_two_ranks(__file__, OUT)
     result = {"tests": tests, "demo": {
         "config": str(DEMO.name), "dofs": serial["dofs"], "time_steps": serial["time_steps"],
         "newton_iterations": serial["newton_iterations"], "form": serial["form"],

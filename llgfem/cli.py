@@ -74,22 +74,14 @@ def _override(data: dict, assignment: str) -> None:
 
 def load_run_config(path: str, sets: Sequence[str] = (), output_dir: str | None = None):
     """Read a config file, apply overrides, validate."""
-    from pathlib import Path
+    from llgfem.config import parse_config, read_toml
 
-    from llgfem.config import ConfigError, parse_config
-
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{p}: invalid TOML: {e}") from None
+    data = read_toml(path)
     for s in sets:
         _override(data, s)
     if output_dir:
         data.setdefault("output", {})["dir"] = output_dir
-    return parse_config(data, source=str(p))
+    return parse_config(data, source=str(path))
 
 
 def run(path: str, sets: Sequence[str] = (), output_dir: str | None = None) -> dict:

@@ -50,6 +50,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_section",
+    "read_toml",
     "write_resolved_config",
 ]
 
@@ -274,20 +275,24 @@ def parse_config(data: dict[str, Any], source: str = "") -> Config:
     )
 
 
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The raw TOML table of a config file (ConfigError if missing or not valid TOML)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+
+
 def load_config(path: str | Path) -> Config:
     """Read and validate a TOML config file.
 
     Raises:
         ConfigError: if the file is missing, not valid TOML, or has an invalid entry.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: invalid TOML: {e}") from None
-    return parse_config(data, source=str(path))
+    return parse_config(read_toml(path), source=str(path))
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:
