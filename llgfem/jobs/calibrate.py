@@ -50,6 +50,7 @@ absolute level (range norm), ``tau`` discrepancy factor.
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from dataclasses import dataclass
@@ -254,10 +255,23 @@ def calibrate(cal: Calibration) -> tuple[dict, dict]:
 
 
 def run(cfg: Config) -> dict:
-    """Run the ``calibrate`` job; returns the summary."""
+    """Run the ``calibrate`` job; returns the summary.
+
+    The PETSc objects (SNES, matrices, KSP) are freed collectively before returning: a garbage
+    collection at a rank-dependent moment would otherwise destroy them on one rank only and
+    deadlock the collective destroy under MPI.
+    """
+    summary = _run(cfg)
+    gc.collect()
+    MPI.COMM_WORLD.Barrier()
+    return summary
+
+
+def _run(cfg: Config) -> dict:
     cal = setup(cfg)
     comm = cal.op.solver.comm
     summary, hist = calibrate(cal)
+    cal.op.cache.destroy()  # collectively, while the ranks are in step
     summary["job"] = "calibrate"
     out = cfg.run_dir
     if comm.rank == 0:

@@ -117,6 +117,12 @@ class StateCache:
         for key in self.counters:
             self.counters[key] = 0
 
+    def destroy(self) -> None:
+        """Free the step KSP (collective; call on every rank before MPI finalises)."""
+        if self._ksp is not None:
+            self._ksp.destroy()
+            self._ksp = None
+
     def step_solver(self, J1) -> LinearSolver:
         """The KSP (LU) of the step Jacobian storage ``J1`` (refactorised per step)."""
         if self._ksp is None:
