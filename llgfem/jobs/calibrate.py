@@ -29,6 +29,7 @@ Config tables::
     grow = 2.0                     # adaptive: growth after an accepted step
     armijo = 0.5                   # adaptive: sufficient-decrease constant
     max_iter = 500
+    rtol = 0.0                     # also stop at ||r|| <= rtol ||r_0|| (exact data: delta = 0)
     segments = 5                   # kaczmarz_time: number of windows
     lm_q = 0.7                     # levenberg_marquardt: linearised residual ratio
     state_guess = "paper"          # Newton guess of the first solve: "paper"
@@ -73,6 +74,7 @@ from llgfem.regularisation import (
     DiscrepancyPrinciple,
     History,
     MaxIterations,
+    RelativeResidual,
     SteepestDescentStep,
     landweber,
     landweber_kaczmarz,
@@ -97,6 +99,7 @@ class CalibrateConfig:
     grow: float = 2.0
     armijo: float = 0.5
     max_iter: int = 500
+    rtol: float = 0.0
     segments: int = 5
     lm_q: float = 0.7
     state_guess: str = "paper"
@@ -114,6 +117,7 @@ class CalibrateConfig:
             (self.max_iter >= 0 and self.segments >= 1, "max_iter",
              "need max_iter >= 0, segments >= 1"),
             (0 < self.lm_q < 1, "lm_q", "must lie in (0, 1)"),
+            (0 <= self.rtol < 1, "rtol", "must lie in [0, 1)"),
             (self.state_guess in ("paper", "m0"), "state_guess", "paper | m0"),
         ]
         for ok, key, msg in checks:
@@ -215,17 +219,21 @@ def identify(cal: Calibration):
     history = History({"a1": lambda x: x[0], "a2": lambda x: x[1]})
     counters = _Counters(cal.op)
     cbs = [history, counters]
+    stop = MaxIterations(c.max_iter)
+    if c.rtol > 0:
+        stop = stop | RelativeResidual(c.rtol)
     if c.method == "levenberg_marquardt":
         res = levenberg_marquardt(cal.op, cal.y_delta, np.array(c.a0), tau=c.tau,
-                                  delta=cal.noise, q=c.lm_q, max_iter=c.max_iter, callbacks=cbs)
+                                  delta=cal.noise, q=c.lm_q, max_iter=c.max_iter, rtol=c.rtol,
+                                  callbacks=cbs)
     elif len(ops) == 1 and c.method == "landweber":
         res = landweber(cal.op, cal.y_delta, np.array(c.a0), step=_step_rule(c),
-                        stop=DiscrepancyPrinciple(c.tau, cal.noise) | MaxIterations(c.max_iter),
+                        stop=DiscrepancyPrinciple(c.tau, cal.noise) | stop,
                         callbacks=cbs)
     else:
         res = landweber_kaczmarz(ops, data, np.array(c.a0), step=_step_rule(c),
-                                 stop=DiscrepancyPrinciple(c.tau, deltas)
-                                 | MaxIterations(c.max_iter), callbacks=cbs)
+                                 stop=DiscrepancyPrinciple(c.tau, deltas) | stop,
+                                 callbacks=cbs)
     return res, {**history.state_dict(), **counters.records}
 
 

@@ -43,7 +43,8 @@ __all__ = ["levenberg_marquardt"]
 
 def levenberg_marquardt(F: ForwardOperator, y_delta: np.ndarray, x0: np.ndarray, *,
                         tau: float, delta: float, q: float = 0.7, max_iter: int = 50,
-                        max_retries: int = 20, callbacks: Iterable = ()) -> Result:
+                        max_retries: int = 20, rtol: float = 0.0,
+                        callbacks: Iterable = ()) -> Result:
     """Regularising Levenberg-Marquardt iteration with the discrepancy principle.
 
     Args:
@@ -54,6 +55,8 @@ def levenberg_marquardt(F: ForwardOperator, y_delta: np.ndarray, x0: np.ndarray,
         q: target ratio of the linearised residual, in (0, 1).
         max_iter: maximal number of accepted steps.
         max_retries: maximal rejected trials per step (each raises q towards 1).
+        rtol: also stop when the residual fell below ``rtol`` times the initial one (for exact
+            data, ``delta = 0``).
         callbacks: callables ``cb(info)``; the first :class:`History` is ``Result.history``.
 
     Returns:
@@ -74,10 +77,12 @@ def levenberg_marquardt(F: ForwardOperator, y_delta: np.ndarray, x0: np.ndarray,
     r = np.asarray(F(x), dtype=float) - y_delta
     rn = require_finite(range_norm(F, r), "residual norm", 0)
     _notify(cbs, IterationInfo(0, x, rn))
-    k, reason = 0, None
+    k, reason, rn0 = 0, None, rn
     while reason is None:
         if rn <= tau * delta:
             reason = f"discrepancy principle: residual {rn:.6e} <= tau*delta = {tau * delta:.6e}"
+        elif rn <= rtol * rn0:
+            reason = f"relative residual {rn / rn0:.3e} <= rtol = {rtol:.1e}"
         elif k >= max_iter:
             reason = f"maximum number of iterations reached ({max_iter})"
         else:

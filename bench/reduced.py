@@ -1,0 +1,144 @@
+"""Benchmark of the reduced identification: paper 002 Table 3 (reduced columns), Test 2 with
+exact data, regularising Levenberg-Marquardt on the same rows, and the 2-D calibration demo.
+
+Writes ``outputs/bench/reduced.json``::
+
+    {"table3": [{"delta": 0.1, "iterations", "r_llg", "r_obs", "e_a1", "e_a2", "seconds",
+                 "paper_iterations", "paper_r_llg", "paper_r_obs", "paper_e_a1",
+                 "paper_e_a2", ...}, ... 0.05, 0.03],
+     "test2_exact": {...}, "gauss_newton": {"table3": [...], "test2_exact": {...}},
+     "kaczmarz": [...], "demo": {"seconds_1rank", "seconds_2ranks", ...}}
+
+Setting (demos/configs/calibrate_test3.toml): Test 3, 1-D [0, 2 pi], 101 points, 51 levels,
+T = 0.2, observation mu0 = 1, a~ = 1, c = 1, p = (1, 1, 1); noise of relative norm delta
+(seed 0); discrepancy principle tau = 2.1; a0 = (1.2, 0.2) (the paper does not state its
+initial parameters); e_a1 relative, e_a2 absolute (a2_true = 0).  ``seconds`` is the
+identification loop (setup and JIT excluded).  The 2-rank demo figure comes from re-launching
+this script under ``mpiexec -n 2``.  Usage: ``python bench/reduced.py``.
+"""
+
+import llgfem  # noqa: F401  (bootstraps the DOLFINx wheel)
+
+# isort: split
+import gc
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from mpi4py import MPI
+
+from llgfem.cli import load_run_config
+from llgfem.jobs.calibrate import calibrate, setup
+
+OUT = Path("outputs/bench/reduced.json")
+CONFIGS = Path(__file__).resolve().parents[1] / "demos" / "configs"
+PAPER = {0.1: (49, 3e-6, 0.0703, 0.030, 0.034), 0.05: (49, 3e-6, 0.0321, 0.040, 0.033),
+         0.03: (49, 3e-6, 0.0200, 0.044, 0.033)}
+KEYS = ("iterations", "r_llg", "r_obs", "e_a1", "e_a2", "seconds")
+EXTRA = ("a1", "a2", "forward", "adjoint", "linearised", "newton", "reason", "noise_level")
+
+
+def run_config(name: str, *sets: str) -> dict:
+    cal = setup(load_run_config(str(CONFIGS / name), sets))
+    summary, hist = calibrate(cal)
+    cal.op.cache.destroy()
+    del cal
+    gc.collect()  # free the PETSc objects now, at the same point on every rank
+    summary["a1_trace"] = hist["a1"]
+    summary["a2_trace"] = hist["a2"]
+    return summary
+
+
+def table3(method: str, q: str = "0.7") -> list[dict]:
+    rows = []
+    for delta, paper in PAPER.items():
+        s = run_config("calibrate_test3.toml", f"calibrate.delta={delta}",
+                       f'calibrate.method="{method}"', f"calibrate.lm_q={q}")
+        row = {"delta": delta, **{k: s[k] for k in KEYS + EXTRA}}
+        row.update(zip(("paper_iterations", "paper_r_llg", "paper_r_obs", "paper_e_a1",
+                        "paper_e_a2"), paper))
+        rows.append(row)
+    return rows
+
+
+def exact_test2(method: str, q: str = "0.7") -> dict:
+    s = run_config("calibrate_test2.toml", f'calibrate.method="{method}"',
+                   f"calibrate.lm_q={q}")
+    row = {k: s[k] for k in KEYS + EXTRA}
+    row.update({"paper_iterations": 250, "paper_seconds": 90000, "paper_inner_loops": 11095,
+                "paper_step": 1.0, "stop": "rtol 1e-6 or 250 iterations"})
+    return row
+
+
+def sensitivities() -> dict:
+    """|dF/da1|, |dF/da2| at the true parameters of Test 3 (identifiability of a2)."""
+    cal = setup(load_run_config(str(CONFIGS / "calibrate_test3.toml")))
+    J = cal.op.derivative(cal.a_true).sensitivities()
+    norms = [float(np.sqrt(cal.op.inner_range(J[:, i], J[:, i]))) for i in range(2)]
+    cal.op.cache.destroy()
+    del cal
+    gc.collect()
+    return {"dF_da1": norms[0], "dF_da2": norms[1], "ratio_a2_a1": norms[1] / norms[0]}
+
+
+def demo() -> dict:
+    s = run_config("calibrate_scanner2d.toml")
+    return {k: s[k] for k in ("seconds", "iterations", "a1", "a2", "e_a1", "e_a2", "r_obs",
+                              "r_llg", "forward", "adjoint", "newton", "mpi_size")}
+
+
+def show(rows: list[dict], title: str) -> None:
+    print(title)
+    for r in rows:
+        print(f"  delta {r['delta']:.2f}: {r['iterations']:3d} it (paper {r['paper_iterations']})"
+              f"  r_llg {r['r_llg']:.1e} ({r['paper_r_llg']:.0e})"
+              f"  r_obs {r['r_obs']:.4f} ({r['paper_r_obs']})"
+              f"  e_a1 {r['e_a1']:.4f} ({r['paper_e_a1']})  e_a2 {r['e_a2']:.4f}"
+              f" ({r['paper_e_a2']})  {r['seconds']:.2f} s")
+
+
+def main() -> None:
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    result = {"setting": {"test": 3, "grid": "101 points x 51 levels, T = 0.2",
+                          "observation": "mu0 = 1, a~ = 1 (constant), c = 1, p = (1, 1, 1)",
+                          "a0": [1.2, 0.2], "tau": 2.1, "noise_seed": 0,
+                          "e_a2": "absolute (a2_true = 0); e_a1 relative (= absolute)"},
+              "identifiability": sensitivities()}
+    result["table3"] = table3("landweber")
+    result["test2_exact"] = exact_test2("landweber")
+    result["gauss_newton"] = {"table3": table3("levenberg_marquardt"),
+                              "test2_exact": exact_test2("levenberg_marquardt", "0.1")}
+    result["kaczmarz"] = [
+        {"method": m, **{k: v for k, v in table3(m)[-1].items() if not k.startswith("paper")}}
+        for m in ("kaczmarz_time",)]
+    serial = demo()
+    tmp = OUT.with_suffix(".2ranks.json")
+    mpiexec = Path(sys.executable).with_name("mpiexec")
+    subprocess.run([str(mpiexec) if mpiexec.exists() else "mpiexec", "-n", "2", sys.executable,
+                    __file__, "--worker", str(tmp)], check=True, env=os.environ.copy())
+    par = json.loads(tmp.read_text())
+    tmp.unlink()
+    result["demo"] = {"config": "calibrate_scanner2d.toml", "seconds_1rank": serial["seconds"],
+                      "seconds_2ranks": par["seconds"], "serial": serial, "two_ranks": par}
+    show(result["table3"], "Table 3, reduced Landweber (paper in brackets):")
+    show(result["gauss_newton"]["table3"], "Table 3, Levenberg-Marquardt (paper Landweber):")
+    for name, r in (("Landweber", result["test2_exact"]),
+                    ("LM", result["gauss_newton"]["test2_exact"])):
+        print(f"Test 2 exact data, {name}: {r['iterations']} it (paper 250), e_a1 {r['e_a1']:.4f}"
+              f", e_a2 {r['e_a2']:.4f}, {r['seconds']:.2f} s (paper 90000 s)")
+    print(f"demo: {serial['seconds']:.1f} s (1 rank), {par['seconds']:.1f} s (2 ranks)")
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        res = demo()
+        MPI.COMM_WORLD.Barrier()
+        if MPI.COMM_WORLD.rank == 0:
+            Path(sys.argv[2]).write_text(json.dumps(res))
+    else:
+        main()
