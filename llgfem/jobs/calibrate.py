@@ -20,10 +20,12 @@ Config tables::
     [calibrate]
     method = "landweber"           # landweber | kaczmarz_time | kaczmarz_data |
                                    # levenberg_marquardt
-    a0 = [1.2, 0.2]                # initial guess of (a1, a2)
-    delta = 0.03                   # relative noise level ||y_delta - y|| / ||y||
+    a0 = [1.5, 0.5]                # initial guess of (a1, a2)
+    delta = 0.03                   # relative noise level
+    noise = "norm"                 # norm: ||y_delta - y|| = delta ||y|| (Gaussian direction);
+                                   # uniform: y_delta = y (1 + delta u), u ~ U(-1, 1) per sample
     seed = 0                       # noise seed
-    tau = 2.1                      # discrepancy principle (paper: tau > 2)
+    tau = 2.5                      # discrepancy principle (paper: tau > 2)
     step = "adaptive"              # adaptive | constant | steepest
     mu = 1.0                       # (initial) step size
     grow = 2.0                     # adaptive: growth after an accepted step
@@ -90,10 +92,11 @@ METHODS = ("landweber", "kaczmarz_time", "kaczmarz_data", "levenberg_marquardt")
 @dataclass(frozen=True)
 class CalibrateConfig:
     method: str = "landweber"
-    a0: tuple[float, float] = (1.2, 0.2)
+    a0: tuple[float, float] = (1.5, 0.5)
     delta: float = 0.03
+    noise: str = "norm"
     seed: int = 0
-    tau: float = 2.1
+    tau: float = 2.5
     step: str = "adaptive"
     mu: float = 1.0
     grow: float = 2.0
@@ -119,6 +122,7 @@ class CalibrateConfig:
             (0 < self.lm_q < 1, "lm_q", "must lie in (0, 1)"),
             (0 <= self.rtol < 1, "rtol", "must lie in [0, 1)"),
             (self.state_guess in ("paper", "m0"), "state_guess", "paper | m0"),
+            (self.noise in ("norm", "uniform"), "noise", "norm | uniform"),
         ]
         for ok, key, msg in checks:
             if not ok:
@@ -187,7 +191,12 @@ def setup(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD) -> Calibration:
     op = ReducedOperator(solver, obs, m0, m_guess=guess, failed_solve="nan")
     y = op.restrict(obs.apply(op.cache.state(a_true)))
     op.cache.reset(guess)  # the identification starts from the guess, not the true state
-    y_delta, noise = obs.add_noise(y.reshape(obs.signals_shape), cal.delta, cal.seed)
+    if cal.noise == "uniform":  # pointwise relative noise of amplitude delta
+        u = np.random.default_rng(cal.seed).uniform(-1.0, 1.0, y.shape)
+        y_delta = y * (1.0 + cal.delta * u)
+        noise = math.sqrt(op.inner_range(y_delta - y, y_delta - y))
+    else:
+        y_delta, noise = obs.add_noise(y.reshape(obs.signals_shape), cal.delta, cal.seed)
     return Calibration(op, y, y_delta.ravel(), noise, a_true, cal)
 
 
@@ -299,17 +308,9 @@ def write_plots(cal: Calibration, summary: dict, hist: dict, out, comm) -> None:
     """Signal fit (data vs. model at the identified parameters) and parameter traces."""
     op = cal.op
     a = np.array([summary["a1"], summary["a2"]])
-    fit = op(a).reshape(op.data_shape)
-    data = cal.y_delta.reshape(op.data_shape)
-    obs = op.observation
-    t = obs.times[op.samples]
-    series = {}
-    for k, cname in enumerate(obs.concentration_names):
-        for l, pname in enumerate(obs.coil_names):  # noqa: E741
-            series[f"data {cname}/{pname}"] = data[k, l]
-            series[f"fit {cname}/{pname}"] = fit[k, l]
-    plot_series(out / "plots" / "signal_fit.png", t, series, ylabel="voltage",
-                title=f"signal fit ({summary['method']}, delta = {cal.cfg.delta:g})", comm=comm)
+    fit = op(a).reshape(op.data_shape)  # collective: before the rank-0 branch
+    if comm.rank == 0:
+        plot_signal_fit(out / "plots" / "signal_fit.png", cal, fit, summary)
     its = np.asarray(hist["iteration"], dtype=float)
     plot_series(out / "plots" / "parameters.png", its,
                 {"a1": hist["a1"], "a2": hist["a2"],
@@ -318,3 +319,31 @@ def write_plots(cal: Calibration, summary: dict, hist: dict, out, comm) -> None:
                 xlabel="iteration", ylabel="parameter", title="parameter traces", comm=comm)
     plot_series(out / "plots" / "residual.png", its, {"||F(a) - y_delta||": hist["residual_norm"]},
                 xlabel="iteration", ylabel="residual", logy=True, title="residual", comm=comm)
+
+
+def plot_signal_fit(path, cal: Calibration, fit: np.ndarray, summary: dict) -> None:
+    """One panel per (k, l): noisy data (markers), fit at the identified a (line) (rank 0)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    op, obs = cal.op, cal.op.observation
+    K, L, _ = op.data_shape
+    data = cal.y_delta.reshape(op.data_shape)
+    t = obs.times[op.samples]
+    fig, axes = plt.subplots(K, L, figsize=(4.0 * L, 2.8 * K), squeeze=False, sharex=True)
+    for k in range(K):
+        for l in range(L):  # noqa: E741
+            ax = axes[k, l]
+            ax.plot(t, data[k, l], "o", ms=3, label="data y_delta")
+            ax.plot(t, fit[k, l], "-", label="F(a) identified")
+            ax.set_title(f"{obs.concentration_names[k]} / {obs.coil_names[l]}", fontsize=9)
+            ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"signal fit: {summary['method']}, delta = {cal.cfg.delta:g}, "
+                 f"a = ({summary['a1']:.3f}, {summary['a2']:.3f})", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
