@@ -79,26 +79,33 @@ def levenberg_marquardt(F: ForwardOperator, y_delta: np.ndarray, x0: np.ndarray,
     _notify(cbs, IterationInfo(0, x, rn))
     k, reason, rn0 = 0, None, rn
     while reason is None:
-        if rn <= tau * delta:
-            reason = f"discrepancy principle: residual {rn:.6e} <= tau*delta = {tau * delta:.6e}"
-        elif rn <= rtol * rn0:
-            reason = f"relative residual {rn / rn0:.3e} <= rtol = {rtol:.1e}"
-        elif k >= max_iter:
-            reason = f"maximum number of iterations reached ({max_iter})"
-        else:
-            step = _step(F, y_delta, x, r, rn, q, max_retries)
-            if step is None:
-                reason = "no damping decreases the residual (stagnation)"
-                _notify(cbs, IterationInfo(k, x, rn, accepted=False))
-                continue
-            x, r, rn, lam, rejections = step
-            k += 1
-            _notify(cbs, IterationInfo(k, x, rn, step_size=lam, rejections=rejections))
+        reason = _stop_reason(rn, rn0, k, tau * delta, rtol, max_iter)
+        if reason is not None:
+            break
+        step = _step(F, y_delta, x, r, rn, q, max_retries)
+        if step is None:
+            reason = "no damping decreases the residual (stagnation)"
+            _notify(cbs, IterationInfo(k, x, rn, accepted=False))
+            break
+        x, r, rn, lam, rejections = step
+        k += 1
+        _notify(cbs, IterationInfo(k, x, rn, step_size=lam, rejections=rejections))
     result = Result(x=x, iterations=k, reason=reason, history=history, residual_norm=rn,
                     subproblem_residual_norms=(rn,))
     for cb in cbs:
         getattr(cb, "finish", lambda _: None)(result)
     return result
+
+
+def _stop_reason(rn: float, rn0: float, k: int, threshold: float, rtol: float,
+                 max_iter: int) -> str | None:
+    if rn <= threshold:
+        return f"discrepancy principle: residual {rn:.6e} <= tau*delta = {threshold:.6e}"
+    if rn <= rtol * rn0:
+        return f"relative residual {rn / rn0:.3e} <= rtol = {rtol:.1e}"
+    if k >= max_iter:
+        return f"maximum number of iterations reached ({max_iter})"
+    return None
 
 
 def _notify(cbs, info: IterationInfo) -> None:
