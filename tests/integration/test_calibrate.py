@@ -105,3 +105,19 @@ def test_landau_lifshitz_form_is_rejected(mpi_tmp_path):
     cfg.sections["llg"] = {"initial": "uniform", "form": "landau_lifshitz"}
     with pytest.raises(ConfigError, match="Gilbert"):
         setup(cfg)
+
+
+def test_scanner_demo_config_fast(mpi_tmp_path):
+    """The 2-D demo config (phantom mesh, FFP field, 2 coils x 2 phantoms), shortened."""
+    from pathlib import Path
+
+    from llgfem.cli import load_run_config
+
+    path = Path(__file__).resolve().parents[2] / "demos" / "configs" / "calibrate_scanner2d.toml"
+    cfg = load_run_config(str(path), ["time.n_t=6", "calibrate.max_iter=4",
+                                      "output.plots=false"], str(mpi_tmp_path))
+    summary = run(cfg)
+    assert summary["method"] == "kaczmarz_data"
+    assert summary["iterations"] == 4
+    assert summary["r_llg"] < 1e-8
+    assert summary["mpi_size"] == MPI.COMM_WORLD.size
