@@ -8,6 +8,7 @@ JOBS: dict[str, str] = {
     "heat": "llgfem.jobs.heat:run",
     "llg_forward": "llgfem.jobs.llg_forward:run",
     "all_at_once": "llgfem.jobs.all_at_once:run",
+    "calibrate": "llgfem.jobs.calibrate:run",
     "brown_neel_fom": "llgfem.brownneel.jobs:run_job",
     "brown_neel_pod": "llgfem.brownneel.jobs:run_job",
     "brown_neel_rom": "llgfem.brownneel.jobs:run_job",
