@@ -1,0 +1,250 @@
+"""Trajectory datasets for LLG surrogates (paper 001, eq. (1)): layout, splits, FEM generator.
+
+The training tensor (eq. (1), field samples first)::
+
+    D(i, j, :) = [h tag | m_x | m_y | m_z]  in  R^{p + 3N},   i < n fields, j < s times,
+
+where the tag ``h`` (``p = 2``: ``|h|`` and the angle in degrees from ``e1`` in the
+``(e1, e2)`` plane) labels the field of run ``i`` at time ``t_j`` and ``m_q`` (``q = x, y, z``)
+are the nodal values of one magnetisation component on the ``N`` mesh nodes (component blocks,
+not interleaved).
+
+HDF5 layout (:func:`write_dataset` / :func:`read_dataset`)::
+
+    /D            float64 (n, s, p + 3N)   the tensor above
+    /times        float64 (s,)             t_j
+    /coordinates  float64 (N, 3)           node coordinates (the order of the m_q blocks)
+    attrs: layout = "h|m_x|m_y|m_z", p, N, n, s, tag_names (p strings), format_version = 1,
+           meta (JSON string: generator settings)
+
+The generator runs llgfem's FEM LLG solver (:class:`llgfem.solvers.llg.LLGSolver`, the
+length-preserving ``landau_lifshitz`` form) once per field ``h = |h| (cos a e1 + sin a e2)``,
+``(|h|, a)`` uniform in given ranges, from a fixed initial state ``m0``; one solver is compiled
+and the field enters through a :class:`dolfinx.fem.Constant`.  Fields are distributed over the
+ranks of a communicator, each rank solving on its own ``COMM_SELF`` copy of the mesh.
+
+Notation: ``n`` fields, ``s`` time points, ``p`` tag length, ``N`` nodes, ``D`` dataset.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+from mpi4py import MPI
+
+__all__ = [
+    "FEMDatasetSpec",
+    "TrajectoryDataset",
+    "generate_fem_dataset",
+    "kfold_indices",
+    "read_dataset",
+    "train_test_split",
+    "write_dataset",
+]
+
+LAYOUT = "h|m_x|m_y|m_z"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class TrajectoryDataset:
+    """The tensor ``D`` with its time points, node coordinates and metadata."""
+
+    D: np.ndarray
+    times: np.ndarray
+    coordinates: np.ndarray
+    p: int = 2
+    tag_names: tuple[str, ...] = ("h_abs", "angle_deg")
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        n, s, width = self.D.shape
+        if (width - self.p) % 3 or len(self.times) != s or len(self.tag_names) != self.p:
+            raise ValueError(f"TrajectoryDataset: inconsistent shapes D {self.D.shape}, "
+                             f"times {len(self.times)}, p = {self.p}")
+        if len(self.coordinates) != self.N:
+            raise ValueError("TrajectoryDataset: coordinates must have N rows")
+
+    @property
+    def N(self) -> int:
+        return (self.D.shape[2] - self.p) // 3
+
+    @property
+    def tags(self) -> np.ndarray:
+        """``(n, s, p)`` field tags."""
+        return self.D[:, :, : self.p]
+
+    @property
+    def states(self) -> np.ndarray:
+        """``(n, s, 3N)`` states ``[m_x | m_y | m_z]``."""
+        return self.D[:, :, self.p:]
+
+    def subset(self, index: np.ndarray) -> TrajectoryDataset:
+        """The fields ``index`` (a copy)."""
+        return TrajectoryDataset(self.D[index].copy(), self.times, self.coordinates, self.p,
+                                 self.tag_names, dict(self.meta))
+
+    def mean_magnetisation(self, states: np.ndarray | None = None) -> np.ndarray:
+        """Node-averaged ``(m_x, m_y, m_z)``: ``(..., 3)`` for states ``(..., 3N)``."""
+        x = self.states if states is None else states
+        return x.reshape(*x.shape[:-1], 3, self.N).mean(axis=-1)
+
+
+def write_dataset(path: str | Path, data: TrajectoryDataset,
+                  comm: MPI.Comm = MPI.COMM_WORLD) -> Path:
+    """Write ``data`` in the layout of the module docstring (rank 0; barrier on ``comm``)."""
+    path = Path(path)
+    if comm.rank == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with h5py.File(path, "w") as f:
+            f.create_dataset("D", data=data.D)
+            f.create_dataset("times", data=data.times)
+            f.create_dataset("coordinates", data=data.coordinates)
+            n, s, _ = data.D.shape
+            f.attrs.update({"layout": LAYOUT, "p": data.p, "N": data.N, "n": n, "s": s,
+                            "tag_names": list(data.tag_names),
+                            "format_version": FORMAT_VERSION,
+                            "meta": json.dumps(data.meta)})
+    comm.Barrier()
+    return path
+
+
+def read_dataset(path: str | Path) -> TrajectoryDataset:
+    """Read a dataset written by :func:`write_dataset` (any rank, independently)."""
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("layout") != LAYOUT:
+            raise ValueError(f"{path}: not a surrogate dataset (layout {f.attrs.get('layout')})")
+        names = tuple(str(t) for t in f.attrs["tag_names"])
+        return TrajectoryDataset(f["D"][...], f["times"][...], f["coordinates"][...],
+                                 int(f.attrs["p"]), names, json.loads(f.attrs["meta"]))
+
+
+def train_test_split(n: int, test_fraction: float = 0.2,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded random split of ``range(n)`` into sorted (train, test) indices."""
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"train_test_split: test_fraction in (0, 1), got {test_fraction}")
+    n_test = min(max(1, round(test_fraction * n)), n - 1)
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
+
+def kfold_indices(n: int, k: int = 10, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Seeded k-fold (train, validation) index pairs; the folds partition ``range(n)``."""
+    if not 2 <= k <= n:
+        raise ValueError(f"kfold_indices: need 2 <= k <= n, got k = {k}, n = {n}")
+    folds = np.array_split(np.random.default_rng(seed).permutation(n), k)
+    return [(np.sort(np.concatenate(folds[:i] + folds[i + 1:])), np.sort(f))
+            for i, f in enumerate(folds)]
+
+
+@dataclass(frozen=True)
+class FEMDatasetSpec:
+    """A field-tagged family of FEM LLG runs (the ``[dataset]`` table of the surrogate jobs).
+
+    Attributes:
+        n_fields: number ``n`` of field samples.
+        h_range: ``|h|`` range (scaled units of :mod:`llgfem.physics`).
+        angle_range: angle range in degrees, measured from ``e1`` in the ``(e1, e2)`` plane.
+        a1, a2, exchange: coefficients of the scaled LLG equation (``exchange > 0``).
+        initial: ``uniform`` (along ``initial_direction``) or ``nonuniform`` (see
+            :func:`llgfem.jobs.llg_forward.initial_state`).
+        initial_direction: direction of a uniform ``m0``.
+        seed: seed of the field samples.
+    """
+
+    n_fields: int = 60
+    h_range: tuple[float, float] = (0.5, 1.0)
+    angle_range: tuple[float, float] = (180.0, 200.0)
+    a1: float = 0.2
+    a2: float = 1.0
+    exchange: float = 0.01
+    initial: str = "uniform"
+    initial_direction: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    seed: int = 0
+
+    def validate(self, where: str = "dataset") -> None:
+        from llgfem.config import ConfigError
+
+        if self.n_fields < 1:
+            raise ConfigError(f"{where}.n_fields: must be >= 1, got {self.n_fields}")
+        for name in ("h_range", "angle_range"):
+            lo, hi = getattr(self, name)
+            if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+                raise ConfigError(f"{where}.{name}: need finite lower <= upper")
+        if self.initial not in ("uniform", "nonuniform"):
+            raise ConfigError(f"{where}.initial: {self.initial!r} is not uniform or nonuniform")
+        if self.exchange <= 0:
+            raise ConfigError(f"{where}.exchange: must be > 0, got {self.exchange}")
+
+    def sample_tags(self) -> np.ndarray:
+        """``(n, 2)`` samples ``(|h|, angle in degrees)``, uniform in the ranges (seeded)."""
+        rng = np.random.default_rng(self.seed)
+        return np.column_stack([rng.uniform(*self.h_range, self.n_fields),
+                                rng.uniform(*self.angle_range, self.n_fields)])
+
+
+def field_vector(tag: np.ndarray) -> np.ndarray:
+    """``h = |h| (cos a, sin a, 0)`` for a tag ``(|h|, a in degrees)``."""
+    a = np.deg2rad(tag[1])
+    return tag[0] * np.array([np.cos(a), np.sin(a), 0.0])
+
+
+def _serial_solver(spec: FEMDatasetSpec, domain_cfg, T: float, n_t: int):
+    """One LLG solver on a ``COMM_SELF`` mesh whose field is a Constant; returns (solver, h, m0)."""
+    import dolfinx.fem as fem
+
+    from llgfem.jobs.llg_forward import LLGJobConfig, initial_state
+    from llgfem.mesh import create_domain
+    from llgfem.physics import FieldSpec, LLGParameters
+    from llgfem.solvers.llg import LLGSolver
+    from llgfem.spacetime import TimeGrid, create_vector_space, interpolate_levels
+
+    mesh = create_domain(MPI.COMM_SELF, domain_cfg).mesh
+    V = create_vector_space(mesh)
+    h = fem.Constant(mesh, np.zeros(3))
+    field = FieldSpec(kind="expression", expression=lambda x, t: [h[0], h[1], h[2]])
+    params = LLGParameters(a1=spec.a1, a2=spec.a2, exchange=spec.exchange)
+    solver = LLGSolver(V, TimeGrid(T, n_t), params, field, form="landau_lifshitz",
+                       prefix="llgfem_surrogate_llg_")
+    x = mesh.geometry.x
+    job = LLGJobConfig(initial=spec.initial, initial_direction=spec.initial_direction)
+    m0 = initial_state(job, mesh.geometry.dim, x.min(axis=0), x.max(axis=0))
+    return solver, h, interpolate_levels(V, lambda y, t: m0(y), [0.0])[0]
+
+
+def generate_fem_dataset(spec: FEMDatasetSpec, domain_cfg=None, T: float = 10.0, n_t: int = 60,
+                         comm: MPI.Comm = MPI.COMM_WORLD) -> TrajectoryDataset:
+    """Solve the LLG equation once per sampled field; every rank returns the whole dataset.
+
+    Args:
+        spec: field ranges, coefficients, initial state, seed.
+        domain_cfg: :class:`llgfem.config.DomainConfig` (default: interval [0, 1], 12 cells).
+        T, n_t: time horizon and number ``s`` of time points (``t_j = j T/(s - 1)``).
+        comm: fields ``i`` with ``i % size == rank`` are solved on this rank (on COMM_SELF).
+
+    Returns:
+        The dataset (tags constant in time: static fields).
+    """
+    from llgfem.config import DomainConfig
+
+    spec.validate()
+    domain_cfg = domain_cfg or DomainConfig(kind="interval", lower=(0.0,), upper=(1.0,), n=(12,))
+    solver, h, m0 = _serial_solver(spec, domain_cfg, T, n_t)
+    tags, mine = spec.sample_tags(), range(comm.rank, spec.n_fields, comm.size)
+    local = {}
+    for i in mine:
+        h.value[:] = field_vector(tags[i])
+        m = solver.solve(m0)  # (s, 3N) interleaved by node
+        local[i] = m.reshape(n_t, -1, 3).transpose(0, 2, 1).reshape(n_t, -1)
+    states = {k: v for part in comm.allgather(local) for k, v in part.items()}
+    ordered = np.stack([states[i] for i in range(spec.n_fields)])
+    D = np.concatenate([np.repeat(tags[:, None, :], n_t, axis=1), ordered], axis=2)
+    coords = solver.V.tabulate_dof_coordinates()[: ordered.shape[2] // 3]
+    meta = {"generator": "llgfem.surrogates.data.generate_fem_dataset", "spec": asdict(spec),
+            "domain": asdict(domain_cfg), "T": T, "n_t": n_t, "form": "landau_lifshitz"}
+    return TrajectoryDataset(D, solver.grid.times, coords, 2, ("h_abs", "angle_deg"), meta)
