@@ -76,10 +76,10 @@ def table3(method: str, noise: str = "norm", seeds: int = 10) -> list[dict]:
     return rows
 
 
-def exact_test2(method: str, q: str = "0.7") -> dict:
+def exact_test2(method: str, q: str = "0.7", step: str = "adaptive") -> dict:
     """Test 2 with exact data (delta = 0): stop at rtol 1e-6 or 250 iterations."""
     s = run_config("calibrate_test2.toml", f'calibrate.method="{method}"',
-                   f"calibrate.lm_q={q}")
+                   f"calibrate.lm_q={q}", f'calibrate.step="{step}"')
     row = {k: s[k] for k in KEYS + EXTRA}
     row.update({"paper_iterations": 250, "paper_seconds": 90000, "paper_inner_loops": 11095,
                 "paper_step": 1.0, "stop": "rtol 1e-6 or 250 iterations"})
@@ -153,6 +153,7 @@ def main() -> None:
     result["table3"] = table3("landweber")
     result["table3_uniform_noise"] = table3("landweber", "uniform")
     result["test2_exact"] = exact_test2("landweber")
+    result["test2_exact_constant_step"] = exact_test2("landweber", step="constant")
     result["gauss_newton"] = {"table3": table3("levenberg_marquardt"),
                               "table3_uniform_noise": table3("levenberg_marquardt", "uniform"),
                               "test2_exact": exact_test2("levenberg_marquardt", "0.1")}
@@ -168,6 +169,7 @@ def main() -> None:
     show(result["table3_uniform_noise"], "Table 3, reduced Landweber, pointwise uniform noise:")
     show(result["gauss_newton"]["table3"], "Table 3, Levenberg-Marquardt (paper Landweber):")
     for name, r in (("Landweber", result["test2_exact"]),
+                    ("Landweber mu = 1", result["test2_exact_constant_step"]),
                     ("LM", result["gauss_newton"]["test2_exact"])):
         print(f"Test 2 exact data, {name}: {r['iterations']} it (paper 250), e_a1 {r['e_a1']:.4f}"
               f", e_a2 {r['e_a2']:.4f}, {r['seconds']:.2f} s (paper 90000 s)")
