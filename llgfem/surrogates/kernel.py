@@ -15,8 +15,8 @@ Plain NumPy/SciPy, serial (every MPI rank may train its own copy). The pieces:
   ``Phi_r[y] (Phi_r[x]^T Phi_r[x] + alpha I)^{-1} Phi_r[x]^T X~`` (an ``r x r`` solve).
 * Pre-image map (15)-(16): ℓ-kRR from the kPCA projections ``P_d phi(x_i)`` back to ``x_i``.
 * Latent integrator (ν-step, field-tagged): ℓ-kRR from ``[h tag | z_{j-ν+1} ... z_j]`` to
-  ``z_{j+1}`` (as an increment ``z_{j+1} - z_j`` by default; ``increment=False`` is the literal
-  map of the paper), rolled out from the first ν encoded states of a trajectory.
+  ``z_{j+1}`` (the literal map of the paper; ``increment=True`` learns ``z_{j+1} - z_j``),
+  rolled out from the first ν encoded states of a trajectory.
 
 Notation: ``x`` training states (rows), ``x_r`` Nyström landmarks, ``r`` rank, ``Phi`` the
 Nyström features, ``d`` number of principal components, ``z`` latent (kPCA) coordinates,
@@ -182,7 +182,7 @@ class KernelSurrogateConfig:
     gamma_int: float = 0.0
     alpha_int: float = 1e-8
     nu: int = 5
-    increment: bool = True
+    increment: bool = False
     cutoff: float = 1e-10
     seed: int = 0
 
