@@ -29,6 +29,7 @@ Notation: ``n`` fields, ``s`` time points, ``p`` tag length, ``N`` nodes, ``D`` 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -228,7 +229,8 @@ def generate_fem_dataset(spec: FEMDatasetSpec, domain_cfg=None, T: float = 10.0,
         comm: fields ``i`` with ``i % size == rank`` are solved on this rank (on COMM_SELF).
 
     Returns:
-        The dataset (tags constant in time: static fields).
+        The dataset (tags constant in time: static fields); ``meta`` records the settings and
+        the mean wall time of one ``solver.solve`` (JIT compilation excluded).
     """
     from llgfem.config import DomainConfig
 
@@ -236,15 +238,19 @@ def generate_fem_dataset(spec: FEMDatasetSpec, domain_cfg=None, T: float = 10.0,
     domain_cfg = domain_cfg or DomainConfig(kind="interval", lower=(0.0,), upper=(1.0,), n=(12,))
     solver, h, m0 = _serial_solver(spec, domain_cfg, T, n_t)
     tags, mine = spec.sample_tags(), range(comm.rank, spec.n_fields, comm.size)
-    local = {}
+    local, seconds = {}, {}
     for i in mine:
         h.value[:] = field_vector(tags[i])
+        t0 = time.perf_counter()
         m = solver.solve(m0)  # (s, 3N) interleaved by node
+        seconds[i] = time.perf_counter() - t0
         local[i] = m.reshape(n_t, -1, 3).transpose(0, 2, 1).reshape(n_t, -1)
     states = {k: v for part in comm.allgather(local) for k, v in part.items()}
+    solve_times = [t for part in comm.allgather(seconds) for t in part.values()]
     ordered = np.stack([states[i] for i in range(spec.n_fields)])
     D = np.concatenate([np.repeat(tags[:, None, :], n_t, axis=1), ordered], axis=2)
     coords = solver.V.tabulate_dof_coordinates()[: ordered.shape[2] // 3]
     meta = {"generator": "llgfem.surrogates.data.generate_fem_dataset", "spec": asdict(spec),
-            "domain": asdict(domain_cfg), "T": T, "n_t": n_t, "form": "landau_lifshitz"}
+            "domain": asdict(domain_cfg), "T": T, "n_t": n_t, "form": "landau_lifshitz",
+            "solver_seconds_per_trajectory": float(np.mean(solve_times)), "mpi_size": comm.size}
     return TrajectoryDataset(D, solver.grid.times, coords, 2, ("h_abs", "angle_deg"), meta)
