@@ -101,7 +101,7 @@ def timed_fit_predict(config: KernelSurrogateConfig, train: TrajectoryDataset,
 
 def plot_mean_magnetisation(path: str | Path, data: TrajectoryDataset, pred: np.ndarray,
                             fields: Sequence[int]) -> Path:
-    """Computed (solid) vs predicted (dashed) mean magnetisation of ``fields`` (PNG).
+    """Computed (lines) vs predicted (markers) mean magnetisation of ``fields`` (PNG).
 
     Serial: call it on one rank only.
     """
@@ -116,7 +116,8 @@ def plot_mean_magnetisation(path: str | Path, data: TrajectoryDataset, pred: np.
         for q, colour in enumerate(("C0", "C1", "C2")):
             name = "xyz"[q]
             ax.plot(data.times, truth[i, :, q], color=colour, label=f"<m_{name}> FEM")
-            ax.plot(data.times, guess[i, :, q], "--", color=colour, label=f"<m_{name}> kernel")
+            ax.plot(data.times, guess[i, :, q], "o", color=colour, markersize=3,
+                    markevery=max(1, len(data.times) // 30), label=f"<m_{name}> kernel")
         h, a = data.tags[i, 0, :2]
         ax.set_title(f"|h| = {h:.3f}, angle = {a:.1f} deg")
         ax.set_xlabel("t")
