@@ -39,7 +39,9 @@ __all__ = [
     "Nystroem",
     "dense_krr",
     "inverse_sqrt",
+    "load_surrogate",
     "rbf_kernel",
+    "save_surrogate",
 ]
 
 
@@ -323,3 +325,41 @@ class KernelSurrogate:
         z = self.rollout(tags, self.encode(first))
         out = self.decode(z[:, nu:])
         return np.concatenate([first, out], axis=1)
+
+
+_MAPS = ("encoder", "pre_map", "int_map")
+
+
+def save_surrogate(path, model: KernelSurrogate) -> None:
+    """Store a fitted surrogate as NPZ (arrays + the config as JSON); serial."""
+    import json
+    from dataclasses import asdict
+
+    arrays = {"config": np.array(json.dumps(asdict(model.config))),
+              "z_scale": np.array(model.z_scale), "kpca_mean": model.kpca.mean,
+              "kpca_components": model.kpca.components,
+              "kpca_eigenvalues": model.kpca.eigenvalues,
+              "pre_weights": model.pre_krr.weights, "int_weights": model.int_krr.weights,
+              "tag_shift": model.tag_scaler.shift, "tag_scale": model.tag_scaler.scale}
+    for name in _MAPS:
+        ny = getattr(model, name)
+        arrays.update({f"{name}_landmarks": ny.landmarks, f"{name}_inv_sqrt": ny.inv_sqrt,
+                       f"{name}_gamma": np.array(ny.gamma)})
+    np.savez(path, **arrays)
+
+
+def load_surrogate(path) -> KernelSurrogate:
+    """Read a surrogate written by :func:`save_surrogate`."""
+    import json
+
+    with np.load(path) as f:
+        a = {k: f[k] for k in f.files}
+    model = KernelSurrogate(KernelSurrogateConfig(**json.loads(str(a["config"]))))
+    for name in _MAPS:
+        setattr(model, name, Nystroem(a[f"{name}_landmarks"], float(a[f"{name}_gamma"]),
+                                      a[f"{name}_inv_sqrt"]))
+    model.z_scale = float(a["z_scale"])
+    model.kpca = LowRankKPCA(a["kpca_mean"], a["kpca_components"], a["kpca_eigenvalues"])
+    model.pre_krr, model.int_krr = LowRankKRR(a["pre_weights"]), LowRankKRR(a["int_weights"])
+    model.tag_scaler = _Affine(a["tag_shift"], a["tag_scale"])
+    return model

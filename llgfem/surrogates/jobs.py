@@ -1,0 +1,179 @@
+"""``llgfem run`` entry points of the low-rank kernel surrogate (paper 001, §2.2).
+
+Job kinds (``[job] kind``)::
+
+    surrogate_generate  FEM LLG runs for sampled fields -> dataset.h5 (layout: surrogates.data)
+    surrogate_train     dataset -> train split -> model.npz (ℓ-kPCA, pre-image (16), ℓ-kRR
+                        integrator (14)); training MSE
+    surrogate_predict   model + dataset -> predictions of the test split from their first nu
+                        states: predictions.h5, MSE vs the constant-m0 baseline, timings and
+                        the speed-up vs the solver, plots/prediction.png
+    surrogate_kernel    the three in one run
+
+Tables: ``[dataset]`` (:class:`llgfem.surrogates.data.FEMDatasetSpec`), ``[kernel]``
+(:class:`llgfem.surrogates.kernel.KernelSurrogateConfig`), ``[surrogate]``
+(:class:`SurrogateJobConfig`), ``[domain]`` (the mesh of the FEM runs) and ``[time]``
+(``T`` and ``n_t`` = the number ``s`` of time points).  Generation shares the fields out over
+the MPI ranks (each solves on COMM_SELF); training and prediction are serial and repeated on
+every rank (deterministic); rank 0 writes.  Outputs in ``<output.dir>/<job.name>/``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mpi4py import MPI
+
+from llgfem.config import Config, ConfigError, write_resolved_config
+from llgfem.io.results import write_json
+from llgfem.surrogates.data import (
+    FEMDatasetSpec,
+    TrajectoryDataset,
+    generate_fem_dataset,
+    read_dataset,
+    train_test_split,
+    write_dataset,
+)
+from llgfem.surrogates.evaluate import (
+    baseline_mse,
+    plot_mean_magnetisation,
+    predict_dataset,
+    trajectory_mse,
+)
+from llgfem.surrogates.kernel import (
+    KernelSurrogate,
+    KernelSurrogateConfig,
+    load_surrogate,
+    save_surrogate,
+)
+
+__all__ = ["JOB_KINDS", "SurrogateJobConfig", "run_job"]
+
+JOB_KINDS = ("surrogate_generate", "surrogate_train", "surrogate_predict", "surrogate_kernel")
+
+
+@dataclass(frozen=True)
+class SurrogateJobConfig:
+    """The ``[surrogate]`` table.
+
+    Attributes:
+        dataset: dataset file ("" = ``<run_dir>/dataset.h5``); read by train/predict.
+        model: model file ("" = ``<run_dir>/model.npz``); written by train, read by predict.
+        test_fraction: fraction of fields held out (seeded split, ``split_seed``).
+        split_seed: seed of the train/test split.
+        plot_fields: number of test fields in ``plots/prediction.png`` (0 = no plot).
+    """
+
+    dataset: str = ""
+    model: str = ""
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    plot_fields: int = 2
+
+    def validate(self, where: str) -> None:
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError(f"{where}.test_fraction: must lie in (0, 1)")
+        if self.plot_fields < 0:
+            raise ConfigError(f"{where}.plot_fields: must be >= 0")
+
+    def paths(self, run_dir: Path) -> tuple[Path, Path]:
+        """(dataset, model) files."""
+        return (Path(self.dataset) if self.dataset else run_dir / "dataset.h5",
+                Path(self.model) if self.model else run_dir / "model.npz")
+
+
+def _generate(cfg: Config, path: Path) -> tuple[TrajectoryDataset, dict]:
+    spec = cfg.section("dataset", FEMDatasetSpec)
+    t0 = time.perf_counter()
+    data = generate_fem_dataset(spec, cfg.domain, T=cfg.time.T, n_t=cfg.time.n_t)
+    seconds = time.perf_counter() - t0
+    write_dataset(path, data)
+    n, s, width = data.D.shape
+    return data, {"dataset": str(path), "n": n, "s": s, "N": data.N, "width": width,
+                  "generate_seconds": seconds,
+                  "solver_seconds_per_trajectory": data.meta["solver_seconds_per_trajectory"]}
+
+
+def _load(path: Path) -> TrajectoryDataset:
+    if not path.exists():
+        raise FileNotFoundError(f"surrogate.dataset: {path} does not exist (run "
+                                "surrogate_generate first or set surrogate.dataset)")
+    return read_dataset(path)
+
+
+def _split(job: SurrogateJobConfig, data: TrajectoryDataset):
+    train, test = train_test_split(len(data.D), job.test_fraction, job.split_seed)
+    return data.subset(train), data.subset(test)
+
+
+def _train(cfg: Config, job: SurrogateJobConfig, data: TrajectoryDataset,
+           path: Path) -> tuple[KernelSurrogate, dict]:
+    kernel = cfg.section("kernel", KernelSurrogateConfig)
+    train, _ = _split(job, data)
+    t0 = time.perf_counter()
+    model = KernelSurrogate(kernel).fit(train.tags, train.states)
+    seconds = time.perf_counter() - t0
+    if MPI.COMM_WORLD.rank == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_surrogate(path, model)
+    MPI.COMM_WORLD.Barrier()
+    mse = trajectory_mse(predict_dataset(model, train), train.states, kernel.nu)
+    return model, {"model": str(path), "n_train": len(train.D), "train_seconds": seconds,
+                   "mse_train": mse, "latent_dim": int(model.kpca.components.shape[1])}
+
+
+def _predict(cfg: Config, job: SurrogateJobConfig, model: KernelSurrogate,
+             data: TrajectoryDataset) -> dict:
+    _, test = _split(job, data)
+    t0 = time.perf_counter()
+    pred = predict_dataset(model, test)
+    seconds = time.perf_counter() - t0
+    nu, n = model.config.nu, len(test.D)
+    out = TrajectoryDataset(test.D.copy(), test.times, test.coordinates, test.p, test.tag_names,
+                            {**test.meta, "predicted_by": "KernelSurrogate", "nu": nu})
+    out.D[:, :, out.p:] = pred
+    write_dataset(cfg.run_dir / "predictions.h5", out)
+    summary = {"n_test": n, "predict_seconds": seconds,
+               "predict_seconds_per_trajectory": seconds / n,
+               "mse_test": trajectory_mse(pred, test.states, nu),
+               "mse_baseline_constant": baseline_mse(test.states, nu)}
+    solver = test.meta.get("solver_seconds_per_trajectory")
+    if solver:
+        summary["speedup_vs_solver"] = solver / summary["predict_seconds_per_trajectory"]
+    if cfg.output.plots and job.plot_fields and MPI.COMM_WORLD.rank == 0:
+        png = cfg.run_dir / "plots" / "prediction.png"
+        plot_mean_magnetisation(png, test, pred, range(min(job.plot_fields, n)))
+    return summary
+
+
+def run_job(cfg: Config) -> dict:
+    """Run one surrogate job (dispatch on ``cfg.job.kind``); returns the summary.
+
+    Raises:
+        ConfigError: for an unknown kind or an invalid table (on every rank).
+        FileNotFoundError: when train/predict find no dataset or model file.
+    """
+    kind = cfg.job.kind
+    if kind not in JOB_KINDS:
+        raise ConfigError(f"job.kind: {kind!r} is not a surrogate job {JOB_KINDS}")
+    job = cfg.section("surrogate", SurrogateJobConfig)
+    data_path, model_path = job.paths(cfg.run_dir)
+    if MPI.COMM_WORLD.rank == 0:
+        write_resolved_config(cfg, cfg.run_dir, {"surrogate": job})
+    summary: dict = {"job": kind, "mpi_size": MPI.COMM_WORLD.size}
+    if kind in ("surrogate_generate", "surrogate_kernel"):
+        data, info = _generate(cfg, data_path)
+        summary.update(info)
+    else:
+        data = _load(data_path)
+    if kind in ("surrogate_train", "surrogate_kernel"):
+        model, info = _train(cfg, job, data, model_path)
+        summary.update(info)
+    elif kind == "surrogate_predict":
+        model = load_surrogate(model_path)
+    if kind in ("surrogate_predict", "surrogate_kernel"):
+        summary.update(_predict(cfg, job, model, data))
+    write_json(cfg.run_dir / "summary.json", summary)
+    return summary
