@@ -84,8 +84,7 @@ class SurrogateJobConfig:
                 Path(self.model) if self.model else run_dir / "model.npz")
 
 
-def _generate(cfg: Config, path: Path) -> tuple[TrajectoryDataset, dict]:
-    spec = cfg.section("dataset", FEMDatasetSpec)
+def _generate(cfg: Config, spec: FEMDatasetSpec, path: Path) -> tuple[TrajectoryDataset, dict]:
     t0 = time.perf_counter()
     data = generate_fem_dataset(spec, cfg.domain, T=cfg.time.T, n_t=cfg.time.n_t)
     seconds = time.perf_counter() - t0
@@ -108,9 +107,8 @@ def _split(job: SurrogateJobConfig, data: TrajectoryDataset):
     return data.subset(train), data.subset(test)
 
 
-def _train(cfg: Config, job: SurrogateJobConfig, data: TrajectoryDataset,
+def _train(kernel: KernelSurrogateConfig, job: SurrogateJobConfig, data: TrajectoryDataset,
            path: Path) -> tuple[KernelSurrogate, dict]:
-    kernel = cfg.section("kernel", KernelSurrogateConfig)
     train, _ = _split(job, data)
     t0 = time.perf_counter()
     model = KernelSurrogate(kernel).fit(train.tags, train.states)
@@ -158,18 +156,20 @@ def run_job(cfg: Config) -> dict:
     kind = cfg.job.kind
     if kind not in JOB_KINDS:
         raise ConfigError(f"job.kind: {kind!r} is not a surrogate job {JOB_KINDS}")
-    job = cfg.section("surrogate", SurrogateJobConfig)
+    job = cfg.section("surrogate", SurrogateJobConfig)  # every table checked before any I/O
+    spec = cfg.section("dataset", FEMDatasetSpec)
+    kernel = cfg.section("kernel", KernelSurrogateConfig)
     data_path, model_path = job.paths(cfg.run_dir)
     if MPI.COMM_WORLD.rank == 0:
         write_resolved_config(cfg, cfg.run_dir, {"surrogate": job})
     summary: dict = {"job": kind, "mpi_size": MPI.COMM_WORLD.size}
     if kind in ("surrogate_generate", "surrogate_kernel"):
-        data, info = _generate(cfg, data_path)
+        data, info = _generate(cfg, spec, data_path)
         summary.update(info)
     else:
         data = _load(data_path)
     if kind in ("surrogate_train", "surrogate_kernel"):
-        model, info = _train(cfg, job, data, model_path)
+        model, info = _train(kernel, job, data, model_path)
         summary.update(info)
     elif kind == "surrogate_predict":
         model = load_surrogate(model_path)
