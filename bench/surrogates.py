@@ -64,7 +64,8 @@ def wide_rows() -> dict:
             "solver_seconds_per_trajectory": data.meta["solver_seconds_per_trajectory"]}
     for name, model in (("default", MODEL), ("larger", LARGER)):
         _, _, r = timed_fit_predict(model, data.subset(train), data.subset(test))
-        rows[name] = {**r, "config": dataclasses.asdict(model)}
+        speedup = rows["solver_seconds_per_trajectory"] / r["predict_seconds_per_trajectory"]
+        rows[name] = {**r, "speedup_vs_solver": speedup, "config": dataclasses.asdict(model)}
     return rows
 
 

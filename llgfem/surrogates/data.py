@@ -218,6 +218,18 @@ def _serial_solver(spec: FEMDatasetSpec, domain_cfg, T: float, n_t: int):
     return solver, h, interpolate_levels(V, lambda y, t: m0(y), [0.0])[0]
 
 
+def _solve_fields(solver, h, m0: np.ndarray, tags: np.ndarray, indices) -> tuple[dict, dict]:
+    """States ``(s, 3N)`` in component blocks and solve times of the fields ``indices``."""
+    local, seconds = {}, {}
+    for i in indices:
+        h.value[:] = field_vector(tags[i])
+        t0 = time.perf_counter()
+        m = solver.solve(m0)  # (s, 3N) interleaved by node
+        seconds[i] = time.perf_counter() - t0
+        local[i] = m.reshape(len(m), -1, 3).transpose(0, 2, 1).reshape(len(m), -1)
+    return local, seconds
+
+
 def generate_fem_dataset(spec: FEMDatasetSpec, domain_cfg=None, T: float = 10.0, n_t: int = 60,
                          comm: MPI.Comm = MPI.COMM_WORLD) -> TrajectoryDataset:
     """Solve the LLG equation once per sampled field; every rank returns the whole dataset.
@@ -238,13 +250,7 @@ def generate_fem_dataset(spec: FEMDatasetSpec, domain_cfg=None, T: float = 10.0,
     domain_cfg = domain_cfg or DomainConfig(kind="interval", lower=(0.0,), upper=(1.0,), n=(12,))
     solver, h, m0 = _serial_solver(spec, domain_cfg, T, n_t)
     tags, mine = spec.sample_tags(), range(comm.rank, spec.n_fields, comm.size)
-    local, seconds = {}, {}
-    for i in mine:
-        h.value[:] = field_vector(tags[i])
-        t0 = time.perf_counter()
-        m = solver.solve(m0)  # (s, 3N) interleaved by node
-        seconds[i] = time.perf_counter() - t0
-        local[i] = m.reshape(n_t, -1, 3).transpose(0, 2, 1).reshape(n_t, -1)
+    local, seconds = _solve_fields(solver, h, m0, tags, mine)
     states = {k: v for part in comm.allgather(local) for k, v in part.items()}
     solve_times = [t for part in comm.allgather(seconds) for t in part.values()]
     ordered = np.stack([states[i] for i in range(spec.n_fields)])
