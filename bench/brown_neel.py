@@ -62,13 +62,28 @@ class Bench:
         self.settings_fig1 = TSSettings(rtol=args.rtol_fig1, atol=args.rtol_fig1 * 1e-5,
                                         lu_reuse=30)
         self.path = OUT / "brown_neel.json"
-        self.data = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.data = {}  # keys written by this process; merged into the file on save
         self.models = {}
         self.runs = {}
 
     def save(self):
+        """Merge this process's keys into the JSON (other stages may run concurrently)."""
         OUT.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(self.data, indent=1, default=float))
+        old = json.loads(self.path.read_text()) if self.path.exists() else {}
+        for key, value in self.data.items():
+            if key == "fom":  # rows from several processes: replace same (particle, f, trunc)
+                mine = {_fom_key(r) for r in value}
+                old["fom"] = [r for r in old.get("fom", []) if _fom_key(r) not in mine] + value
+            elif key == "rom":
+                exps = {r["experiment"] for r in value}
+                old["rom"] = [r for r in old.get("rom", []) if r["experiment"] not in exps] + value
+            elif isinstance(value, dict) and isinstance(old.get(key), dict):
+                old[key] = {**old[key], **value}
+            else:
+                old[key] = value
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(old, indent=1, default=float))
+        tmp.replace(self.path)
 
     def model(self, key, trunc):
         if (key, trunc) not in self.models:
@@ -84,20 +99,22 @@ class Bench:
                 m, f_khz * 1e3, warmup_periods=self.args.warmup, periods=1.0,
                 samples_per_period=self.args.spp, settings=settings)
             r = self.runs[ck]
+            self.add_fom_row(fom_row(key, f_khz, m, r, rtol=settings.rtol))
             print(f"FOM {key} {trunc} {f_khz} kHz n={m.size} rtol={settings.rtol:g}: "
                   f"{r.traj.seconds:.1f} s, {r.traj.steps} steps", flush=True)
         return self.runs[ck]
+
+    def add_fom_row(self, row):
+        rows = self.data.setdefault("fom", [])
+        rows[:] = [r for r in rows if _fom_key(r) != _fom_key(row)] + [row]
 
     # ---------------------------------------------------------------------------------
     def stage_fom(self):
         a = self.args
         fom, conv, lang = [], [], []
         for key in PARTICLES:
-            freqs = (1, 5, 10) if key == "20/6" else (5,)
-            for f in freqs:
+            for f in (5,):
                 truncs = a.conv_truncations[key]
-                if f != 5:
-                    truncs = truncs[:-1]
                 runs = [(t, self.fom(key, t, f)) for t in truncs]
                 ref = runs[-1][1].recorded
                 for t, run in runs:
@@ -108,12 +125,12 @@ class Bench:
                                   finest=list(truncs[-1]))
                     fom.append(row)
                     conv.append(row)
+                    self.add_fom_row(row)
             for t in a.conv_truncations[key]:
                 m = self.model(key, t)
                 xi_b = [15e-3, 1.0 / m.params.xi_per_tesla, 4.0 / m.params.xi_per_tesla]
                 lang.append({"particle": list(PARTICLES[key]), "truncation": list(t),
                              "unknowns": m.size, "checks": langevin_errors(m, xi_b)})
-        self.data["fom"] = fom
         self.data["langevin"] = lang
         self.data["chosen_truncations"] = {k: list(v[-1]) for k, v in
                                            a.conv_truncations.items()}
@@ -135,8 +152,8 @@ class Bench:
                                                                  * 15e-3)
         m = self.model(key, (5, 4))
         conv = self.args.conv_truncations[key]
-        for f in (1, 5, 10):
-            finest = tuple(conv[-1] if f == 5 else conv[-2])
+        for f in (5,):
+            finest = tuple(conv[-1])
             run = self.fom(key, (5, 4), f)
             ref = self.fom(key, finest, f).recorded
             out[f"{f}kHz"] = {"unknowns_sector": m.size, "unknowns_full": 900,
@@ -144,7 +161,7 @@ class Bench:
                               "seconds": run.traj.seconds,
                               "nrmse_mz_vs_converged": nrmse(run.recorded.mz, ref.mz),
                               "nrmse_signal_vs_converged": nrmse(run.recorded.dmz, ref.dmz)}
-            self.data.setdefault("fom", []).append(fom_row(key, f, m, run, paper_N900=True))
+            self.add_fom_row(fom_row(key, f, m, run, paper_N900=True))
         self.data["paper_N900"] = out
         self.save()
 
@@ -251,10 +268,30 @@ class Bench:
         fig.savefig(OUT / "brown_neel_fig3.png", dpi=120)
         plt.close(fig)
 
+    def stage_fom25(self):
+        """The 25 nm particle at (20, 16): the finest truncation affordable here."""
+        a = self.args
+        t = (20, 16)
+        run = self.fom("25/10", t, 5)
+        ref = run.recorded
+        rows = []
+        for tr in a.conv_truncations["25/10"]:
+            rec = self.fom("25/10", tuple(tr), 5).recorded
+            rows.append({"truncation": list(tr), "nrmse_mz_vs_20_16": nrmse(rec.mz, ref.mz),
+                         "nrmse_signal_vs_20_16": nrmse(rec.dmz, ref.dmz)})
+        m = self.model("25/10", t)
+        self.add_fom_row(fom_row("25/10", 5, m, run))
+        self.data["fom25_convergence_vs_20_16"] = rows
+        self.data.setdefault("langevin", []).append({"particle": [25, 10], "truncation": list(t),
+                                      "unknowns": m.size, "checks": langevin_errors(
+                                          m, [15e-3, 1.0 / m.params.xi_per_tesla])})
+        self.save()
+
     def stage_id(self):
         res = identify_particle(truth=(self.args.id_truth[0], self.args.id_truth[1]),
                                 truncation=tuple(self.args.id_truncation),
-                                settings=self.settings_fig1, noise=self.args.id_noise, seed=1)
+                                settings=self.settings, noise=self.args.id_noise, seed=1,
+                                grid=5, rank=60)
         self.data["identification"] = res
         self.save()
 
@@ -298,6 +335,11 @@ class Bench:
         plt.close(fig)
 
 
+def _fom_key(row):
+    return (tuple(row["particle"]), row["f_d_kHz"], tuple(row["truncation"]),
+            bool(row.get("paper_N900", False)))
+
+
 def _min_rank(rows, tol):
     for r in sorted({x["r"] for x in rows}):
         sel = [x for x in rows if x["r"] == r]
@@ -309,7 +351,7 @@ def _min_rank(rows, tol):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true", help="small truncations, few ranks")
-    p.add_argument("--stages", default="fom,fig1,fig2,fig3,id")
+    p.add_argument("--stages", default="fig1,fom,fig2,fig3,id,fom25")
     p.add_argument("--rtol", type=float, default=1e-6)
     p.add_argument("--rtol-fig1", type=float, default=1e-7)
     p.add_argument("--warmup", type=float, default=1.0)
@@ -325,10 +367,10 @@ def main(argv=None):
         args.conv_truncations = {
             "20/6": [(10, 8), (12, 10), (14, 12), (16, 14)],
             "20/10": [(12, 10), (14, 12), (16, 14)],
-            "25/10": [(14, 12), (16, 14), (20, 16)],
+            "25/10": [(12, 10), (14, 12), (16, 14)],
         }
         args.fig1_truncation = (12, 10)
-        args.fig2_truncation = (20, 16)
+        args.fig2_truncation = (16, 14)
         args.ranks1 = [10, 20, 30, 40, 60, 80, 100, 150, 200, 300]
         args.ranks2 = [20, 50, 100, 200, 300, 400, 600]
         args.fig3_rank = 600
