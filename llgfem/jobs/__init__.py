@@ -13,4 +13,8 @@ JOBS: dict[str, str] = {
     "brown_neel_pod": "llgfem.brownneel.jobs:run_job",
     "brown_neel_rom": "llgfem.brownneel.jobs:run_job",
     "brown_neel_identify": "llgfem.brownneel.jobs:run_job",
+    "surrogate_generate": "llgfem.surrogates.jobs:run_job",
+    "surrogate_train": "llgfem.surrogates.jobs:run_job",
+    "surrogate_predict": "llgfem.surrogates.jobs:run_job",
+    "surrogate_kernel": "llgfem.surrogates.jobs:run_job",
 }

@@ -88,3 +88,16 @@ def test_bad_input_gives_one_clear_error_on_every_rank(mpi_tmp_path, capsys, tex
 
 def test_missing_config_file(mpi_tmp_path, capsys):
     assert main(["run", str(mpi_tmp_path / "nope.toml")]) == 2
+
+
+@pytest.mark.parametrize("name", ["surrogate_kernel.toml"])
+def test_registered_jobs_run_from_the_cli(mpi_tmp_path, name):
+    """Jobs written by other modules are reachable through `llgfem run` (fast settings)."""
+    from pathlib import Path
+
+    cfg = Path(__file__).resolve().parents[2] / "demos" / "configs" / name
+    sets = {"surrogate_kernel.toml": ["dataset.n_fields=16", "time.n_t=21"]}[name]
+    args = ["run", str(cfg), "-o", str(mpi_tmp_path)]
+    for s in sets:
+        args += ["--set", s]
+    assert main(args) == 0
