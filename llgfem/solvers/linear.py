@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 from petsc4py import PETSc
 
-__all__ = ["DIRECT_LIMIT", "LinearSolver", "SolverError", "preset_options"]
+__all__ = ["DIRECT_LIMIT", "NATIVE_LU_LIMIT", "LinearSolver", "SolverError", "preset_options"]
 
 DIRECT_LIMIT = 200_000
+NATIVE_LU_LIMIT = 20_000
 
 
 class SolverError(RuntimeError):
@@ -29,13 +30,15 @@ class SolverError(RuntimeError):
 def preset_options(kind: str, n_global: int, comm_size: int = 2) -> dict[str, Any]:
     """PETSc options of a preset (see module docstring).
 
-    On one rank the direct preset uses PETSc's own sparse LU (much less per-solve overhead than
-    MUMPS for the many small solves of time stepping); in parallel MUMPS.
+    On one rank and for small systems (<= :data:`NATIVE_LU_LIMIT` unknowns) the direct preset
+    uses PETSc's own sparse LU (much less per-solve overhead than MUMPS for the many small solves
+    of time stepping); otherwise MUMPS (measured, heat sweep with 31 944 dofs in 3-D: 84 ms/step
+    with PETSc's LU, ~43 ms/step with MUMPS).
     """
     if kind == "auto":
         kind = "direct" if n_global <= DIRECT_LIMIT else "iterative"
     if kind == "direct":
-        package = "petsc" if comm_size == 1 else "mumps"
+        package = "petsc" if comm_size == 1 and n_global <= NATIVE_LU_LIMIT else "mumps"
         return {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": package}
     if kind == "iterative":
         return {"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": 1e-12, "ksp_atol": 1e-50,
