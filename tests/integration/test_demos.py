@@ -1,0 +1,18 @@
+"""The tutorial demos run end to end in their fast mode (serially and under MPI)."""
+
+import os
+import runpy
+from pathlib import Path
+
+import pytest
+
+DEMOS = Path(__file__).resolve().parents[2] / "demos"
+
+
+@pytest.mark.parametrize("name", ["paper_test3_tutorial.py"])
+def test_demo_runs(name, monkeypatch):
+    monkeypatch.setenv("LLGFEM_FAST", "1")
+    ns = runpy.run_path(str(DEMOS / name), run_name="__main__")
+    assert ns["res"].relative_error < 1e-10
+    assert ns["e1"] < ns["e0"]
+    assert os.environ["LLGFEM_FAST"] == "1"
