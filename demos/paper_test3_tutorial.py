@@ -18,9 +18,8 @@ import llgfem  # noqa: F401  (must come first: bootstraps the DOLFINx wheel)
 # isort: split
 import os
 
-import numpy as np
-
 import dolfinx.mesh as dm
+import numpy as np
 from mpi4py import MPI
 
 from llgfem.operators.all_at_once import AllAtOnceOperator
