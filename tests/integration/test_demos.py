@@ -14,3 +14,9 @@ def test_demo_runs(name, monkeypatch):
     ns = runpy.run_path(str(DEMOS / name), run_name="__main__")
     assert ns["res"].relative_error < 1e-10
     assert ns["e1"] < ns["e0"]
+
+
+def test_brown_neel_demo_runs(monkeypatch, mpi_tmp_path):
+    monkeypatch.setenv("LLGFEM_DEMO_FAST", "1")
+    monkeypatch.chdir(mpi_tmp_path)  # the demo writes outputs/ relative to the working dir
+    runpy.run_path(str(DEMOS / "brown_neel.py"), run_name="__main__")
