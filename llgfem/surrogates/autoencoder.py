@@ -66,6 +66,8 @@ class AutoencoderSurrogateConfig:
         nu: steps of the integrator (paper: 5).
         lookahead: ``ft`` of the forward-looking loss (4) (paper: 15; capped at ``s - nu``).
         learning_rate: Adam step size of both networks (paper: 2e-4).
+        final_lr_fraction: cosine decay of the step size to this fraction over the epochs of
+            each stage (1: constant, as in the paper).
         batch_size: mini-batch size (states for the autoencoder, windows for the integrator).
         epochs_ae, epochs_integrator: passes over the training data.
         increment: the integrator learns ``(z_{i+1} - z_i) / rms(increments)`` instead of
@@ -80,6 +82,7 @@ class AutoencoderSurrogateConfig:
     nu: int = 5
     lookahead: int = 15
     learning_rate: float = 2e-4
+    final_lr_fraction: float = 1.0
     batch_size: int = 64
     epochs_ae: int = 200
     epochs_integrator: int = 60
@@ -105,6 +108,8 @@ class AutoencoderSurrogateConfig:
             raise ConfigError(f"{where}: hidden widths must be >= 1")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"{where}.dropout: must lie in [0, 1), got {self.dropout}")
+        if not 0 < self.final_lr_fraction <= 1:
+            raise ConfigError(f"{where}.final_lr_fraction: must lie in (0, 1]")
         if not self.learning_rate > 0:
             raise ConfigError(f"{where}.learning_rate: must be > 0")
 
@@ -263,6 +268,16 @@ class _Affine:
         return y * self.scale + self.shift
 
 
+def _adam(config: AutoencoderSurrogateConfig, n_steps: int):
+    """optax Adam with a constant or cosine-decayed step size."""
+    import optax
+
+    lr = config.learning_rate
+    if config.final_lr_fraction < 1:
+        lr = optax.cosine_decay_schedule(lr, max(1, n_steps), config.final_lr_fraction)
+    return optax.adam(lr)
+
+
 def _train(params: dict, part: str, loss_fn, arrays: tuple[np.ndarray, ...],
            config: AutoencoderSurrogateConfig, epochs: int) -> tuple[dict, list[float]]:
     """Adam (optax) on ``params[part]`` over shuffled mini-batches of ``arrays``; epoch losses."""
@@ -270,7 +285,9 @@ def _train(params: dict, part: str, loss_fn, arrays: tuple[np.ndarray, ...],
     import jax.numpy as jnp
     import optax
 
-    opt = optax.adam(config.learning_rate)
+    m = len(arrays[0])
+    bs = min(config.batch_size, m)
+    opt = _adam(config, epochs * (m // bs))
     trainable = {k: v for k, v in params.items() if k in part.split("+")}
     frozen = {k: v for k, v in params.items() if k not in trainable}
     state = opt.init(trainable)
@@ -282,8 +299,6 @@ def _train(params: dict, part: str, loss_fn, arrays: tuple[np.ndarray, ...],
         steps, state = opt.update(grads, state, trainable)
         return optax.apply_updates(trainable, steps), state, loss
 
-    m = len(arrays[0])
-    bs = min(config.batch_size, m)
     rng, key = np.random.default_rng(config.seed), jax.random.PRNGKey(config.seed + 1)
     data = [jnp.asarray(a, jnp.float32) for a in arrays]
     history = []
