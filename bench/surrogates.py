@@ -1,11 +1,17 @@
-"""Benchmark of the low-rank kernel surrogate (paper 001, §2.2, Figs. 5 and 7) on FEM data.
+"""Benchmark of the kernel (paper 001, §2.2) and autoencoder (§2.1) surrogates on FEM data.
 
 Writes ``outputs/bench/surrogates.json``::
 
     {"kernel": {"train_seconds", "predict_seconds", "predict_seconds_per_trajectory",
                 "mse_test", "mse_baseline_constant", "speedup_vs_solver", "config": {...},
                 "learning_curve": [{"n_train", "train_mse", "cv_mse", "cv_std", "test_mse"}]},
-     "autoencoder": {"status": "not implemented in this session"},
+     "autoencoder": {"status": "ok", "train_seconds", "predict_seconds",
+                     "predict_seconds_per_trajectory", "mse_test", "mse_baseline_constant",
+                     "speedup_vs_solver", "fit_seconds": {"ae", "integrator"},
+                     "final_losses", "config": {...},
+                     "learning_curve": [{"n_train", "train_mse", "test_mse", "epochs_ae",
+                                         "epochs_integrator"}]}
+                    (or {"status": "jax not installed"}),
      "solver_seconds_per_trajectory", "dataset": {...}, "plot",
      "kernel_wide_fields": {"default": {...}, "larger": {...}, ...}}
 
@@ -20,6 +26,11 @@ Prediction is batched over the test fields; ``speedup_vs_solver`` compares the p
 prediction time with the mean per-trajectory ``LLGSolver.solve`` time (JIT excluded).
 ``kernel_wide_fields``: final-model rows on a wider family (|h| in [0.2, 1.2], all angles),
 for the default model and a larger one (d = 40, integrator rank 600).
+``autoencoder`` (only when JAX + optax are importable): llgfem.surrogates.autoencoder (Table 1
+autoencoder, Table 2 integrator, forward-looking loss (4) with ft = 15, nu = 5, d = 40) on the
+same split; ``train_seconds`` includes JIT compilation.  Its learning curve is shorter than the
+kernel one: train and test MSE only (no cross-validation) at AE_SIZES training fields, each
+model trained with fewer epochs (AE_CURVE_EPOCHS) than the final one.
 Serial (one rank).  Usage: ``python bench/surrogates.py``.
 """
 
@@ -27,21 +38,31 @@ import llgfem  # noqa: F401  (bootstraps the DOLFINx wheel)
 
 # isort: split
 import dataclasses
+import importlib.util
 import json
 import time
 from pathlib import Path
 
+import numpy as np
 from mpi4py import MPI
 
 from llgfem.config import DomainConfig
 from llgfem.io.results import to_jsonable
+from llgfem.surrogates.autoencoder import AutoencoderSurrogate, AutoencoderSurrogateConfig
 from llgfem.surrogates.data import (
     FEMDatasetSpec,
+    TrajectoryDataset,
     generate_fem_dataset,
     train_test_split,
     write_dataset,
 )
-from llgfem.surrogates.evaluate import learning_curve, plot_mean_magnetisation, timed_fit_predict
+from llgfem.surrogates.evaluate import (
+    baseline_mse,
+    learning_curve,
+    plot_mean_magnetisation,
+    timed_fit_predict,
+    trajectory_mse,
+)
 from llgfem.surrogates.kernel import KernelSurrogateConfig
 
 OUT = Path("outputs/bench/surrogates.json")
@@ -54,6 +75,51 @@ SIZES = (10, 20, 40, 60, 80)
 # a wider field family (all in-plane directions, |h| in [0.2, 1.2]): harder to learn
 WIDE = dataclasses.replace(SPEC, h_range=(0.2, 1.2), angle_range=(0.0, 360.0))
 LARGER = dataclasses.replace(MODEL, n_components=40, rank_int=600)
+AE_MODEL = AutoencoderSurrogateConfig(batch_size=128, learning_rate=1e-3, epochs_ae=150,
+                                      epochs_integrator=30)
+AE_SIZES = (20, 40, 80)
+AE_CURVE_EPOCHS = {"epochs_ae": 50, "epochs_integrator": 10}
+
+
+def _ae_fit_predict(config: AutoencoderSurrogateConfig, train: TrajectoryDataset,
+                    evaluate: list[TrajectoryDataset]) -> tuple[AutoencoderSurrogate, list, list]:
+    """Fit, then predict each of ``evaluate``: (model, predictions, [fit, predict] seconds)."""
+    t0 = time.perf_counter()
+    model = AutoencoderSurrogate(config).fit(train.tags, train.states)
+    t1 = time.perf_counter()
+    preds = [model.predict(d.tags, d.states[:, : config.nu]) for d in evaluate]
+    return model, preds, [t1 - t0, time.perf_counter() - t1]
+
+
+def ae_learning_curve(data: TrajectoryDataset, seed: int = 0) -> list[dict]:
+    """Train/test MSE at AE_SIZES (same test split and pool order as ``learning_curve``)."""
+    pool, test = train_test_split(len(data.D), 0.2, seed)
+    pool = np.random.default_rng(seed + 1).permutation(pool)
+    config, rows = dataclasses.replace(AE_MODEL, **AE_CURVE_EPOCHS), []
+    for size in AE_SIZES:
+        sub = data.subset(np.sort(pool[:size]))
+        _, (p_sub, p_test), _ = _ae_fit_predict(config, sub, [sub, data.subset(test)])
+        rows.append({"n_train": size, **AE_CURVE_EPOCHS,
+                     "train_mse": trajectory_mse(p_sub, sub.states, config.nu),
+                     "test_mse": trajectory_mse(p_test, data.subset(test).states, config.nu)})
+    return rows
+
+
+def autoencoder_rows(data: TrajectoryDataset, train: np.ndarray, test: np.ndarray,
+                     solver_seconds: float) -> dict:
+    """The ``"autoencoder"`` entry: final model on the kernel's split + a short learning curve."""
+    if importlib.util.find_spec("jax") is None or importlib.util.find_spec("optax") is None:
+        return {"status": "jax not installed"}
+    te = data.subset(test)
+    model, (pred,), (fit_s, pred_s) = _ae_fit_predict(AE_MODEL, data.subset(train), [te])
+    per = pred_s / len(test)
+    return {"status": "ok", "train_seconds": fit_s, "predict_seconds": pred_s,
+            "predict_seconds_per_trajectory": per,
+            "mse_test": trajectory_mse(pred, te.states, AE_MODEL.nu),
+            "mse_baseline_constant": baseline_mse(te.states, AE_MODEL.nu),
+            "speedup_vs_solver": solver_seconds / per, "fit_seconds": model.fit_seconds,
+            "final_losses": {k: v[-1] for k, v in model.history.items()},
+            "config": dataclasses.asdict(AE_MODEL), "learning_curve": ae_learning_curve(data)}
 
 
 def wide_rows() -> dict:
@@ -87,7 +153,7 @@ def main() -> dict:
                "generate_seconds": generate_seconds, "n_train": len(train),
                "n_test": len(test), "spec": dataclasses.asdict(SPEC),
                "domain": dataclasses.asdict(DOMAIN)}
-    return {"kernel": result, "autoencoder": {"status": "not implemented in this session"},
+    return {"kernel": result, "autoencoder": autoencoder_rows(data, train, test, solver),
             "solver_seconds_per_trajectory": solver, "dataset": dataset, "plot": str(png),
             "kernel_wide_fields": wide_rows()}
 
@@ -100,3 +166,11 @@ if __name__ == "__main__":
         k = summary["kernel"]
         print(f"mse_test {k['mse_test']:.3e} (baseline {k['mse_baseline_constant']:.3e}), "
               f"train {k['train_seconds']:.3f} s, speed-up {k['speedup_vs_solver']:.0f}x")
+        a = summary["autoencoder"]
+        if a["status"] == "ok":
+            better = "autoencoder" if a["mse_test"] < k["mse_test"] else "kernel"
+            print(f"autoencoder mse_test {a['mse_test']:.3e} vs kernel {k['mse_test']:.3e} "
+                  f"(lower: {better}), train {a['train_seconds']:.1f} s vs "
+                  f"{k['train_seconds']:.3f} s")
+        else:
+            print(f"autoencoder: {a['status']}")
