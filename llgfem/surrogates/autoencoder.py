@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from llgfem.surrogates.kernel import _Affine  # the shared column-wise standardisation
+
 __all__ = [
     "AutoencoderSurrogate",
     "AutoencoderSurrogateConfig",
@@ -249,23 +251,6 @@ def latent_segments(tags: np.ndarray, z: np.ndarray, length: int) -> tuple[np.nd
 # ---------------------------------------------------------------- training
 
 
-@dataclass
-class _Affine:
-    """``(x - shift) / scale`` (column-wise standardisation)."""
-
-    shift: np.ndarray
-    scale: np.ndarray
-
-    @classmethod
-    def fit(cls, x: np.ndarray) -> _Affine:
-        std = x.std(axis=0)
-        return cls(x.mean(axis=0), np.where(std > 0, std, 1.0))
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return (x - self.shift) / self.scale
-
-    def inverse(self, y: np.ndarray) -> np.ndarray:
-        return y * self.scale + self.shift
 
 
 def _adam(config: AutoencoderSurrogateConfig, n_steps: int):

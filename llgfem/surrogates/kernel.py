@@ -238,6 +238,9 @@ class _Affine:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return (x - self.shift) / self.scale
 
+    def inverse(self, y: np.ndarray) -> np.ndarray:
+        return y * self.scale + self.shift
+
 
 class KernelSurrogate:
     """Field-tagged latent time stepping with ℓ-kPCA, the kRR pre-image (16) and ℓ-kRR (14).
