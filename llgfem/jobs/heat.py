@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from mpi4py import MPI
 
 from llgfem.config import Config, ConfigError, write_resolved_config
 from llgfem.io.fields import write_trajectory
@@ -64,7 +65,7 @@ def gaussian_source(job: HeatJobConfig, dim: int):
 def run(cfg: Config) -> dict:
     """Run the heat job described by ``cfg``; returns the summary."""
     job = cfg.section("heat", HeatJobConfig)
-    domain = create_domain_checked(cfg)
+    domain = create_domain(MPI.COMM_WORLD, cfg.domain)
     comm = domain.mesh.comm
     log = get_logger(comm=comm)
     V = create_vector_space(domain.mesh)
@@ -102,8 +103,3 @@ def run(cfg: Config) -> dict:
              out)
     return summary
 
-
-def create_domain_checked(cfg: Config):
-    from mpi4py import MPI
-
-    return create_domain(MPI.COMM_WORLD, cfg.domain)

@@ -156,14 +156,6 @@ class HeatSolver:
         Mv = self.mult_levels(self.M, v)
         return 0.5 * (Mv[1:] + Mv[:-1])
 
-    def source_map_T(self, x: np.ndarray) -> np.ndarray:
-        """``P^T x``: level k gets ``M (x_{k-1} + x_k) / 2``."""
-        Mx = self.mult_levels(self.M, x)
-        out = self.zeros_levels()
-        out[1:] += 0.5 * Mx
-        out[:-1] += 0.5 * Mx
-        return out
-
     def solve_forward(self, v: np.ndarray) -> np.ndarray:
         """(18): ``z_t - Laplace z = v``, ``dz/dn = 0``, ``z(0) = 0``; ``v`` on levels."""
         return self.solve_H(self.source_map(v))

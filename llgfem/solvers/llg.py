@@ -168,8 +168,7 @@ class LLGSolver:
         if self.form != "gilbert":
             raise NotImplementedError("step derivatives are implemented for the Gilbert form (6)")
         if not hasattr(self, "_dforms"):
-            m_bar = 0.5 * (self.m0 + self.m1) if self.theta == 0.5 else (
-                (1 - self.theta) * self.m0 + self.theta * self.m1)
+            m_bar = (1 - self.theta) * self.m0 + self.theta * self.m1
             mt = (self.m1 - self.m0) / self.grid.dt
             self._dforms = {
                 "J0": fem.form(ufl.derivative(self.residual_ufl, self.m0)),
