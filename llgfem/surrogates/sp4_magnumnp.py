@@ -99,6 +99,12 @@ class SP4:
         idx = np.stack(np.meshgrid(*[np.arange(n) for n in CELLS], indexing="ij"), axis=-1)
         self.coordinates = ((idx + 0.5) * np.array(dx)).reshape(-1, 3)
 
+    def versions(self) -> dict:
+        import torch
+
+        return {"magnumnp": self.mn.__version__, "torch": torch.__version__,
+                "python": sys.version.split()[0], "torch_threads": torch.get_num_threads()}
+
     def _solver(self):
         return self.mn.LLGSolver(self.terms, atol=self.atol, rtol=self.rtol)
 
@@ -157,21 +163,13 @@ def open_file(args: argparse.Namespace, sim: SP4, times: np.ndarray) -> h5py.Fil
             "problem": {"cells": CELLS, "size_m": SIZE, "material": MATERIAL,
                         "terms": ["demag", "exchange", "zeeman"], "solver": "magnumnp RKF45",
                         "initial": "s-state relaxed from (1,1,1)/sqrt(3) at zero field"},
-            "versions": versions(), "relax_seconds": relax_seconds,
+            "versions": sim.versions(), "relax_seconds": relax_seconds,
             "mean_m_relaxed": m_relaxed.mean(axis=0).tolist(), "trajectory_seconds": []}
     f.attrs.update({"layout": LAYOUT, "p": 2, "N": N, "n": 0, "s": args.s,
                     "tag_names": ["h_abs", "angle_deg"], "format_version": FORMAT_VERSION,
                     "meta": json.dumps(meta)})
     f.flush()
     return f
-
-
-def versions() -> dict:
-    import magnumnp
-    import torch
-
-    return {"magnumnp": magnumnp.__version__, "torch": torch.__version__,
-            "python": sys.version.split()[0], "torch_threads": torch.get_num_threads()}
 
 
 def update_meta(f: h5py.File, **changes) -> dict:
@@ -219,6 +217,17 @@ def append_trajectories(f: h5py.File, sim: SP4, times: np.ndarray, max_fields: i
               f"angle = {tags[i][1]:.1f} deg: {seconds:.1f} s", flush=True)
 
 
+def run(args: argparse.Namespace, sim) -> None:
+    """Create or resume ``args.out`` with the simulator ``sim`` (:class:`SP4` or a stand-in
+    with ``coordinates``, ``versions()``, ``relax()`` and ``trajectory(m0, h_mT, times)``)."""
+    times = np.linspace(0.0, args.T, args.s)
+    with open_file(args, sim, times) as f:
+        if not args.skip_reference:
+            run_reference(f, sim, times)
+        append_trajectories(f, sim, times, args.max_fields)
+        print(f"sp4: {f.attrs['n']} of {len(f['sp4/tags'])} fields in {args.out}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
@@ -227,13 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     import magnumnp
 
     magnumnp.set_log_level(30)
-    times = np.linspace(0.0, args.T, args.s)
-    sim = SP4(args.atol, args.rtol)
-    with open_file(args, sim, times) as f:
-        if not args.skip_reference:
-            run_reference(f, sim, times)
-        append_trajectories(f, sim, times, args.max_fields)
-        print(f"sp4: {f.attrs['n']} of {len(f['sp4/tags'])} fields in {args.out}", flush=True)
+    run(args, SP4(args.atol, args.rtol))
     return 0
 
 
