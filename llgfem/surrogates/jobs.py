@@ -10,7 +10,13 @@ Job kinds (``[job] kind``)::
                         the speed-up vs the solver, plots/prediction.png
     surrogate_kernel    the three in one run
 
-Tables: ``[dataset]`` (:class:`llgfem.surrogates.data.FEMDatasetSpec`), ``[kernel]``
+``surrogate.source`` chooses the generator: ``"fem"`` (llgfem's FEM LLG solver, the default)
+or ``"magnumnp"`` (µMAG standard problem 4 through magnum.np in the optional side environment,
+:func:`llgfem.surrogates.sp4.generate_sp4_dataset`, settings in ``[sp4]``; rank 0 runs it and
+the dataset is refused unless the SP4 field-1 reference check passes).
+
+Tables: ``[dataset]`` (:class:`llgfem.surrogates.data.FEMDatasetSpec`), ``[sp4]``
+(:class:`llgfem.surrogates.sp4.SP4DatasetSpec`), ``[kernel]``
 (:class:`llgfem.surrogates.kernel.KernelSurrogateConfig`), ``[surrogate]``
 (:class:`SurrogateJobConfig`), ``[domain]`` (the mesh of the FEM runs) and ``[time]``
 (``T`` and ``n_t`` = the number ``s`` of time points).  Generation shares the fields out over
@@ -48,10 +54,12 @@ from llgfem.surrogates.kernel import (
     load_surrogate,
     save_surrogate,
 )
+from llgfem.surrogates.sp4 import SP4DatasetSpec, generate_sp4_dataset
 
 __all__ = ["JOB_KINDS", "SurrogateJobConfig", "run_job"]
 
 JOB_KINDS = ("surrogate_generate", "surrogate_train", "surrogate_predict", "surrogate_kernel")
+SOURCES = ("fem", "magnumnp")
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,8 @@ class SurrogateJobConfig:
         test_fraction: fraction of fields held out (seeded split, ``split_seed``).
         split_seed: seed of the train/test split.
         plot_fields: number of test fields in ``plots/prediction.png`` (0 = no plot).
+        source: generator of ``surrogate_generate``/``surrogate_kernel``: ``"fem"`` or
+            ``"magnumnp"`` (SP4, ``[sp4]`` table).
     """
 
     dataset: str = ""
@@ -71,8 +81,11 @@ class SurrogateJobConfig:
     test_fraction: float = 0.2
     split_seed: int = 0
     plot_fields: int = 2
+    source: str = "fem"
 
     def validate(self, where: str) -> None:
+        if self.source not in SOURCES:
+            raise ConfigError(f"{where}.source: {self.source!r} is not one of {SOURCES}")
         if not 0 < self.test_fraction < 1:
             raise ConfigError(f"{where}.test_fraction: must lie in (0, 1)")
         if self.plot_fields < 0:
@@ -89,10 +102,31 @@ def _generate(cfg: Config, spec: FEMDatasetSpec, path: Path) -> tuple[Trajectory
     data = generate_fem_dataset(spec, cfg.domain, T=cfg.time.T, n_t=cfg.time.n_t)
     seconds = time.perf_counter() - t0
     write_dataset(path, data)
+    return data, _dataset_info(data, path, seconds)
+
+
+def _generate_sp4(spec: SP4DatasetSpec, path: Path) -> tuple[TrajectoryDataset, dict]:
+    """SP4 through magnum.np on rank 0 (errors broadcast), then every rank reads the file."""
+    comm, error = MPI.COMM_WORLD, None
+    t0 = time.perf_counter()
+    if comm.rank == 0:
+        try:
+            generate_sp4_dataset(spec, path)
+        except Exception as e:  # re-raised on every rank below
+            error = e
+    error = comm.bcast(error, root=0)
+    if error is not None:
+        raise error
+    data = read_dataset(path)
+    info = _dataset_info(data, path, time.perf_counter() - t0)
+    return data, {**info, "source": "magnumnp", "n_planned": spec.n_fields}
+
+
+def _dataset_info(data: TrajectoryDataset, path: Path, seconds: float) -> dict:
     n, s, width = data.D.shape
-    return data, {"dataset": str(path), "n": n, "s": s, "N": data.N, "width": width,
-                  "generate_seconds": seconds,
-                  "solver_seconds_per_trajectory": data.meta["solver_seconds_per_trajectory"]}
+    return {"dataset": str(path), "n": n, "s": s, "N": data.N, "width": width,
+            "generate_seconds": seconds,
+            "solver_seconds_per_trajectory": data.meta["solver_seconds_per_trajectory"]}
 
 
 def _load(path: Path) -> TrajectoryDataset:
@@ -158,12 +192,16 @@ def run_job(cfg: Config) -> dict:
         raise ConfigError(f"job.kind: {kind!r} is not a surrogate job {JOB_KINDS}")
     job = cfg.section("surrogate", SurrogateJobConfig)  # every table checked before any I/O
     spec = cfg.section("dataset", FEMDatasetSpec)
+    sp4 = cfg.section("sp4", SP4DatasetSpec)
     kernel = cfg.section("kernel", KernelSurrogateConfig)
     data_path, model_path = job.paths(cfg.run_dir)
     if MPI.COMM_WORLD.rank == 0:
-        write_resolved_config(cfg, cfg.run_dir, {"surrogate": job})
+        write_resolved_config(cfg, cfg.run_dir, {"surrogate": job, "sp4": sp4})
     summary: dict = {"job": kind, "mpi_size": MPI.COMM_WORLD.size}
-    if kind in ("surrogate_generate", "surrogate_kernel"):
+    if kind in ("surrogate_generate", "surrogate_kernel") and job.source == "magnumnp":
+        data, info = _generate_sp4(sp4, data_path)
+        summary.update(info)
+    elif kind in ("surrogate_generate", "surrogate_kernel"):
         data, info = _generate(cfg, spec, data_path)
         summary.update(info)
     else:

@@ -179,7 +179,7 @@ def read_reference(path: str | Path, T: float = 1e-9) -> np.ndarray:
 
 
 def generate_sp4_dataset(spec: SP4DatasetSpec, path: str | Path, python: str | None = None,
-                         script: str | Path = SCRIPT,
+                         script: str | Path | None = None,
                          timeout: float | None = None) -> tuple[TrajectoryDataset, dict]:
     """Run (or resume) the magnum.np generator, check field 1, read the dataset.
 
@@ -189,7 +189,8 @@ def generate_sp4_dataset(spec: SP4DatasetSpec, path: str | Path, python: str | N
         spec: samples and settings (passed to the script as flags).
         path: HDF5 file; an existing file with the same settings is completed, not rewritten.
         python: side interpreter (default: :func:`find_magnumnp_python`).
-        script: the generator (tests pass a stand-in).
+        script: the generator (default: the module attribute ``SCRIPT``; tests pass a
+            stand-in).
         timeout: seconds before the subprocess is killed (None = no limit).
 
     Returns:
@@ -209,7 +210,7 @@ def generate_sp4_dataset(spec: SP4DatasetSpec, path: str | Path, python: str | N
     path.parent.mkdir(parents=True, exist_ok=True)
     log = path.with_suffix(path.suffix + ".log")
     with open(log, "a") as out:
-        proc = subprocess.run(generator_command(spec, path, python, script), stdout=out,
+        proc = subprocess.run(generator_command(spec, path, python, script or SCRIPT), stdout=out,
                               stderr=subprocess.STDOUT, timeout=timeout)
     if proc.returncode != 0:
         tail = log.read_text().splitlines()[-15:]

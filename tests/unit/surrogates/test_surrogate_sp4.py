@@ -117,3 +117,27 @@ def test_real_sp4_field1_passes_the_reference_check(tmp_path):
     assert data.D.shape == (1, 100, 2 + 3 * 2500)
     m = data.states.reshape(1, 100, 3, 2500)
     assert np.allclose(np.linalg.norm(m, axis=2), 1.0, atol=1e-6)
+
+
+def test_surrogate_kernel_job_with_source_magnumnp_uses_the_sp4_generator(tmp_path, monkeypatch):
+    import llgfem.surrogates.sp4 as sp4
+    from llgfem.cli import load_run_config
+    from llgfem.surrogates.jobs import run_job
+
+    monkeypatch.setenv("FAKE_SP4_M1NS", GOOD)
+    monkeypatch.setenv("LLGFEM_MAGNUMNP_PYTHON", sys.executable)
+    monkeypatch.setattr(sp4, "SCRIPT", FAKE)
+    configs = Path(__file__).resolve().parents[3] / "demos" / "configs"
+    sets = ('job.kind="surrogate_kernel"', "sp4.n_fields=12", "sp4.s=21", "output.plots=false",
+            "kernel.rank_pca=40", "kernel.rank_pre=40", "kernel.rank_int=40",
+            "kernel.n_components=4")
+    cfg = load_run_config(str(configs / "surrogate_sp4_generate.toml"), sets,
+                          output_dir=str(tmp_path))
+    summary = run_job(cfg)
+    assert summary["source"] == "magnumnp"
+    assert (summary["n"], summary["s"], summary["N"]) == (12, 21, 6)
+    assert summary["mse_test"] < summary["mse_baseline_constant"]
+    monkeypatch.setenv("LLGFEM_MAGNUMNP_PYTHON", str(tmp_path / "missing"))
+    with pytest.raises(SideEnvironmentError, match="bootstrap-sp4"):
+        run_job(load_run_config(str(configs / "surrogate_sp4_generate.toml"), sets,
+                                output_dir=str(tmp_path / "other")))
