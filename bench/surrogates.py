@@ -9,8 +9,8 @@ Writes ``outputs/bench/surrogates.json``::
                      "predict_seconds_per_trajectory", "mse_test", "mse_baseline_constant",
                      "speedup_vs_solver", "fit_seconds": {"ae", "integrator"},
                      "final_losses", "config": {...},
-                     "learning_curve": [{"n_train", "train_mse", "test_mse", "epochs_ae",
-                                         "epochs_integrator"}]}
+                     "learning_curve": [{"n_train", "train_mse", "cv_mse", "cv_std",
+                                         "test_mse", "epochs_ae", "epochs_integrator"}]}
                     (or {"status": "jax not installed"}),
      "solver_seconds_per_trajectory", "dataset": {...}, "plot",
      "kernel_wide_fields": {"default": {...}, "larger": {...}, ...}}
@@ -28,9 +28,11 @@ prediction time with the mean per-trajectory ``LLGSolver.solve`` time (JIT exclu
 for the default model and a larger one (d = 40, integrator rank 600).
 ``autoencoder`` (only when JAX + optax are importable): llgfem.surrogates.autoencoder (Table 1
 autoencoder, Table 2 integrator, forward-looking loss (4) with ft = 15, nu = 5, d = 40) on the
-same split; ``train_seconds`` includes JIT compilation.  Its learning curve is shorter than the
-kernel one: train and test MSE only (no cross-validation) at AE_SIZES training fields, each
-model trained with fewer epochs (AE_CURVE_EPOCHS) than the final one.
+same split; ``train_seconds`` includes JIT compilation.  Its learning curve has the same
+columns as the kernel one (train, 10-fold cross-validation and test MSE, same split and pool
+order) at fewer sizes (AE_SIZES), each model trained with fewer epochs (AE_CURVE_EPOCHS) than
+the final one.  The SP4 experiments (magnum.np) are in ``bench/surrogates_sp4.py`` (key
+``"sp4"`` of the same JSON).
 Serial (one rank).  Usage: ``python bench/surrogates.py``.
 """
 
@@ -94,17 +96,11 @@ def _ae_fit_predict(config: AutoencoderSurrogateConfig, train: TrajectoryDataset
 
 
 def ae_learning_curve(data: TrajectoryDataset, seed: int = 0) -> list[dict]:
-    """Train/test MSE at AE_SIZES (same test split and pool order as ``learning_curve``)."""
-    pool, test = train_test_split(len(data.D), 0.2, seed)
-    pool = np.random.default_rng(seed + 1).permutation(pool)
-    config, rows = dataclasses.replace(AE_MODEL, **AE_CURVE_EPOCHS), []
-    for size in AE_SIZES:
-        sub = data.subset(np.sort(pool[:size]))
-        _, (p_sub, p_test), _ = _ae_fit_predict(config, sub, [sub, data.subset(test)])
-        rows.append({"n_train": size, **AE_CURVE_EPOCHS,
-                     "train_mse": trajectory_mse(p_sub, sub.states, config.nu),
-                     "test_mse": trajectory_mse(p_test, data.subset(test).states, config.nu)})
-    return rows
+    """Train / 10-fold CV / test MSE at AE_SIZES (reduced epochs; the kernel's split)."""
+    config = dataclasses.replace(AE_MODEL, **AE_CURVE_EPOCHS)
+    rows = learning_curve(data, config, AE_SIZES, k=10, test_fraction=0.2, seed=seed,
+                          factory=AutoencoderSurrogate)
+    return [{**row, **AE_CURVE_EPOCHS} for row in rows]
 
 
 def autoencoder_rows(data: TrajectoryDataset, train: np.ndarray, test: np.ndarray,
@@ -164,6 +160,9 @@ if __name__ == "__main__":
     if MPI.COMM_WORLD.rank == 0:
         summary = main()
         OUT.parent.mkdir(parents=True, exist_ok=True)
+        old = json.loads(OUT.read_text()) if OUT.exists() else {}
+        if "sp4" in old:  # written by bench/surrogates_sp4.py
+            summary["sp4"] = old["sp4"]
         OUT.write_text(json.dumps(to_jsonable(summary), indent=2) + "\n")
         k = summary["kernel"]
         print(f"mse_test {k['mse_test']:.3e} (baseline {k['mse_baseline_constant']:.3e}), "
