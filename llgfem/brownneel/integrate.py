@@ -41,6 +41,9 @@ class TSSettings:
         lu_reuse: 0 = factorise F at every Jacobian (KSPPREONLY + LU); k > 0 = GMRES
             preconditioned by an LU refreshed every k Jacobians (the operator changes slowly).
         ksp_rtol: GMRES relative tolerance when ``lu_reuse > 0``.
+        lu_solver: LU package: ``auto`` (MUMPS for sparse matrices with more than
+            ``MUMPS_MIN_SIZE`` unknowns when PETSc has it — 8× faster factorisations than
+            PETSc's own LU at 2 325 unknowns — else PETSc's), ``mumps`` or ``petsc``.
         options: extra PETSc options (without the prefix ``llgfem_brownneel_ts_``).
     """
 
@@ -53,6 +56,7 @@ class TSSettings:
     scipy_method: str = "BDF"
     lu_reuse: int = 10
     ksp_rtol: float = 1e-10
+    lu_solver: str = "auto"
     options: dict = field(default_factory=dict)
 
 
@@ -66,6 +70,22 @@ class IntegrationResult:
     steps: int
     rejected: int = 0
     info: dict = field(default_factory=dict)
+
+
+MUMPS_MIN_SIZE = 500
+
+
+def _lu_solver(mat, choice: str) -> str:
+    """The LU package for ``mat`` (see ``TSSettings.lu_solver``)."""
+    from petsc4py import PETSc
+
+    if choice not in ("auto", "mumps", "petsc"):
+        raise ValueError(f"lu_solver must be 'auto', 'mumps' or 'petsc', got {choice!r}")
+    if choice != "auto":
+        return choice
+    sparse = mat.getType() in ("seqaij", "mpiaij", "aij")
+    big = mat.getSize()[0] > MUMPS_MIN_SIZE
+    return "mumps" if sparse and big and PETSc.Sys.hasExternalPackage("mumps") else "petsc"
 
 
 def _set_options(prefix: str, settings: TSSettings) -> list[str]:
@@ -88,8 +108,8 @@ class _LaggedLU:
     (e.g. after a rejected step).  F(t) and the BDF shift change slowly, so a lagged LU is an
     excellent preconditioner for GMRES and saves most factorisations."""
 
-    def __init__(self, lag: int, max_its: int = 12):
-        self.lag, self.max_its = lag, max_its
+    def __init__(self, lag: int, max_its: int = 12, solver: str = "petsc"):
+        self.lag, self.max_its, self.solver = lag, max_its, solver
         self.count, self.outer, self.inner, self.mat = 0, None, None, None
         self.factorisations = 0
 
@@ -106,6 +126,7 @@ class _LaggedLU:
                 self.inner = PETSc.KSP().create(comm=a.getComm())
                 self.inner.setType("preonly")
                 self.inner.getPC().setType("lu")
+                self.inner.getPC().setFactorSolverType(self.solver)
             else:
                 a.copy(self.mat, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
             self.inner.setOperators(self.mat)
@@ -207,10 +228,11 @@ def integrate_petsc(
     snes.setType("ksponly")
     ksp = snes.getKSP()
     lagged = None
+    solver = _lu_solver(jac, settings.lu_solver)
     if settings.lu_reuse:
         ksp.setType("gmres")
         ksp.setTolerances(rtol=settings.ksp_rtol, atol=1e-300, max_it=60)
-        lagged = _LaggedLU(settings.lu_reuse)
+        lagged = _LaggedLU(settings.lu_reuse, solver=solver)
         lagged.outer = ksp
         pc = ksp.getPC()
         pc.setType(PETSc.PC.Type.PYTHON)
@@ -218,6 +240,7 @@ def integrate_petsc(
     else:
         ksp.setType("preonly")
         ksp.getPC().setType("lu")
+        ksp.getPC().setFactorSolverType(solver)
     ts.setFromOptions()
     opts = PETSc.Options()
     for key in keys:
@@ -236,7 +259,7 @@ def integrate_petsc(
     if reason < 0 or state["next"] < s_out.size:
         raise RuntimeError(f"PETSc TS failed (reason {reason}) after {steps} steps")
     info = {"jacobians": state["jac"], "reason": reason, "last_ksp_its": its,
-            "factorisations": nfact}
+            "factorisations": nfact, "lu_solver": solver}
     return IntegrationResult(s_out.copy(), out, seconds, steps, rejected, info)
 
 

@@ -21,6 +21,7 @@ import scipy.sparse.linalg as spla
 from llgfem.brownneel.integrate import TSSettings
 from llgfem.brownneel.model import BrownNeelModel, Trajectory, time_grid
 from llgfem.brownneel.params import ParticleParameters, SinusoidalDrive, langevin
+from llgfem.brownneel.transfer import transfer_snapshots
 from llgfem.rom import GalerkinReductor, nrmse, pod
 
 __all__ = [
@@ -100,16 +101,21 @@ def langevin_errors(model: BrownNeelModel, fields: list[float]) -> list[dict]:
 
 
 def rom_sweep(basis_run: FomRun, target: FomRun, ranks: list[int],
-              settings: TSSettings = TSSettings(), pod_basis=None) -> list[dict]:
+              settings: TSSettings = TSSettings(), pod_basis=None,
+              transfer: str = "direct") -> list[dict]:
     """ROMs of rank r built from ``basis_run`` snapshots, applied to ``target``'s setting.
 
     Both runs must use the same truncation (the basis lives in that coefficient space).  The
-    reduced operators are projected from the target particle's matrices.
+    reduced operators are projected from the target particle's matrices.  ``transfer``:
+    ``direct`` uses the snapshots as they are (the paper's reuse); ``boltzmann`` first maps
+    them to the target particle's variables (:mod:`llgfem.brownneel.transfer`).
     """
     model = target.model
     if basis_run.model.size != model.size:
         raise ValueError("basis and target must share the truncation")
-    basis = pod_basis or pod(basis_run.traj.y)
+    if pod_basis is None:
+        pod_basis = pod(transfer_snapshots(basis_run, model, target.drive, transfer))
+    basis = pod_basis
     reductor = GalerkinReductor(model.petsc_matrices())
     coef = model.coefficient_function(target.drive)
     s = target.traj.t / model.params.tau_n
@@ -119,7 +125,7 @@ def rom_sweep(basis_run: FomRun, target: FomRun, ranks: list[int],
     for r in ranks:
         r_eff = min(r, basis.rank)
         rom = reductor.reduce(basis.modes[:, :r_eff])
-        row = {"r": int(r_eff), "projection_seconds": rom.seconds}
+        row = {"r": int(r_eff), "projection_seconds": rom.seconds, "transfer": transfer}
         try:
             res = rom.solve(coef, rom.project_state(y0), s, settings)
         except RuntimeError as err:  # reduced run failed (unstable / step size collapse)
