@@ -102,13 +102,15 @@ def langevin_errors(model: BrownNeelModel, fields: list[float]) -> list[dict]:
 
 def rom_sweep(basis_run: FomRun, target: FomRun, ranks: list[int],
               settings: TSSettings = TSSettings(), pod_basis=None,
-              transfer: str = "direct") -> list[dict]:
+              transfer: str = "direct", series: bool = False) -> list[dict]:
     """ROMs of rank r built from ``basis_run`` snapshots, applied to ``target``'s setting.
 
     Both runs must use the same truncation (the basis lives in that coefficient space).  The
     reduced operators are projected from the target particle's matrices.  ``transfer``:
     ``direct`` uses the snapshots as they are (the paper's reuse); ``boltzmann`` first maps
-    them to the target particle's variables (:mod:`llgfem.brownneel.transfer`).
+    them to the target particle's variables (:mod:`llgfem.brownneel.transfer`); with a given
+    ``pod_basis`` it only labels the rows.  ``series=True`` adds the ROM's ⟨m_z⟩ and
+    d⟨m_z⟩/dt over the whole run (``row["series"]``).
     """
     model = target.model
     if basis_run.model.size != model.size:
@@ -144,5 +146,7 @@ def rom_sweep(basis_run: FomRun, target: FomRun, ranks: list[int],
             "nrmse": nrmse(mz[st:], ref.mz), "nrmse_signal": nrmse(dmz[st:], ref.dmz),
             "stable": bool(np.all(np.isfinite(y)) and np.abs(mz).max() <= 1 + 1e-6),
         })
+        if series:
+            row["series"] = {"mz": mz, "dmz": dmz}
         out.append(row)
     return out
