@@ -47,6 +47,9 @@ class BrownNeelConfig:
             (0: same as the target).
         rank, energy: POD truncation (rank wins if > 0).
         snapshots, basis: NPZ files from earlier ``fom``/``pod`` runs (optional).
+        transfer: ``direct`` (use the basis setting's snapshots as they are) or ``boltzmann``
+            (map them to the target particle by the Boltzmann weight ratio first,
+            :mod:`llgfem.brownneel.transfer`; dynamic formulation, snapshots not a basis file).
         compare_fom: also run the FOM at the target setting (ROM job).
         identify_truth: (d_c nm, K kJ/m³) of the simulated particle (identification).
         identify_noise: relative noise level.
@@ -75,6 +78,7 @@ class BrownNeelConfig:
     energy: float = 0.0
     snapshots: str = ""
     basis: str = ""
+    transfer: str = "direct"
     compare_fom: bool = True
     identify_truth: tuple[float, float] = (20.6, 6.7)
     identify_noise: float = 0.01
@@ -97,6 +101,12 @@ class BrownNeelConfig:
             raise ConfigError(f"{where}.samples_per_period: need >= 4")
         if not 0 <= self.energy <= 1 or self.rank < 0:
             raise ConfigError(f"{where}.rank/energy: rank >= 0 and 0 <= energy <= 1")
+        if self.transfer not in ("direct", "boltzmann"):
+            raise ConfigError(f"{where}.transfer: {self.transfer!r} not in "
+                              "['boltzmann', 'direct']")
+        if self.transfer == "boltzmann" and (self.formulation != "dynamic" or self.basis):
+            raise ConfigError(f"{where}.transfer: 'boltzmann' needs formulation = 'dynamic' "
+                              "and snapshots (a FOM run or `snapshots`), not a `basis` file")
 
 
 def _particle(cfg: BrownNeelConfig, d_nm: float, k_kj: float):
@@ -154,16 +164,36 @@ def _job_fom(cfg: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict:
     return summary
 
 
-def _basis(cfg: BrownNeelConfig, rank: int | None = None):
+def _basis(cfg: BrownNeelConfig, rank: int | None = None, target=None):
+    """POD basis of the basis setting's snapshots; with ``target = (model, drive)`` and
+    ``transfer = "boltzmann"`` the snapshots are first mapped to the target particle."""
     from llgfem.rom import pod
 
+    d_nm, k_kj = cfg.basis_d_c_nm or cfg.d_c_nm, cfg.basis_K_kJ or cfg.K_kJ
+    f_khz = cfg.basis_f_d_kHz or cfg.f_d_kHz
     if cfg.snapshots:
-        y = np.load(cfg.snapshots)["y"]
+        data = np.load(cfg.snapshots)
+        y, t = data["y"], data["t"]
         seconds = 0.0
     else:
-        run, _ = _fom(cfg, cfg.basis_d_c_nm or cfg.d_c_nm, cfg.basis_K_kJ or cfg.K_kJ,
-                      cfg.basis_f_d_kHz or cfg.f_d_kHz)
-        y, seconds = run.traj.y, run.traj.seconds
+        run, _ = _fom(cfg, d_nm, k_kj, f_khz)
+        y, t, seconds = run.traj.y, run.traj.t, run.traj.seconds
+    if target is not None and cfg.transfer == "boltzmann":
+        from llgfem.brownneel.model import BrownNeelModel
+        from llgfem.brownneel.params import SinusoidalDrive
+        from llgfem.brownneel.transfer import boltzmann_transfer
+
+        model, drive = target
+        source = BrownNeelModel(_particle(cfg, d_nm, k_kj), cfg.n_m, cfg.n_n, cfg.formulation,
+                                cfg.precession, shift=0.0)
+        src_drive = SinusoidalDrive(cfg.B_d_mT * 1e-3, f_khz * 1e3)
+        if y.shape[0] != model.size:
+            raise ConfigError(f"brown_neel.snapshots: {y.shape[0]} rows, the truncation "
+                              f"({cfg.n_m}, {cfg.n_n}) has {model.size} unknowns")
+        y = boltzmann_transfer(
+            source, model, y,
+            source.params.xi_per_tesla * np.array([src_drive.field(ti)[2] for ti in t]),
+            model.params.xi_per_tesla * np.array([drive.field(ti)[2] for ti in t]))
     rank = rank if rank is not None else (cfg.rank or None)
     energy = cfg.energy or None
     return pod(y, rank=rank, energy=energy), seconds
@@ -196,19 +226,19 @@ def _job_rom(cfg: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict:
     from llgfem.brownneel.params import SinusoidalDrive
     from llgfem.rom import GalerkinReductor, nrmse
 
+    model = BrownNeelModel(_particle(cfg, cfg.d_c_nm, cfg.K_kJ), cfg.n_m, cfg.n_n,
+                           cfg.formulation, cfg.precession, b_ref=cfg.B_d_mT * 1e-3)
+    drive = SinusoidalDrive(cfg.B_d_mT * 1e-3, cfg.f_d_kHz * 1e3)
     if cfg.basis:
         modes = np.load(cfg.basis)["modes"]
         modes = modes[:, : cfg.rank] if cfg.rank else modes
     else:
-        modes = _basis(cfg)[0].modes
-    model = BrownNeelModel(_particle(cfg, cfg.d_c_nm, cfg.K_kJ), cfg.n_m, cfg.n_n,
-                           cfg.formulation, cfg.precession, b_ref=cfg.B_d_mT * 1e-3)
+        modes = _basis(cfg, target=(model, drive))[0].modes
     if modes.shape[0] != model.size:
         raise ConfigError(f"brown_neel.basis: basis has {modes.shape[0]} rows, the truncation "
                           f"({cfg.n_m}, {cfg.n_n}) has {model.size} unknowns")
     from llgfem.brownneel.model import time_grid
 
-    drive = SinusoidalDrive(cfg.B_d_mT * 1e-3, cfg.f_d_kHz * 1e3)
     t, start = time_grid(drive, cfg.warmup_periods, cfg.periods, cfg.samples_per_period)
     rom = GalerkinReductor(model.petsc_matrices()).reduce(modes)
     res = rom.solve(model.coefficient_function(drive),
@@ -216,7 +246,7 @@ def _job_rom(cfg: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict:
                     _settings(cfg), backend=cfg.backend)
     mz, dmz, _ = model.observe(t, rom.reconstruct(res.y), drive)
     out = {"rank": rom.rank, "rom_seconds": res.seconds, "rom_steps": res.steps,
-           "projection_seconds": rom.seconds}
+           "projection_seconds": rom.seconds, "transfer": cfg.transfer}
     curves_m, curves_s = {"ROM": (mz[start:], "r--")}, {"ROM": (dmz[start:], "r--")}
     if cfg.compare_fom:
         fom = model.simulate(drive, t, _settings(cfg), cfg.backend).window(start)

@@ -42,3 +42,18 @@ def test_invalid_table_is_reported(mpi_tmp_path):
         run_job(_cfg("brown_neel_fom", mpi_tmp_path, formulation="bogus"))
     with pytest.raises(ConfigError, match="not a Brown"):
         run_job(parse_config({"job": {"kind": "heat"}}))
+
+
+def test_rom_job_across_particles_with_boltzmann_transfer(mpi_tmp_path):
+    """A basis from (20 nm, 6 kJ/m³) reused for (20 nm, 10 kJ/m³): mapping the snapshots by
+    the Boltzmann weight ratio beats using them directly."""
+    common = {"K_kJ": 10.0, "basis_K_kJ": 6.0, "rank": 12, "n_m": 8, "n_n": 6}
+    direct = run_job(_cfg("brown_neel_rom", mpi_tmp_path, **common))
+    mapped = run_job(_cfg("brown_neel_rom", mpi_tmp_path, transfer="boltzmann", **common))
+    assert mapped["transfer"] == "boltzmann"
+    assert mapped["nrmse"] < 0.5 * direct["nrmse"]
+    assert mapped["nrmse"] < 0.05
+    with pytest.raises(ConfigError, match="brown_neel.transfer"):
+        run_job(_cfg("brown_neel_rom", mpi_tmp_path, transfer="boltzmann", basis="b.npz"))
+    with pytest.raises(ConfigError, match="brown_neel.transfer"):
+        run_job(_cfg("brown_neel_rom", mpi_tmp_path, transfer="sideways"))
