@@ -216,6 +216,8 @@ class ProductBasis:
 
     def kron(self, a: sp.spmatrix, b: sp.spmatrix) -> sp.csr_matrix:
         """Restriction of A ⊗ B to the kept functions: A[ka][:, ka] ∘ B[kb][:, kb]."""
+        if self.kind == "full":  # every product is kept, m index outer: the plain Kronecker
+            return sp.kron(sp.csr_matrix(a), sp.csr_matrix(b), format="csr")
         a = sp.csr_matrix(a)[self.ka][:, self.ka]
         b = sp.csr_matrix(b)[self.kb][:, self.kb]
         return sp.csr_matrix(a.multiply(b))

@@ -31,7 +31,7 @@ from llgfem.brownneel.integrate import (
     integrate_petsc,
     integrate_scipy,
 )
-from llgfem.brownneel.observables import DynamicWeights, weight_vector
+from llgfem.brownneel.observables import BoltzmannWeights3D, DynamicWeights, weight_vector
 from llgfem.brownneel.operators import AffineOperator, assemble_operator
 from llgfem.brownneel.params import ParticleParameters, SinusoidalDrive
 
@@ -56,6 +56,8 @@ class Trajectory:
         mass: ∫p (or the dynamic formulation's g₁ᵀq, scaled by e^{κs}).
         seconds: wall time of the integration.
         steps: number of time steps.
+        m, dm: the full vectors ⟨m⟩(t) and d⟨m⟩/dt [1/s], shape (n_t, 3) (m_x = m_y = 0 in
+            the z-sector).
     """
 
     t: np.ndarray
@@ -66,12 +68,15 @@ class Trajectory:
     seconds: float
     steps: int
     info: dict = field(default_factory=dict)
+    m: np.ndarray | None = None
+    dm: np.ndarray | None = None
 
     def window(self, start: int) -> Trajectory:
         """The part from output index ``start`` on."""
+        cut = (lambda a: None if a is None else a[start:])  # noqa: E731
         return Trajectory(
             self.t[start:], self.y[:, start:], self.mz[start:], self.dmz[start:],
-            self.mass[start:], self.seconds, self.steps, self.info,
+            self.mass[start:], self.seconds, self.steps, self.info, cut(self.m), cut(self.dm),
         )
 
 
@@ -92,7 +97,8 @@ class BrownNeelModel:
         formulation: ``plain``, ``static`` or ``dynamic`` (see ``operators``).
         precession: include precession.
         kind: ``sector`` (field along z) or ``full``.
-        shift: ``"auto"`` (dynamic only: κ = mean of −λ_leak(ξ) for B = 0, b_ref/2, b_ref),
+        shift: ``"auto"`` (dynamic z-sector only: κ = mean of −λ_leak(ξ) for B = 0, b_ref/2,
+            b_ref; 0 in the full basis),
             a number, or 0.
         b_ref: field amplitude [T] used for the automatic shift.
     """
@@ -104,14 +110,23 @@ class BrownNeelModel:
         self.basis = ProductBasis(n_m, n_n, kind)
         self.op: AffineOperator = assemble_operator(params, self.basis, formulation, precession)
         self.formulation = formulation
-        self.weights = DynamicWeights(params, self.basis) if formulation == "dynamic" else None
-        if formulation != "dynamic":
+        self.full = self.basis.kind == "full"
+        self.weights = None
+        if formulation == "dynamic":
+            self.weights = (BoltzmannWeights3D(params, self.basis) if self.full
+                            else DynamicWeights(params, self.basis))
+        else:
             sf = 0.5 if formulation == "static" else 0.0
             self.g_z = weight_vector(params, self.basis, "z", sigma_factor=sf)
             self.g_1 = weight_vector(params, self.basis, "1", sigma_factor=sf)
+            self.g_xy = ([weight_vector(params, self.basis, a, sigma_factor=sf) for a in "xy"]
+                         if self.full else None)
         if shift == "auto":
             xis = self.params.xi_per_tesla * b_ref * np.array([0.0, 0.5, 1.0])
-            shift = np.mean([self.leak_rate(x) for x in xis]) if formulation == "dynamic" else 0
+            # full basis: no shift — sectors the initial state does not excite (odd L,
+            # μ + M ≠ 0) may decay more slowly than the leak mode and would grow under it
+            shift = (np.mean([self.leak_rate(x) for x in xis])
+                     if formulation == "dynamic" and not self.full else 0)
         self.shift = float(shift)
 
     @property
@@ -208,20 +223,30 @@ class BrownNeelModel:
     # -- simulation -----------------------------------------------------------------------
     def initial_state(self, drive=None) -> np.ndarray:
         """Boltzmann state at the initial field (zero-field equilibrium for a sine drive)."""
-        b0 = 0.0 if drive is None else float(drive.field(0.0)[2])
-        xi0 = self.params.xi_per_tesla * b0
         sf = {"plain": 1.0, "static": 0.5, "dynamic": 0.5}[self.formulation]
-        xi_w = xi0 if self.formulation == "dynamic" else 2 * xi0
-        q = weight_vector(self.params, self.basis, "1", xi=xi_w, sigma_factor=sf)
+        xf = 0.5 if self.formulation == "dynamic" else 1.0
+        b0 = np.zeros(3) if drive is None else np.asarray(drive.field(0.0), float)
+        if self.full:
+            xi0 = self.params.xi_per_tesla * b0
+            weights = (self.weights if self.formulation == "dynamic"
+                       else BoltzmannWeights3D(self.params, self.basis, sf, xf))
+            q = weights.vectors(xi0)[0]
+            return q / self.mass(q[:, None], xi0[None, :])[0]
+        xi0 = self.params.xi_per_tesla * float(b0[2])
+        q = weight_vector(self.params, self.basis, "1", xi=2 * xf * xi0, sigma_factor=sf)
         return q / self.mass(q[:, None], np.array([xi0]))[0]
 
     def mass(self, y: np.ndarray, xi: np.ndarray) -> np.ndarray:
+        """∫p of states y (n, n_t) at fields ξ ((n_t,) in the sector, (n_t, 3) full)."""
         if self.formulation == "dynamic":
             return self.weights.moments(xi, y)[0]
         return self.g_1 @ y
 
     def observe(self, t: np.ndarray, y: np.ndarray, drive) -> tuple[np.ndarray, ...]:
         """(⟨m_z⟩, d⟨m_z⟩/dt [1/s], mass) at times t [s] for states y (n, n_t)."""
+        if self.full:
+            m, dm, mass = self.observe_vector(t, y, drive)
+            return m[:, 2], dm[:, 2], mass
         coef = self.coefficient_function(drive)
         s = t / self.params.tau_n
         c = np.array([coef(si) for si in s])
@@ -236,6 +261,34 @@ class BrownNeelModel:
             dmz = (daz * a1 - az * da1) / a1**2
             return mz, dmz / self.params.tau_n, a1
         return self.g_z @ y, (self.g_z @ ydot) / self.params.tau_n, self.g_1 @ y
+
+    def observe_vector(self, t: np.ndarray, y: np.ndarray, drive) -> tuple[np.ndarray, ...]:
+        """(⟨m⟩ (n_t, 3), d⟨m⟩/dt [1/s] (n_t, 3), mass) for any field direction.
+
+        In the z-sector m_x = m_y = 0 by symmetry; in the full basis the dynamic formulation's
+        weights depend on the field vector ξ(t) (:class:`BoltzmannWeights3D`).
+        """
+        t = np.asarray(t, float)
+        if not self.full:
+            mz, dmz, mass = self.observe(t, y, drive)
+            zeros = np.zeros_like(mz)
+            return (np.column_stack([zeros, zeros, mz]), np.column_stack([zeros, zeros, dmz]),
+                    mass)
+        coef = self.coefficient_function(drive)
+        c = np.array([coef(si) for si in t / self.params.tau_n])
+        mats = self.matrices()
+        ydot = sum(ck[None, :] * (a @ y) for ck, a in zip(c.T, mats, strict=True))
+        tau = self.params.tau_n
+        if self.formulation == "dynamic":
+            xi_t = self.params.xi_per_tesla
+            xi = np.array([xi_t * drive.field(ti) for ti in t])
+            dxi = np.array([xi_t * tau * drive.field_rate(ti) for ti in t])
+            a1, a, da1, da = self.weights.moments(xi, y, ydot, dxi)
+            m = a / a1[:, None]
+            dm = (da * a1[:, None] - a * da1[:, None]) / a1[:, None] ** 2
+            return m, dm / tau, a1
+        g = np.stack(self.g_xy + [self.g_z])
+        return (g @ y).T, (g @ ydot).T / tau, self.g_1 @ y
 
     def simulate(self, drive, t: np.ndarray, settings: TSSettings = TSSettings(),
                  backend: str = "petsc", y0: np.ndarray | None = None) -> Trajectory:
@@ -257,5 +310,6 @@ class BrownNeelModel:
             res = integrate_scipy(self.matrices(), coef, y0, s, settings)
         else:
             raise ValueError(f"backend must be 'petsc' or 'scipy', got {backend!r}")
-        mz, dmz, mass = self.observe(np.asarray(t), res.y, drive)
-        return Trajectory(np.asarray(t), res.y, mz, dmz, mass, res.seconds, res.steps, res.info)
+        m, dm, mass = self.observe_vector(np.asarray(t), res.y, drive)
+        return Trajectory(np.asarray(t), res.y, m[:, 2], dm[:, 2], mass, res.seconds, res.steps,
+                          res.info, m, dm)

@@ -157,3 +157,79 @@ class DynamicWeights:
                 out[3].append(np.einsum("tbj,tbj->t", e * self.d[None], dz).real)
         res = [np.concatenate(o) for o in out if o]
         return tuple(res)
+
+
+class BoltzmannWeights3D:
+    """ξ-vector-dependent weights in the full product basis (fields of any direction).
+
+    The coefficients of f0 · exp(s_ξ ξ·m + s_σ σ x²) for f0 ∈ {1, m_x, m_y, m_z} and any field
+    vector ξ: the factor exp(s_ξ ξ·m) acts on the m-sphere only, so with H the coefficient
+    array of exp(s_σ σx²) on the extended basis (m index × n index) it is E H with
+    E = expm(s_ξ Σ_a ξ_a M_a) a small dense single-sphere matrix; products with m_a and the
+    ξ-derivatives ∂/∂ξ_b = s_ξ M_b are exact on the extended basis and truncated last.
+
+    Used for the dynamic formulation (s_ξ = s_σ = ½: mass-normalised outputs g_aᵀq/g_1ᵀq and
+    the initial state w(0)) and for Boltzmann initial states of the other formulations.
+    """
+
+    def __init__(self, params: ParticleParameters, basis: ProductBasis,
+                 sigma_factor: float = 0.5, xi_factor: float = 0.5,
+                 extra: int = EXTRA_DEGREES):
+        if basis.kind != "full":
+            raise ValueError("BoltzmannWeights3D works on the full product basis")
+        ext = _extended(basis, extra)
+        self.nm, self.nn = (basis.n_m + 1) ** 2, (basis.n_n + 1) ** 2
+        h = extended_function(params, basis, sigma_factor, extra)
+        # E(ξ) acts on the m index only: the n index can be truncated at once
+        self.h = h.reshape((ext.n_m + 1) ** 2, (ext.n_n + 1) ** 2)[:, : self.nn]
+        mult = [_cart_mult(a, ext.n_m).toarray() for a in "xyz"]
+        self.mult = mult
+        self.rows = [m[: self.nm] for m in mult]  # only l <= N_m survives the truncation
+        self.rows2 = [[(a @ b)[: self.nm] for b in mult] for a in mult]
+        self.q = basis.real_transform
+        self.xi_factor = xi_factor
+
+    def _real(self, g: np.ndarray) -> np.ndarray:
+        """Real coordinates of a truncated (nm × nn) coefficient array."""
+        return np.real(self.q @ g.reshape(-1))
+
+    def arrays(self, xi: np.ndarray) -> np.ndarray:
+        """E(ξ) H: the weight on the extended m-sphere, n truncated (m_ext × nn)."""
+        from scipy.linalg import expm
+
+        gen = self.xi_factor * sum(x * m for x, m in zip(xi, self.mult, strict=True))
+        return expm(gen) @ self.h
+
+    def vectors(self, xi: np.ndarray) -> np.ndarray:
+        """Real coordinates of (w, w m_x, w m_y, w m_z) at ξ, shape (4, n)."""
+        g = self.arrays(np.asarray(xi, float))
+        return np.stack([self._real(g[: self.nm])] + [self._real(r @ g) for r in self.rows])
+
+    def moments(self, xi: np.ndarray, r: np.ndarray, rdot: np.ndarray | None = None,
+                dxi: np.ndarray | None = None):
+        """(a1, a (n_t, 3)) or (a1, a, da1, da): mass and moment integrals per column.
+
+        Args:
+            xi: ξ(t_i), shape (n_t, 3).
+            r: states, shape (n, n_t); rdot and dxi (n_t, 3) for the exact rates.
+        """
+        n_t = r.shape[1]
+        a1, a = np.empty(n_t), np.empty((n_t, 3))
+        da1, da = np.empty(n_t), np.empty((n_t, 3))
+        s = self.xi_factor
+        for i in range(n_t):
+            g = self.arrays(xi[i])
+            v1 = self._real(g[: self.nm])
+            va = [self._real(rw @ g) for rw in self.rows]
+            a1[i] = v1 @ r[:, i]
+            a[i] = [v @ r[:, i] for v in va]
+            if rdot is not None:
+                d = dxi[i]
+                # ∂/∂ξ_b of (w, w m_a) = s (w m_b, w m_a m_b)
+                dv1 = s * sum(db * vb for db, vb in zip(d, va, strict=True))
+                da1[i] = dv1 @ r[:, i] + v1 @ rdot[:, i]
+                for k in range(3):
+                    dvk = sum((d[b] * self._real(self.rows2[k][b] @ g) for b in range(3)
+                               if d[b] != 0), np.zeros_like(v1))
+                    da[i, k] = s * (dvk @ r[:, i]) + va[k] @ rdot[:, i]
+        return (a1, a) if rdot is None else (a1, a, da1, da)
