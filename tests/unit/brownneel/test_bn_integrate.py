@@ -96,3 +96,33 @@ def test_transient_from_isotropic_is_mass_normalised(model):
     assert abs(run.mass[0] - 1) < 1e-12
     assert np.all(np.abs(run.mz) <= 1 + 1e-9)
     assert math.isfinite(run.seconds)
+
+
+def test_lu_package_choice_and_same_trajectory():
+    """``lu_solver``: PETSc's LU for small or dense matrices, MUMPS (when PETSc has it) for
+    large sparse ones; both give the same trajectory; unknown names are refused."""
+    import scipy.sparse as sp
+    from petsc4py import PETSc
+
+    from llgfem.brownneel.integrate import MUMPS_MIN_SIZE, _lu_solver, integrate_petsc
+
+    def aij(n):
+        a = sp.random(n, n, density=5 / n, random_state=0, format="csr") - 10 * sp.identity(n)
+        a = sp.csr_matrix(a)
+        return PETSc.Mat().createAIJ(size=a.shape, csr=(a.indptr, a.indices, a.data),
+                                     comm=PETSc.COMM_SELF)
+
+    small, big = aij(50), aij(MUMPS_MIN_SIZE + 1)
+    small.assemble(), big.assemble()
+    assert _lu_solver(small, "auto") == "petsc"
+    want = "mumps" if PETSc.Sys.hasExternalPackage("mumps") else "petsc"
+    assert _lu_solver(big, "auto") == want
+    with pytest.raises(ValueError, match="lu_solver"):
+        _lu_solver(big, "umfpack-ish")
+    y0 = np.linspace(1.0, 2.0, big.getSize()[0])
+    s = np.linspace(0.0, 0.5, 6)
+    runs = [integrate_petsc([big], lambda t: np.ones(1), y0, s,
+                            TSSettings(rtol=1e-8, atol=1e-12, lu_solver=name))
+            for name in ("petsc", "auto")]
+    assert runs[1].info["lu_solver"] == want
+    np.testing.assert_allclose(runs[1].y, runs[0].y, rtol=1e-9, atol=1e-12)
