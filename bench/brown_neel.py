@@ -160,23 +160,31 @@ class Bench:
         self.paper_n900()
         self.ts_vs_scipy()
 
-    def choose_truncations(self, tol=1e-3):
-        """Per particle: the coarsest truncation whose ⟨m_z⟩ is within ``tol`` (NRMSE) of the
-        finest at every frequency run so far (else the finest)."""
+    def choose_truncations(self, tol=1e-4, langevin_tol=1e-5):
+        """Per particle: the coarsest truncation of the ladder whose ⟨m_z⟩ is within ``tol``
+        (NRMSE) of the finest at every frequency run so far and whose static-field ⟨m_z⟩ is
+        within ``langevin_tol`` of L(ξ) (stage ``langevin``, where computed for it)."""
+        old = json.loads(self.path.read_text()) if self.path.exists() else {}
+        lang = {(tuple(r["particle"]), tuple(r["truncation"])): r["max_error"]
+                for r in self.data.get("langevin", old.get("langevin", []))
+                if "max_error" in r}
         out = {}
         for key, truncs in self.args.conv_truncations.items():
             rows = [r for r in self.data.get("fom", []) if tuple(r["particle"]) ==
                     PARTICLES[key] and "nrmse_mz_vs_finest" in r
                     and r.get("finest") == list(truncs[-1])]
-            chosen = list(truncs[-1])
-            for t in truncs[:-1]:
-                sel = [r["nrmse_mz_vs_finest"] for r in rows if r["truncation"] == list(t)]
-                if sel and max(sel) <= tol:
-                    chosen = list(t)
-                    break
             freqs = sorted({r["f_d_kHz"] for r in rows})
-            out[key] = {"truncation": chosen, "criterion": f"NRMSE(<m_z>) vs {list(truncs[-1])}"
-                        f" <= {tol:g} at f_d = {freqs} kHz (finest if none passes)"}
+            chosen = None
+            for t in truncs:
+                sel = [r["nrmse_mz_vs_finest"] for r in rows if r["truncation"] == list(t)]
+                lerr = lang.get((PARTICLES[key], tuple(t)))
+                if sel and max(sel) <= tol and (lerr is None or lerr <= langevin_tol):
+                    chosen = {"truncation": list(t), "max_nrmse_vs_finest": max(sel),
+                              "langevin_max_error": lerr}
+                    break
+            out[key] = {**(chosen or {"truncation": None}), "converged": chosen is not None,
+                        "criterion": f"coarsest with NRMSE(<m_z>) vs {list(truncs[-1])} <= "
+                        f"{tol:g} at f_d = {freqs} kHz and Langevin error <= {langevin_tol:g}"}
         self.data["chosen_truncations"] = out
 
     def stage_langevin(self):
@@ -449,7 +457,7 @@ def main(argv=None):
         args.conv_truncations = {
             "20/6": [(12, 10), (14, 12), (16, 14)],
             "20/10": [(14, 12), (16, 14), (18, 16)],
-            "25/10": [(16, 14), (20, 16), (24, 18)],
+            "25/10": [(16, 14), (20, 16), (24, 18), (28, 22)],
         }
         args.langevin_truncations = {
             "20/6": [(12, 10), (14, 12), (16, 14)],
