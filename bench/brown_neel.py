@@ -436,6 +436,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true", help="small truncations, few ranks")
     p.add_argument("--stages", default="langevin,fig2,fig3,fom,fig1,id")
+    p.add_argument("--fig2-truncation", default="",
+                   help="common truncation 'N_m,N_n' of the Fig. 2/3 runs (default 20,16)")
     p.add_argument("--conv-freqs", default="5,1,10",
                    help="drive frequencies [kHz] of the truncation ladders (stage fom)")
     p.add_argument("--rtol", type=float, default=1e-6)
@@ -443,13 +445,15 @@ def main(argv=None):
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--spp", type=int, default=400, help="samples per period")
     args = p.parse_args(argv)
+    args.fig2_truncation = (tuple(int(v) for v in args.fig2_truncation.split(","))
+                            if args.fig2_truncation else None)
     if args.quick:
         # small sizes; the 25 nm particle needs (14, 12) even to integrate in reasonable time
         args.conv_truncations = {"20/6": [(6, 4), (8, 6)], "20/10": [(8, 6), (10, 8)],
                                  "25/10": [(14, 12), (16, 14)]}
         args.langevin_truncations = {k: [(8, 6)] for k in PARTICLES}
         args.fig1_truncation = (8, 6)
-        args.fig2_truncation = (14, 12)
+        args.fig2_truncation = args.fig2_truncation or (14, 12)
         args.ranks1 = args.ranks2 = [10, 20, 40]
         args.fig3_rank = 40
         args.id_truncation = (8, 6)
@@ -465,7 +469,7 @@ def main(argv=None):
             "25/10": [(20, 16), (24, 18), (26, 20), (28, 22)],
         }
         args.fig1_truncation = (14, 12)
-        args.fig2_truncation = (20, 16)
+        args.fig2_truncation = args.fig2_truncation or (20, 16)
         args.ranks1 = [10, 20, 30, 40, 60, 80, 100, 150, 200, 300]
         args.ranks2 = [20, 50, 100, 200, 300, 600]
         args.fig3_rank = 600
