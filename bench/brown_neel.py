@@ -469,7 +469,7 @@ def main(argv=None):
             "25/10": [(20, 16), (24, 18), (26, 20), (28, 22)],
         }
         args.fig1_truncation = (14, 12)
-        args.fig2_truncation = args.fig2_truncation or (20, 16)
+        args.fig2_truncation = args.fig2_truncation or (28, 22)
         args.ranks1 = [10, 20, 30, 40, 60, 80, 100, 150, 200, 300]
         args.ranks2 = [20, 50, 100, 200, 300, 600]
         args.fig3_rank = 600
