@@ -437,7 +437,7 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="small truncations, few ranks")
     p.add_argument("--stages", default="langevin,fig2,fig3,fom,fig1,id")
     p.add_argument("--fig2-truncation", default="",
-                   help="common truncation 'N_m,N_n' of the Fig. 2/3 runs (default 20,16)")
+                   help="common truncation 'N_m,N_n' of the Fig. 2/3 runs (default 28,22)")
     p.add_argument("--conv-freqs", default="5,1,10",
                    help="drive frequencies [kHz] of the truncation ladders (stage fom)")
     p.add_argument("--rtol", type=float, default=1e-6)
