@@ -171,21 +171,23 @@ def _basis(cfg: BrownNeelConfig, rank: int | None = None, target=None):
 
     d_nm, k_kj = cfg.basis_d_c_nm or cfg.d_c_nm, cfg.basis_K_kJ or cfg.K_kJ
     f_khz = cfg.basis_f_d_kHz or cfg.f_d_kHz
+    source = None
     if cfg.snapshots:
         data = np.load(cfg.snapshots)
         y, t = data["y"], data["t"]
         seconds = 0.0
     else:
         run, _ = _fom(cfg, d_nm, k_kj, f_khz)
-        y, t, seconds = run.traj.y, run.traj.t, run.traj.seconds
+        y, t, seconds, source = run.traj.y, run.traj.t, run.traj.seconds, run.model
     if target is not None and cfg.transfer == "boltzmann":
         from llgfem.brownneel.model import BrownNeelModel
         from llgfem.brownneel.params import SinusoidalDrive
         from llgfem.brownneel.transfer import boltzmann_transfer
 
         model, drive = target
-        source = BrownNeelModel(_particle(cfg, d_nm, k_kj), cfg.n_m, cfg.n_n, cfg.formulation,
-                                cfg.precession, shift=0.0)
+        if source is None:  # snapshots from a file: the basis particle's model
+            source = BrownNeelModel(_particle(cfg, d_nm, k_kj), cfg.n_m, cfg.n_n,
+                                    cfg.formulation, cfg.precession, shift=0.0)
         src_drive = SinusoidalDrive(cfg.B_d_mT * 1e-3, f_khz * 1e3)
         if y.shape[0] != model.size:
             raise ConfigError(f"brown_neel.snapshots: {y.shape[0]} rows, the truncation "
