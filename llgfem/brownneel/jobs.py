@@ -192,10 +192,8 @@ def _basis(cfg: BrownNeelConfig, rank: int | None = None, target=None):
         if y.shape[0] != model.size:
             raise ConfigError(f"brown_neel.snapshots: {y.shape[0]} rows, the truncation "
                               f"({cfg.n_m}, {cfg.n_n}) has {model.size} unknowns")
-        y = boltzmann_transfer(
-            source, model, y,
-            source.params.xi_per_tesla * np.array([src_drive.field(ti)[2] for ti in t]),
-            model.params.xi_per_tesla * np.array([drive.field(ti)[2] for ti in t]))
+        y = boltzmann_transfer(source, model, y, source.xi_z(src_drive, t),
+                               model.xi_z(drive, t))
     rank = rank if rank is not None else (cfg.rank or None)
     energy = cfg.energy or None
     return pod(y, rank=rank, energy=energy), seconds

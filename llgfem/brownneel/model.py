@@ -172,6 +172,10 @@ class BrownNeelModel:
 
         return coefficients
 
+    def xi_z(self, drive, t: np.ndarray) -> np.ndarray:
+        """ξ_z(t) = μ B_z(t)/(k_B T) of a field object at the times t [s]."""
+        return self.params.xi_per_tesla * np.array([drive.field(ti)[2] for ti in t])
+
     def leak_rate(self, xi: float = 0.0) -> float:
         """−(eigenvalue of F(ξ) nearest zero): the truncation's mass-leak rate (1/τ_N)."""
         a0 = self.op.matrix(np.array([0.0, 0.0, xi])).tocsc()
@@ -254,7 +258,7 @@ class BrownNeelModel:
         ydot = sum(ck[None, :] * (a @ y) for ck, a in zip(c.T, mats, strict=True))
         if self.formulation == "dynamic":
             xi_t = self.params.xi_per_tesla
-            xi = np.array([xi_t * drive.field(ti)[2] for ti in t])
+            xi = self.xi_z(drive, t)
             dxi = np.array([xi_t * self.params.tau_n * drive.field_rate(ti)[2] for ti in t])
             a1, az, da1, daz = self.weights.moments(xi, y, ydot, dxi)
             mz = az / a1

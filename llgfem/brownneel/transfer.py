@@ -40,10 +40,6 @@ __all__ = ["TRANSFERS", "boltzmann_transfer", "transfer_snapshots"]
 TRANSFERS = ("direct", "boltzmann")
 
 
-def _xi_z(model: BrownNeelModel, drive, t: np.ndarray) -> np.ndarray:
-    return model.params.xi_per_tesla * np.array([drive.field(ti)[2] for ti in t])
-
-
 def _embedding(basis: ProductBasis, ext: ProductBasis) -> sp.csr_matrix:
     """Real coordinates of ``basis`` -> real coordinates of the larger ``ext`` (orthonormal
     columns, so its transpose is the truncation back)."""
@@ -134,5 +130,5 @@ def transfer_snapshots(source_run, target_model: BrownNeelModel, target_drive,
         return y
     t = source_run.traj.t
     return boltzmann_transfer(source_run.model, target_model, y,
-                              _xi_z(source_run.model, source_run.drive, t),
-                              _xi_z(target_model, target_drive, t))
+                              source_run.model.xi_z(source_run.drive, t),
+                              target_model.xi_z(target_drive, t))
