@@ -1,6 +1,6 @@
 """MDF v2 (Magnetic Particle Imaging Data Format) in llgfem: the public module.
 
-Reading and writing (:mod:`llgfem.io.mdf_format`)::
+Reading and writing (:mod:`llgfem.io.mdf_format`, dataclasses in :mod:`llgfem.io.mdf_types`)::
 
     mdf = read_mdf("calibration.mdf")          # MDF dataclass tree, validated, SI units
     write_mdf("out.mdf", mdf)                  # MDF v2.1.0, atomic (temp file + rename)
@@ -19,22 +19,7 @@ See ``docs/mdf.md`` for the layout, units and the conventions chosen where the s
 leaves room (0-based indices in Python, 2.0 aliases, gradient layout, background handling).
 """
 
-from llgfem.io.mdf_format import (
-    MDF,
-    MDF_VERSION,
-    REQUIRED,
-    Acquisition,
-    Calibration,
-    DriveField,
-    MDFError,
-    Measurement,
-    Receiver,
-    data_axes,
-    drive_field,
-    read_mdf,
-    validate_mdf,
-    write_mdf,
-)
+from llgfem.io.mdf_format import read_mdf, write_mdf
 from llgfem.io.mdf_signals import (
     calibration_positions,
     frequencies,
@@ -45,6 +30,19 @@ from llgfem.io.mdf_signals import (
     system_matrix_mdf,
     time_domain,
 )
+from llgfem.io.mdf_types import (
+    MDF,
+    MDF_VERSION,
+    REQUIRED,
+    Acquisition,
+    Calibration,
+    DriveField,
+    MDFError,
+    Measurement,
+    Receiver,
+    drive_field,
+)
+from llgfem.io.mdf_validate import data_axes, validate_mdf
 
 __all__ = [
     "MDF",

@@ -34,7 +34,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from llgfem.io.mdf_format import (
+from llgfem.io.mdf_types import (
     MDF,
     Acquisition,
     Calibration,
@@ -42,8 +42,8 @@ from llgfem.io.mdf_format import (
     MDFError,
     Measurement,
     Receiver,
-    validate_mdf,
 )
+from llgfem.io.mdf_validate import validate_mdf
 
 __all__ = [
     "calibration_positions",
