@@ -281,7 +281,9 @@ def system_matrix_mdf(S: np.ndarray, *, drivefield: DriveField, receiver: Receiv
     Args:
         S: ``(P, J, C, K)`` or ``(P, C, K)`` complex spectra per position, positions in
             ``order`` "xyz" (x fastest), frequencies ``frequency_selection`` (0-based rfft
-            indices for ``receiver.num_sampling_points``; None = all ``V/2 + 1``).
+            indices for ``receiver.num_sampling_points``; None = all ``V/2 + 1``); or real
+            ``(P, J, C, V)``/``(P, C, V)`` time signals, stored in time domain
+            (``isFourierTransformed`` 0; :func:`system_matrix` then applies the rfft).
         drivefield, receiver: the scanner description (:class:`DriveField`,
             :class:`Receiver`).
         size, field_of_view, field_of_view_center: the grid (3 ints, m, m).
@@ -304,9 +306,13 @@ def system_matrix_mdf(S: np.ndarray, *, drivefield: DriveField, receiver: Receiv
     """
     S = _as_pjck(S)
     p, j = S.shape[:2]
+    fourier = np.iscomplexobj(S)
     sel = None if frequency_selection is None else np.asarray(frequency_selection, np.int64)
+    if sel is not None and not fourier:
+        raise MDFError("measurement/frequencySelection needs a complex (frequency-domain) S")
     data = np.ascontiguousarray(np.moveaxis(S, 0, -1)) if fast_frame_axis else S
-    meas = Measurement(data=data, is_fourier_transformed=True, is_fast_frame_axis=fast_frame_axis,
+    meas = Measurement(data=data, is_fourier_transformed=fourier,
+                       is_fast_frame_axis=fast_frame_axis,
                        is_frequency_selection=sel is not None, frequency_selection=sel,
                        is_background_frame=np.zeros(p, dtype=bool))
     grad = None if gradient is None else np.asarray(gradient, dtype=np.float64)

@@ -270,6 +270,27 @@ def test_system_matrix_round_trip_bit_equal(rank_dir):
         assert f["version"][()] == b"2.1.0"
 
 
+def test_system_matrix_time_domain_storage(rank_dir):
+    rng = np.random.default_rng(5)
+    s_td = rng.standard_normal((4, 1, 16))  # (P, C, V) real: stored in time domain
+    df = drive_field(2.5e6, [102], [12e-3])
+    rx = Receiver(num_channels=1, num_sampling_points=16, bandwidth=1.25e6)
+    mdf = system_matrix_mdf(s_td, drivefield=df, receiver=rx, size=(4, 1, 1),
+                            field_of_view=(0.04, 0.01, 0.01), fast_frame_axis=False)
+    back = read_mdf(write_mdf(rank_dir / "sm_td.mdf", mdf))
+    assert not back.measurement.is_fourier_transformed
+    assert np.array_equal(back.measurement.data, s_td[:, None])
+    S, pos = system_matrix(back)
+    assert np.allclose(S, np.fft.rfft(s_td[:, None], axis=-1), rtol=1e-14, atol=1e-14)
+    assert np.allclose(time_domain(back), s_td[:, None], rtol=0, atol=0)
+    with pytest.raises(MDFError, match="frequencySelection"):
+        system_matrix_mdf(s_td, drivefield=df, receiver=rx, size=(4, 1, 1),
+                          field_of_view=(0.04, 0.01, 0.01), frequency_selection=[1, 2])
+    with pytest.raises(MDFError, match="calibration/size"):
+        system_matrix_mdf(s_td, drivefield=df, receiver=rx, size=(3, 1, 1),
+                          field_of_view=(0.04, 0.01, 0.01))
+
+
 def test_written_file_uses_fixture_layout_and_types(rank_dir):
     path = write_mdf(rank_dir / "copy.mdf", read_mdf(ROBOT))
     renamed = {"acquisition/numPeriods": "acquisition/numPeriodsPerFrame",
