@@ -21,7 +21,15 @@ A config file has a ``[job]`` table naming the job kind, and one table per compo
 
 Job-specific tables (``[heat]``, ``[llg]``, ...) are declared by the job's runner as frozen
 dataclasses and parsed with :func:`parse_section`, so every table gets the same checks: unknown
-keys, missing keys and wrong types are reported with the dotted key name (``domain.n``).
+keys (with the nearest valid name), missing keys and wrong types are reported with the dotted key
+name (``domain.n``).  Which tables a job kind reads is declared in :data:`JOB_TABLES`; any other
+table (a misspelt ``[feild]``, ``[[coils]]``) is refused with the nearest valid name before any
+work starts.  ``[[coil]]`` and ``[[concentration]]`` are arrays of tables (:data:`ARRAY_TABLES`).
+
+Values are range-checked where they are parsed: non-finite floats everywhere; by name, any key
+``seed``/``*_seed`` must be >= 0, ``every``/``*_every`` >= 0 and ``*weight*`` > 0; a dataclass
+field may declare bounds with ``field(metadata={"gt": 0})`` (keys ``gt``, ``ge``, ``lt``, ``le``);
+the dataclass's own ``validate(where)`` checks the rest.
 
 Errors are raised as :class:`ConfigError` before any collective operation, so every MPI rank
 raises the identical message (every rank reads the same file).
@@ -30,6 +38,7 @@ raises the identical message (every rank reads the same file).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import tomllib
@@ -40,6 +49,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ARRAY_TABLES",
+    "JOB_TABLES",
     "Config",
     "ConfigError",
     "DomainConfig",
@@ -51,12 +62,59 @@ __all__ = [
     "parse_config",
     "parse_section",
     "read_toml",
+    "validate_sections",
     "write_resolved_config",
 ]
 
 
 class ConfigError(ValueError):
     """An invalid configuration; the message names the offending key."""
+
+
+_GRID = ("domain", "time")
+_SIGNALS = ("observation", "coil", "concentration")
+_BROWN_NEEL = ("brown_neel_fom", "brown_neel_pod", "brown_neel_rom", "brown_neel_identify")
+_SURROGATE = ("surrogate_generate", "surrogate_train", "surrogate_predict", "surrogate_kernel")
+
+#: The tables each job kind reads besides ``[job]`` and ``[output]``; any other table in a
+#: config (or an ``--set`` override) is refused.  Keep in step with the runners (a unit test
+#: checks that every kind of :data:`llgfem.jobs.JOBS` is listed).
+JOB_TABLES: dict[str, tuple[str, ...]] = {
+    "heat": (*_GRID, "heat"),
+    "llg_forward": (*_GRID, "llg", "physical", "field", *_SIGNALS),
+    "calibrate": (*_GRID, "llg", "physical", "field", *_SIGNALS, "calibrate"),
+    "all_at_once": (*_GRID, "aao"),
+    **{kind: ("brown_neel",) for kind in _BROWN_NEEL},
+    **{kind: (*_GRID, "surrogate", "dataset", "sp4", "kernel") for kind in _SURROGATE},
+}
+
+#: The frozen dataclass of every job table (``module:Class``, imported when validating), so
+#: ``llgfem run`` checks every table of a config before any work starts.
+TABLE_CLASSES: dict[str, str] = {
+    "heat": "llgfem.jobs.heat:HeatJobConfig",
+    "llg": "llgfem.jobs.llg_forward:LLGJobConfig",
+    "physical": "llgfem.physics:PhysicalParameters",
+    "field": "llgfem.physics:FieldSpec",
+    "observation": "llgfem.jobs.signals:ObservationConfig",
+    "coil": "llgfem.jobs.signals:CoilConfig",
+    "concentration": "llgfem.jobs.signals:ConcentrationConfig",
+    "calibrate": "llgfem.jobs.calibrate:CalibrateConfig",
+    "aao": "llgfem.jobs.all_at_once:AAOConfig",
+    "brown_neel": "llgfem.brownneel.jobs:BrownNeelConfig",
+    "surrogate": "llgfem.surrogates.jobs:SurrogateJobConfig",
+    "dataset": "llgfem.surrogates.data:FEMDatasetSpec",
+    "sp4": "llgfem.surrogates.sp4:SP4DatasetSpec",
+    "kernel": "llgfem.surrogates.kernel:KernelSurrogateConfig",
+}
+
+#: Tables written as arrays of tables (``[[coil]]``); a single ``[coil]`` counts as one entry.
+ARRAY_TABLES = frozenset({"coil", "concentration"})
+
+
+def nearest(name: str, candidates) -> str:
+    """`` (did you mean 'x'?)`` for the closest candidate to ``name``, or ``""``."""
+    match = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
 
 
 @dataclass(frozen=True)
@@ -104,6 +162,8 @@ class DomainConfig:
                 raise ConfigError(f"{where}.path: required when kind = 'file'")
             if self.scale <= 0 or not math.isfinite(self.scale):
                 raise ConfigError(f"{where}.scale: must be positive, got {self.scale}")
+            if self.gdim not in (0, 1, 2, 3):
+                raise ConfigError(f"{where}.gdim: must be 0 (infer), 1, 2 or 3, got {self.gdim}")
             return
         dim = kinds[self.kind]
         for key in ("lower", "upper", "n"):
@@ -222,6 +282,34 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported type {hint!r}")  # pragma: no cover
 
 
+def _name_bounds(name: str) -> dict[str, float]:
+    """Bounds every table shares by key name (seeds, intervals, weights)."""
+    if name == "seed" or name.endswith("_seed"):
+        return {"ge": 0}
+    if name == "every" or name.endswith("_every"):
+        return {"ge": 0}
+    if "weight" in name:
+        return {"gt": 0}
+    return {}
+
+
+_BOUNDS = {"gt": (lambda v, b: v > b, "> {}"), "ge": (lambda v, b: v >= b, ">= {}"),
+           "lt": (lambda v, b: v < b, "< {}"), "le": (lambda v, b: v <= b, "<= {}")}
+
+
+def _check_range(value: Any, name: str, metadata, where: str) -> None:
+    """Apply the name bounds and ``metadata`` bounds to a number (or each entry of a tuple)."""
+    bounds = {**_name_bounds(name), **{k: v for k, v in metadata.items() if k in _BOUNDS}}
+    values = value if isinstance(value, tuple) else (value,)
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        for key, bound in bounds.items():
+            ok, text = _BOUNDS[key]
+            if not ok(v, bound):
+                raise ConfigError(f"{where}: must be {text.format(bound)}, got {value!r}")
+
+
 def parse_section(cls: type, table: dict[str, Any], where: str) -> Any:
     """Build frozen dataclass ``cls`` from a TOML table, checking keys, types and values."""
     if not isinstance(table, dict):
@@ -230,25 +318,73 @@ def parse_section(cls: type, table: dict[str, Any], where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(table) - set(fields))
     if unknown:
-        raise ConfigError(
-            f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(sorted(fields))})"
-        )
+        raise ConfigError(f"{where}.{unknown[0]}: unknown key{nearest(unknown[0], fields)} "
+                          f"(allowed: {', '.join(sorted(fields))})")
     kwargs = {}
     for name, f in fields.items():
         if name in table:
             kwargs[name] = _coerce(table[name], hints[name], f"{where}.{name}")
+            _check_range(kwargs[name], name, f.metadata, f"{where}.{name}")
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where}.{name}: required key is missing")
-    obj = cls(**kwargs)
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as e:  # a __post_init__ check of the dataclass
+        raise ConfigError(f"{where}: {e}") from None
     if hasattr(obj, "validate"):
         obj.validate(where)
     return obj
 
 
-def parse_config(data: dict[str, Any], source: str = "") -> Config:
-    """Validate a config dictionary (as read from TOML)."""
-    if "job" not in data:
+def check_tables(data: dict[str, Any], kind: str, tables: tuple[str, ...]) -> None:
+    """Refuse any table of ``data`` that job ``kind`` does not read (nearest name in the message).
+
+    Args:
+        data: The raw config (TOML) dictionary.
+        kind: The job kind (for the message).
+        tables: The tables the job reads besides ``[job]`` and ``[output]``.
+
+    Raises:
+        ConfigError: naming the first unknown table, or an array where one table is expected.
+    """
+    known = ("job", "output", *tables)
+    for name, value in data.items():
+        if name not in known:
+            raise ConfigError(f"{name}: unknown table [{name}] for job kind {kind!r}"
+                              f"{nearest(name, known)}; it reads {', '.join(sorted(known))}")
+        if isinstance(value, list) and name not in ARRAY_TABLES:
+            raise ConfigError(f"{name}: expected one [{name}] table, not [[{name}]]")
+
+
+def _check_domain_keys(kind: str, table: dict[str, Any]) -> None:
+    """Refuse ``[domain]`` keys the domain kind does not use (they would be ignored)."""
+    builtin, from_file = ("lower", "upper", "n", "cell_type"), ("path", "gdim", "scale")
+    unused = from_file if kind != "file" else builtin
+    for key in unused:
+        if key in table:
+            raise ConfigError(f"domain.{key}: not used with domain.kind = {kind!r}")
+
+
+def parse_config(data: dict[str, Any], source: str = "",
+                 tables: tuple[str, ...] | None = None) -> Config:
+    """Validate a config dictionary (as read from TOML).
+
+    Args:
+        data: The raw config dictionary.
+        source: The config file (relative mesh paths are taken relative to it).
+        tables: The tables the job reads (default: :data:`JOB_TABLES` of its kind; a kind not
+            listed there skips the table check, ``llgfem run`` refuses such kinds).
+
+    Raises:
+        ConfigError: naming the offending table or key.
+    """
+    if not isinstance(data.get("job"), dict):
         raise ConfigError("job: table [job] with `kind = ...` is required")
+    kind = data["job"].get("kind")
+    if tables is None and isinstance(kind, str):
+        tables = JOB_TABLES.get(kind)
+    if tables is not None:
+        check_tables(data, str(kind), tables)
     common = {
         "job": JobConfig,
         "domain": DomainConfig,
@@ -257,6 +393,7 @@ def parse_config(data: dict[str, Any], source: str = "") -> Config:
     }
     parsed = {k: parse_section(cls, data.get(k, {}), k) for k, cls in common.items()}
     domain = parsed["domain"]
+    _check_domain_keys(domain.kind, data.get("domain", {}))
     if domain.kind == "file" and source and not Path(domain.path).is_absolute():
         path = str((Path(source).parent / domain.path).resolve())
         domain = dataclasses.replace(domain, path=path)
@@ -275,15 +412,43 @@ def parse_config(data: dict[str, Any], source: str = "") -> Config:
     )
 
 
+def validate_sections(cfg: Config) -> dict[str, Any]:
+    """Parse every job table of ``cfg`` present in the file (no MPI: same error on every rank).
+
+    Returns:
+        The parsed tables (dataclass, or a list of them for arrays of tables), by name.
+
+    Raises:
+        ConfigError: naming the first invalid key or value.
+    """
+    import importlib
+
+    parsed: dict[str, Any] = {}
+    for name in cfg.sections:
+        if name not in TABLE_CLASSES:
+            continue
+        module, cls = TABLE_CLASSES[name].split(":")
+        cls = getattr(importlib.import_module(module), cls)
+        if name in ARRAY_TABLES:
+            parsed[name] = cfg.sections_list(name, cls)
+        else:
+            parsed[name] = cfg.section(name, cls)
+    return parsed
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
     """The raw TOML table of a config file (ConfigError if missing or not valid TOML)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file: {e.strerror}") from None
 
 
 def load_config(path: str | Path) -> Config:

@@ -48,6 +48,8 @@ class ObservationConfig:
     def validate(self, where: str) -> None:
         if self.delta < 0:
             raise ConfigError(f"{where}.delta: must be >= 0, got {self.delta}")
+        if self.mu0 <= 0:
+            raise ConfigError(f"{where}.mu0: must be > 0, got {self.mu0}")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,10 @@ class CoilConfig:
     def validate(self, where: str) -> None:
         if self.transfer not in ("delta", "constant"):
             raise ConfigError(f"{where}.transfer: {self.transfer!r} is not delta or constant")
+        if not any(self.sensitivity):
+            raise ConfigError(f"{where}.sensitivity: must be non-zero (a coil that sees nothing)")
+        if self.transfer == "constant" and self.transfer_value == 0:
+            raise ConfigError(f"{where}.transfer_value: must be non-zero")
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,10 @@ class ConcentrationConfig:
             raise ConfigError(f"{where}.width: a Gaussian concentration needs width > 0")
         if self.center and self.tags:
             raise ConfigError(f"{where}.center: give either tags or a Gaussian centre")
+        if len(self.center) > 3:
+            raise ConfigError(f"{where}.center: at most 3 coordinates, got {len(self.center)}")
+        if self.value == 0:
+            raise ConfigError(f"{where}.value: a zero concentration gives zero signals")
 
     def expression(self):
         """``value exp(-|x - center|^2 / width^2)`` as a callable of the UFL coordinate."""
@@ -89,14 +99,22 @@ class ConcentrationConfig:
 def build_observation(cfg: Config, domain, V, grid):
     """The observation operator of the config, or None without ``[[coil]]`` tables."""
     coils = cfg.sections_list("coil", CoilConfig)
-    if not coils:
-        return None
     obs_cfg = cfg.section("observation", ObservationConfig)
     concs = cfg.sections_list("concentration", ConcentrationConfig) or [ConcentrationConfig()]
+    if not coils:
+        for name in ("observation", "concentration"):
+            if name in cfg.sections:
+                raise ConfigError(f"{name}: [{name}] has no effect without [[coil]] tables")
+        return None
+    present = _mesh_tags(domain)
     conc_objs = []
     for i, c in enumerate(concs):
         if c.tags and domain.cell_tags is None:
             raise ConfigError(f"concentration[{i}].tags: the mesh has no cell tags")
+        missing = sorted(set(c.tags) - present)
+        if missing:
+            raise ConfigError(f"concentration[{i}].tags: {missing} not in the mesh "
+                              f"(cell tags present: {sorted(present)})")
         if c.tags:
             value = tagged_concentration(domain, c.tags, c.value)
         else:
@@ -106,6 +124,12 @@ def build_observation(cfg: Config, domain, V, grid):
                       "delta" if c.transfer == "delta" else ("constant", c.transfer_value),
                       name=c.name or f"coil{i}") for i, c in enumerate(coils)]
     return Observation(V, grid, conc_objs, coil_objs, mu0=obs_cfg.mu0), obs_cfg
+
+
+def _mesh_tags(domain) -> set[int]:
+    """The cell tag values present on any rank (collective)."""
+    local = set() if domain.cell_tags is None else set(np.unique(domain.cell_tags.values))
+    return {int(v) for part in domain.mesh.comm.allgather(local) for v in part}
 
 
 def tagged_concentration(domain, tags, value: float):

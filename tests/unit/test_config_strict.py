@@ -1,0 +1,139 @@
+"""Strict configs and overrides: unknown tables/keys with the nearest name, array-of-tables
+overrides, range checks, unreadable files (issue 12, item 1).  No DOLFINx solve: fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mpi4py import MPI
+
+from llgfem.cli import _override, load_run_config, main
+from llgfem.config import JOB_TABLES, TABLE_CLASSES, ConfigError, parse_config, read_toml
+
+CONFIGS = Path(__file__).resolve().parents[2] / "demos" / "configs"
+DEMOS = sorted(CONFIGS.glob("*.toml"))
+
+
+def test_every_job_kind_declares_its_tables():
+    from llgfem.jobs import JOBS
+
+    assert set(JOB_TABLES) == set(JOBS)
+    tables = {t for kind in JOB_TABLES.values() for t in kind} - {"domain", "time"}
+    assert tables == set(TABLE_CLASSES)
+
+
+@pytest.mark.parametrize("path", DEMOS, ids=[p.stem for p in DEMOS])
+def test_every_demo_config_loads_and_validates(path):
+    """Every demo config passes the strict table/key check and parses its job tables."""
+    cfg = load_run_config(str(path))
+    assert set(cfg.sections) <= set(JOB_TABLES[cfg.job.kind])
+
+
+def test_the_demo_configs_are_all_there():
+    assert len(DEMOS) == 27
+
+
+@pytest.mark.parametrize(("table", "nearest"), [
+    ("feild", "field"), ("tiem", "time"), ("llgx", "llg"), ("calibratex", "calibrate"),
+    ("coils", "coil"), ("observaton", "observation")])
+def test_misspelt_table_is_refused_with_the_nearest_name(table, nearest):
+    data = read_toml(CONFIGS / "default.toml")
+    data[table] = {"x": 1}
+    with pytest.raises(ConfigError, match=rf"^{table}: unknown table .*did you mean '{nearest}'"):
+        parse_config(data)
+
+
+def test_table_of_another_job_is_refused():
+    data = read_toml(CONFIGS / "heat.toml")
+    data["aao"] = {}
+    with pytest.raises(ConfigError, match="unknown table \\[aao\\] for job kind 'heat'"):
+        parse_config(data)
+
+
+def test_misspelt_key_names_the_nearest_key():
+    with pytest.raises(ConfigError, match=r"time.n_tt: unknown key \(did you mean 'n_t'\?\)"):
+        load_run_config(str(CONFIGS / "heat.toml"), ["time.n_tt=3"])
+
+
+def test_unknown_job_kind_names_the_nearest_kind():
+    with pytest.raises(ConfigError, match="did you mean 'calibrate'"):
+        load_run_config(str(CONFIGS / "default.toml"), ["job.kind='calibrat'"])
+
+
+@pytest.mark.parametrize(("assignment", "needle"), [
+    ("coil.sensitivity=[0,0,1]", "address one entry as coil.0.sensitivity"),
+    ("coil.7.sensitivity=[0,0,1]", "index 7 is out of range"),
+    ("time.0.T=1", "is not an array of tables"),
+    ("time=3", "expected TABLE.KEY=VALUE"),
+    ("time.T", "expected TABLE.KEY=VALUE"),
+    ("a.b.c.d=1", "expected TABLE.KEY=VALUE"),
+    ("time.T=1\nfoo=2", "not a single TOML value"),
+])
+def test_bad_override_is_a_config_error(assignment, needle):
+    data = read_toml(CONFIGS / "default.toml")
+    with pytest.raises(ConfigError, match=needle):
+        _override(data, assignment)
+
+
+@pytest.mark.parametrize("assignment", ["coil.1.sensitivity=[0,0,1]",
+                                        "coil[1].sensitivity=[0,0,1]"])
+def test_array_of_tables_entry_is_addressable(assignment):
+    cfg = load_run_config(str(CONFIGS / "default.toml"), [assignment])
+    assert cfg.sections["coil"][1]["sensitivity"] == [0, 0, 1]
+    assert cfg.sections["coil"][0]["sensitivity"] != [0, 0, 1]
+
+
+def test_override_appends_one_entry():
+    cfg = load_run_config(str(CONFIGS / "default.toml"), ["coil.2.sensitivity=[0,1,0]"])
+    assert len(cfg.sections["coil"]) == 3
+
+
+@pytest.mark.parametrize(("assignment", "needle"), [
+    ("observation.seed=-1", "observation.seed: must be >= 0"),
+    ("calibrate.seed=-3", "calibrate.seed: must be >= 0"),
+    ("llg.a1=nan", "llg.a1: must be finite"),
+    ("llg.a2=inf", "llg.a2: must be finite"),
+    ("coil.0.sensitivity=[0,0,0]", "coil\\[0\\].sensitivity: must be non-zero"),
+    ("time.n_t=1", "time.n_t"),
+    ("time.T=0", "time.T"),
+    ("observation.mu0=-1", "observation.mu0"),
+    ("domain.n=[0,4]", "domain.n"),
+])
+def test_out_of_range_values_are_refused(assignment, needle):
+    with pytest.raises(ConfigError, match=needle):
+        load_run_config(str(CONFIGS / "default.toml"), [assignment])
+
+
+def test_weights_must_be_positive():
+    for value in ("0", "-1"):
+        with pytest.raises(ConfigError, match="aao.model_weight: must be > 0"):
+            load_run_config(str(CONFIGS / "aao_test3.toml"), [f"aao.model_weight={value}"])
+
+
+def test_non_utf8_config_is_a_clean_error(mpi_tmp_path):
+    path = mpi_tmp_path / f"latin1.{MPI.COMM_WORLD.rank}.toml"
+    path.write_bytes('[job]\nkind = "heat"\nname = "caf\xe9"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match="not a UTF-8 text file"):
+        read_toml(path)
+
+
+def test_config_that_is_a_directory_is_a_clean_error(mpi_tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        read_toml(mpi_tmp_path)
+
+
+def test_cli_override_errors_exit_2_with_one_line(mpi_tmp_path, capsys):
+    comm = MPI.COMM_WORLD
+    for s in ("feild.amplitude=5", "coil.sensitivity=[0,0,1]", "coil[0].x=1"):
+        code = main(["run", str(CONFIGS / "default.toml"), "-o", str(mpi_tmp_path),
+                     "--set", s])
+        assert comm.allgather(code) == [2] * comm.size
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        if comm.rank == 0:
+            assert len(lines) == 1, err
+            assert lines[0].startswith("llgfem: error: "), err
+            assert "Traceback" not in err
+        else:
+            assert lines == []
