@@ -43,14 +43,12 @@ ALIASES = {
 
 _DEFAULT_FALSE = {"measurement/isSparsityTransformed"}
 
+
 class _Reader:
     """Typed access to the datasets of an open MDF file with errors naming the entry."""
 
     def __init__(self, f: h5py.File, where: str):
         self.f, self.where = f, where
-
-    def has(self, path: str) -> bool:
-        return path in self.f or (path in ALIASES and ALIASES[path] in self.f)
 
     def raw(self, path: str, required: bool = True) -> Any:
         name = path if path in self.f else ALIASES.get(path, path)
@@ -119,7 +117,12 @@ def _read_group_dict(f: h5py.File, group: str, where: str) -> dict[str, Any]:
     for name, obj in f[group].items():
         if not isinstance(obj, h5py.Dataset):
             continue
-        value = _decode(_read_dataset(obj))
+        try:
+            value = _decode(_read_dataset(obj))
+        except ValueError:
+            if name.startswith("_"):  # a user-defined entry of a type we do not map: skip
+                continue
+            raise
         if isinstance(value, np.ndarray) and value.ndim == 0:
             value = value.item()
         if isinstance(value, np.generic):

@@ -55,8 +55,10 @@ def data_axes(meas: Measurement) -> tuple[int, int, int, int]:
     return d.shape
 
 
-def _validate_drivefield(df: DriveField, acq: Acquisition, where: str) -> None:
+def _validate_drivefield(df: DriveField, where: str) -> None:
     p = "acquisition/drivefield/"
+    if df.divider.ndim != 2:
+        raise _fail(p + "divider", f"has shape {df.divider.shape}, expected (D, F)", where)
     d, f = df.divider.shape
     if df.num_channels != d:
         raise _fail(p + "numChannels", f"is {df.num_channels} but divider has {d} rows", where)
@@ -76,8 +78,9 @@ def _validate_drivefield(df: DriveField, acq: Acquisition, where: str) -> None:
 def _validate_receiver(rx: Receiver, where: str) -> None:
     p = "acquisition/receiver/"
     c = rx.num_channels
-    if c < 1 or rx.num_sampling_points < 1:
-        raise _fail(p + "numChannels/numSamplingPoints", "must be >= 1", where)
+    for name, value in (("numChannels", c), ("numSamplingPoints", rx.num_sampling_points)):
+        if value < 1:
+            raise _fail(p + name, f"must be >= 1, got {value}", where)
     if rx.bandwidth <= 0 or not math.isfinite(rx.bandwidth):
         raise _fail(p + "bandwidth", f"must be positive, got {rx.bandwidth}", where)
     _check_shape(p + "dataConversionFactor", rx.data_conversion_factor, (c, 2), where)
@@ -104,7 +107,7 @@ def _validate_acquisition(acq: Acquisition, where: str) -> None:
                     "expected (J, Y, 3)", where)
     _check_finite("acquisition/gradient", acq.gradient, where)
     _check_finite("acquisition/offsetField", acq.offset_field, where)
-    _validate_drivefield(acq.drivefield, acq, where)
+    _validate_drivefield(acq.drivefield, where)
     _validate_receiver(acq.receiver, where)
 
 

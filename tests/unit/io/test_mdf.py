@@ -291,6 +291,30 @@ def test_system_matrix_time_domain_storage(rank_dir):
                           field_of_view=(0.04, 0.01, 0.01))
 
 
+def test_permutation_waveforms_and_legacy_gradients(rank_dir):
+    mdf = synthetic_measurement(fourier=False, fast=False)
+    perm = np.array([5, 0, 3, 1, 2, 4])
+    mdf.measurement.is_frame_permutation = True
+    mdf.measurement.frame_permutation = perm
+    mdf.acquisition.drivefield.waveform = np.array([["sine"], ["triangle"]])
+    path = write_mdf(rank_dir / "perm.mdf", mdf)
+    assert np.array_equal(raw(path, "measurement/framePermutation"), perm + 1)
+    with h5py.File(path, "r") as f:
+        assert f["acquisition/drivefield/waveform"].shape == (2, 1)
+    back = read_mdf(path)
+    assert np.array_equal(back.measurement.frame_permutation, perm)
+    assert back.acquisition.drivefield.waveform.tolist() == [["sine"], ["triangle"]]
+    # gradients stored as diagonals (J, 3), as one 3 x 3 matrix, or (J, Y, 3, 3)
+    g = np.diag([-1.0, -1.0, 2.0])
+    for stored in ([[-1.0, -1.0, 2.0]], g, g[None, None]):
+        acq = Acquisition(drivefield=mdf.acquisition.drivefield,
+                          receiver=mdf.acquisition.receiver, gradient=stored)
+        assert np.array_equal(acq.gradient, g[None, None])
+    mdf.measurement.frame_permutation = np.array([0, 0, 1, 2, 3, 4])
+    with pytest.raises(MDFError, match="measurement/framePermutation"):
+        write_mdf(rank_dir / "perm2.mdf", mdf)
+
+
 def test_written_file_uses_fixture_layout_and_types(rank_dir):
     path = write_mdf(rank_dir / "copy.mdf", read_mdf(ROBOT))
     renamed = {"acquisition/numPeriods": "acquisition/numPeriodsPerFrame",
