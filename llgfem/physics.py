@@ -72,6 +72,7 @@ __all__ = [
     "PhysicalParameters",
     "Units",
     "applied_field",
+    "reference_field",
 ]
 
 MU0 = 4e-7 * math.pi
@@ -327,6 +328,22 @@ class FieldSpec:
             raise ConfigError(f"{where}: field parameters must be finite")
         if len(self.direction) != 3 or len(self.offset) != 3:
             raise ConfigError(f"{where}.direction: 3 components needed")
+
+
+def reference_field(spec: FieldSpec, extent: float = 0.0, fallback: float = 1.0) -> float:
+    """A field unit for :meth:`PhysicalParameters.units`: the largest applied field (T).
+
+    ``|amplitude| + |offset| + |gradient| extent`` (``extent``: largest distance from the
+    origin in the domain, m); ``fallback`` (e.g. the anisotropy field ``2 K_u / M_S``) when that
+    vanishes or for ``expression``/``zero`` fields.
+    """
+    if spec.kind in ("expression", "zero"):
+        return fallback
+    scale = 1.0 if spec.kind == "rotating" else math.hypot(*spec.direction)
+    size = abs(spec.amplitude) * scale + math.hypot(*spec.offset)
+    if spec.kind == "ffp":
+        size += abs(spec.gradient) * extent
+    return size if size > 0 and math.isfinite(size) else fallback
 
 
 def applied_field(spec: FieldSpec, x, t):

@@ -34,6 +34,7 @@ from llgfem.physics import (
     PhysicalParameters,
     Units,
     applied_field,
+    reference_field,
 )
 from llgfem.solvers.llg import LLGSolver
 from llgfem.spacetime import TimeGrid, create_vector_space, interpolate_levels
@@ -227,3 +228,12 @@ def test_negative_damping_and_bad_units_are_config_errors():
         PhysicalParameters().units(B_ref=0.0)
     with pytest.raises(ConfigError, match=r"units\.length"):
         PhysicalParameters().units(B_ref=1e-3, L_ref=-1.0)
+
+
+def test_reference_field_is_the_largest_applied_field():
+    ffp = FieldSpec(kind="ffp", amplitude=0.012, gradient=2.0, direction=(1.0, 0.0, 0.0),
+                    offset=(0.0, 0.0, 1e-3))
+    assert reference_field(ffp, extent=0.01) == pytest.approx(0.012 + 1e-3 + 0.02)
+    assert reference_field(FieldSpec(kind="rotating", amplitude=1e-4)) == pytest.approx(1e-4)
+    assert reference_field(FieldSpec(kind="zero"), fallback=1.25) == 1.25
+    assert reference_field(FieldSpec(kind="static", amplitude=0.0), fallback=0.5) == 0.5
