@@ -15,10 +15,14 @@ Signals (:mod:`llgfem.io.mdf_signals`)::
     f, a, beta = read_transfer_function("tf.h5")
     a_q = interpolate_transfer_function(f, a, f_query)
 
+Bench self-checks (:mod:`llgfem.io.mdf_checks`): ``check_fixture_read()`` and
+``check_mdf_roundtrip(folder)`` return ``{"ok": bool, "failures": [...], ...}``.
+
 See ``docs/mdf.md`` for the layout, units and the conventions chosen where the specification
 leaves room (0-based indices in Python, 2.0 aliases, gradient layout, background handling).
 """
 
+from llgfem.io.mdf_checks import check_fixture_read, check_mdf_roundtrip
 from llgfem.io.mdf_format import read_mdf, write_mdf
 from llgfem.io.mdf_signals import (
     calibration_positions,
@@ -55,6 +59,8 @@ __all__ = [
     "Measurement",
     "Receiver",
     "calibration_positions",
+    "check_fixture_read",
+    "check_mdf_roundtrip",
     "data_axes",
     "drive_field",
     "frequencies",

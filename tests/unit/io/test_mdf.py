@@ -16,6 +16,8 @@ from llgfem.io.mdf import (
     Measurement,
     Receiver,
     calibration_positions,
+    check_fixture_read,
+    check_mdf_roundtrip,
     drive_field,
     frequencies,
     frequency_domain,
@@ -475,3 +477,23 @@ def test_interpolation_exact_at_nodes_bounded_between_zero_outside():
     one = interpolate_transfer_function(freqs, values[0], 1e6)
     assert one.shape == ()
     assert one != 0
+
+
+# --------------------------------------------------------------------------- bench self-checks
+
+
+def test_bench_checks_pass_and_can_fail(rank_dir):
+    result = check_fixture_read(ROBOT)
+    assert result["ok"], result["failures"]
+    assert result["drive_frequency_hz"] == pytest.approx(125e6 / 4864)
+    broken = rank_dir / "six_mT.mdf"
+    shutil.copy(ROBOT, broken)
+    with h5py.File(broken, "r+") as f:
+        f["acquisition/drivefield/strength"][0, 0, 0] = 6e-3
+    result = check_fixture_read(broken)
+    assert not result["ok"]
+    assert result["failures"] == ["strength 5 mT (in T)"]
+    assert not check_fixture_read(rank_dir / "missing.mdf")["ok"]
+    roundtrip = check_mdf_roundtrip(rank_dir)
+    assert roundtrip["ok"], roundtrip["failures"]
+    assert roundtrip["max_signal_error"] == 0.0
