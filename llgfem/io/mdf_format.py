@@ -300,20 +300,19 @@ def read_mdf(path: str | Path, comm=None) -> MDF:
 
 
 def _to_h5(value: Any) -> Any:
-    """Python value -> array with the MDF storage type (Int8 flags, Int64, Float64, bytes)."""
+    """Python value -> array with the MDF storage type (Int8, Int64, Float64, UTF-8 strings)."""
     if isinstance(value, bool | np.bool_):
         return np.int8(value)
     if isinstance(value, int | np.integer):
         return np.int64(value)
     if isinstance(value, float | np.floating):
         return np.float64(value)
-    if isinstance(value, str):
-        return np.bytes_(value.encode("utf-8")) if value else np.array(b"", dtype="S1")
     arr = np.asarray(value)
-    if arr.dtype.kind in "UO" or (arr.dtype.kind == "S"):
+    if arr.dtype.kind in "UOS":  # fixed-length UTF-8 strings, as in the fixture
         enc = [str(_decode(v)).encode("utf-8") for v in arr.ravel()]
         width = max([len(e) for e in enc] + [1])
-        return np.array(enc, dtype=f"S{width}").reshape(arr.shape)
+        dtype = h5py.string_dtype("utf-8", length=width)
+        return np.array(enc, dtype=dtype).reshape(arr.shape)
     if arr.dtype.kind == "b":
         return arr.astype(np.int8)
     if arr.dtype.kind == "c":
@@ -326,7 +325,8 @@ def _to_h5(value: Any) -> Any:
 
 def _put(f: h5py.File, path: str, value: Any) -> None:
     if value is not None:
-        f.create_dataset(path, data=_to_h5(value))
+        data = _to_h5(value)
+        f.create_dataset(path, data=data, dtype=data.dtype)
 
 
 def _write_acquisition(f: h5py.File, acq: Acquisition) -> None:

@@ -330,7 +330,9 @@ def test_written_file_uses_fixture_layout_and_types(rank_dir):
             if not isinstance(a, h5py.Dataset):
                 continue
             if h5py.check_string_dtype(a.dtype) is not None:
-                assert h5py.check_string_dtype(b.dtype) is not None, name
+                info = h5py.check_string_dtype(b.dtype)
+                assert info is not None, name
+                assert info.encoding == "utf-8", name
             else:
                 assert a.dtype == b.dtype, name
         assert np.array_equal(src["measurement/data"][()], out["measurement/data"][()])
