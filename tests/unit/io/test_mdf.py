@@ -35,7 +35,8 @@ FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "mdf"
 ROBOT = FIXTURES / "robot_calibration_9pos.mdf"
 TF_FILE = FIXTURES / "mps_transfer_function.h5"
 
-pytestmark = pytest.mark.skipif(not ROBOT.is_file(), reason="MDF fixtures not available")
+needs_fixtures = pytest.mark.skipif(not (ROBOT.is_file() and TF_FILE.is_file()),
+                                    reason="../shared/fixtures/mdf not available")
 
 
 @pytest.fixture
@@ -55,6 +56,7 @@ def raw(path, entry):
 # --------------------------------------------------------------------------- the fixture
 
 
+@needs_fixtures
 def test_fixture_contents_match_readme_and_raw_hdf5():
     mdf = read_mdf(ROBOT)
     acq, df, rx = mdf.acquisition, mdf.acquisition.drivefield, mdf.acquisition.receiver
@@ -107,6 +109,7 @@ def test_fixture_contents_match_readme_and_raw_hdf5():
     assert mdf.version == raw(ROBOT, "version")
 
 
+@needs_fixtures
 def test_fixture_signals_consistent():
     mdf = read_mdf(ROBOT)
     a, b = raw(ROBOT, "acquisition/receiver/dataConversionFactor")[0]
@@ -125,6 +128,7 @@ def test_fixture_signals_consistent():
     assert pos.shape == (9, 3)
 
 
+@needs_fixtures
 def test_read_with_comm_is_replicated():
     mdf = read_mdf(ROBOT, comm=COMM)
     digests = COMM.allgather(mdf.measurement.data.tobytes())
@@ -317,6 +321,7 @@ def test_permutation_waveforms_and_legacy_gradients(rank_dir):
         write_mdf(rank_dir / "perm2.mdf", mdf)
 
 
+@needs_fixtures
 def test_written_file_uses_fixture_layout_and_types(rank_dir):
     path = write_mdf(rank_dir / "copy.mdf", read_mdf(ROBOT))
     renamed = {"acquisition/numPeriods": "acquisition/numPeriodsPerFrame",
@@ -381,6 +386,7 @@ def test_hdf5_that_is_not_mdf(rank_dir):
 @pytest.mark.parametrize("entry", ["acquisition/drivefield/baseFrequency",
                                    "measurement/isBackgroundFrame", "study/uuid",
                                    "acquisition/receiver/numSamplingPoints"])
+@needs_fixtures
 def test_missing_required_entry_is_named(rank_dir, entry):
     path = rank_dir / "broken.mdf"
     shutil.copy(ROBOT, path)
@@ -390,6 +396,7 @@ def test_missing_required_entry_is_named(rank_dir, entry):
         read_mdf(path)
 
 
+@needs_fixtures
 def test_nan_and_wrong_shape_are_named(rank_dir):
     path = rank_dir / "nan.mdf"
     shutil.copy(ROBOT, path)
@@ -433,6 +440,7 @@ def test_write_refuses_inconsistent_mdf(rank_dir):
 # --------------------------------------------------------------------------- transfer functions
 
 
+@needs_fixtures
 def test_read_transfer_function_fixture():
     freqs, values, induction = read_transfer_function(TF_FILE)
     with h5py.File(TF_FILE, "r") as f:
@@ -459,6 +467,7 @@ def test_transfer_function_file_errors(rank_dir):
         read_transfer_function(path)
 
 
+@needs_fixtures
 def test_interpolation_exact_at_nodes_bounded_between_zero_outside():
     freqs, values, _ = read_transfer_function(TF_FILE)
     at_nodes = interpolate_transfer_function(freqs, values, freqs)
@@ -484,6 +493,7 @@ def test_interpolation_exact_at_nodes_bounded_between_zero_outside():
 # --------------------------------------------------------------------------- bench self-checks
 
 
+@needs_fixtures
 def test_bench_checks_pass_and_can_fail(rank_dir):
     result = check_fixture_read(ROBOT)
     assert result["ok"], result["failures"]
