@@ -310,6 +310,14 @@ def _signal_handlers() -> Iterator[list[int]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llgfem`` console script; returns the exit status."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C before the run's handlers are installed
+        print("llgfem: interrupted by SIGINT", file=sys.stderr, flush=True)
+        return 128 + signal.SIGINT
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args, petsc_args = _parser().parse_known_args(argv)
     from mpi4py import MPI
     from petsc4py import PETSc  # initialised before our signal handlers replace PETSc's

@@ -41,7 +41,9 @@ file raises the same :class:`MeshError` on every rank instead of hanging.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -343,13 +345,27 @@ def _read_msh(comm: MPI.Comm, path: Path, gdim: int) -> Domain:
             _gmsh_close(gmsh, previous)
 
 
+@contextlib.contextmanager
+def _keep_signal_handlers():
+    """Reinstall Python's SIGINT/SIGTERM handlers after gmsh (its library resets them to the
+    default, so ``llgfem run`` would die silently on SIGTERM instead of exiting cleanly)."""
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in handlers.items():
+            with contextlib.suppress(ValueError, TypeError):  # not the main thread / unknown
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
 def _gmsh_open(gmsh: Any, path: Path) -> tuple[str | None, str]:
     """Merge ``path`` into a fresh gmsh model; returns (previous model or None, error)."""
     previous = None
     if gmsh.isInitialized():
         previous = gmsh.model.getCurrent()
     else:
-        gmsh.initialize(interruptible=False)
+        with _keep_signal_handlers():
+            gmsh.initialize(interruptible=False)
         gmsh.option.setNumber("General.Terminal", 0)
     gmsh.model.add(f"llgfem:{path.name}")
     try:
@@ -362,7 +378,8 @@ def _gmsh_open(gmsh: Any, path: Path) -> tuple[str | None, str]:
 def _gmsh_close(gmsh: Any, previous: str | None) -> None:
     """Undo :func:`_gmsh_open`: drop our model; finalize gmsh if we initialized it."""
     if previous is None:
-        gmsh.finalize()
+        with _keep_signal_handlers():
+            gmsh.finalize()
         return
     gmsh.model.remove()
     gmsh.model.setCurrent(previous)
