@@ -17,4 +17,5 @@ JOBS: dict[str, str] = {
     "surrogate_train": "llgfem.surrogates.jobs:run_job",
     "surrogate_predict": "llgfem.surrogates.jobs:run_job",
     "surrogate_kernel": "llgfem.surrogates.jobs:run_job",
+    "system_matrix": "llgfem.jobs.system_matrix:run",
 }
