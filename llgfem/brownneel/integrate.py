@@ -257,7 +257,10 @@ def integrate_petsc(
     if lagged:
         lagged.destroy()
     if reason < 0 or state["next"] < s_out.size:
-        raise RuntimeError(f"PETSc TS failed (reason {reason}) after {steps} steps")
+        from llgfem.solvers.linear import SolverError
+
+        raise SolverError(f"Brown–Néel PETSc TS failed (reason {reason}) after {steps} steps "
+                          f"(rtol {settings.rtol:g}, max_steps {settings.max_steps})")
     info = {"jacobians": state["jac"], "reason": reason, "last_ksp_its": its,
             "factorisations": nfact, "lu_solver": solver}
     return IntegrationResult(s_out.copy(), out, seconds, steps, rejected, info)
@@ -280,7 +283,15 @@ def integrate_scipy(
             out = out + ck * a
         return out if dense else sp.csr_matrix(out)
 
+    from llgfem.solvers.linear import SolverError
+
+    calls = [0]
+
     def fun(s, y):
+        calls[0] += 1
+        if calls[0] > 10 * settings.max_steps:  # SciPy has no step limit of its own
+            raise SolverError(f"SciPy {settings.scipy_method}: more than {10 * settings.max_steps}"
+                              f" right-hand sides at t = {s:.4g} (rtol {settings.rtol:g})")
         c = coefficients(s)
         acc = c[0] * (mats[0] @ y)
         for ck, a in zip(c[1:], mats[1:], strict=True):
@@ -295,7 +306,7 @@ def integrate_scipy(
     )
     seconds = time.perf_counter() - t0
     if not sol.success:
-        raise RuntimeError(f"SciPy {settings.scipy_method} failed: {sol.message}")
+        raise SolverError(f"SciPy {settings.scipy_method} failed: {sol.message}")
     return IntegrationResult(
         sol.t, sol.y, seconds, int(sol.t.size), 0, {"nfev": sol.nfev, "njev": sol.njev,
                                                      "nlu": sol.nlu}

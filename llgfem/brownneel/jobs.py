@@ -8,7 +8,10 @@ Job kinds (``[job] kind``) and the ``[brown_neel]`` table (:class:`BrownNeelConf
                          the target setting, compared with the FOM; JSON + plot
     brown_neel_identify  recover (d_c, K) from a noisy simulated signal with the ROM
 
-Every rank computes redundantly on PETSC_COMM_SELF (the ODE is small); rank 0 writes.
+Every rank computes redundantly on PETSC_COMM_SELF (the ODE is small); rank 0 writes the
+JSON/NPZ files and the plots (under ``plots/``) and logs one INFO line per stage and a final
+summary line.  Input files (``snapshots``, ``basis``) are validated (entries, shapes, finite
+values) before use; a failed integration is a :class:`llgfem.solvers.linear.SolverError`.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from llgfem.config import Config, ConfigError, write_resolved_config
+from llgfem.errors import DataError, load_npz
 
 __all__ = ["JOB_KINDS", "BrownNeelConfig", "run_job"]
 
 JOB_KINDS = ("brown_neel_fom", "brown_neel_pod", "brown_neel_rom", "brown_neel_identify")
+IDENTIFY_BOX = ((19.0, 22.0), (5.0, 8.0))  # (d_c nm, K kJ/m³) search box of the identification
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,28 @@ class BrownNeelConfig:
         if self.transfer == "boltzmann" and (self.formulation != "dynamic" or self.basis):
             raise ConfigError(f"{where}.transfer: 'boltzmann' needs formulation = 'dynamic' "
                               "and snapshots (a FOM run or `snapshots`), not a `basis` file")
+        self._validate_ranges(where)
+
+    def _validate_ranges(self, where: str) -> None:
+        """Physical and numerical ranges (sizes, tolerances, identification settings)."""
+        if self.d_h_nm < 0 or (self.d_h_nm and self.d_h_nm < self.d_c_nm):
+            raise ConfigError(f"{where}.d_h_nm: the hydrodynamic diameter must be 0 (= d_c) "
+                              f"or >= d_c_nm = {self.d_c_nm}, got {self.d_h_nm}")
+        for key in ("basis_d_c_nm", "basis_K_kJ", "basis_f_d_kHz"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{where}.{key}: must be >= 0 (0: the target's value)")
+        if not 1e-12 <= self.rtol <= 0.1:
+            raise ConfigError(f"{where}.rtol: must lie in [1e-12, 0.1], got {self.rtol}")
+        if self.n_m > 64 or self.n_n > 64:
+            raise ConfigError(f"{where}.n_m/n_n: truncations above 64 are out of range")
+        if self.identify_noise < 0 or self.identify_grid < 2:
+            raise ConfigError(f"{where}.identify_noise/identify_grid: need noise >= 0 and "
+                              "grid >= 2")
+        (d0, d1), (k0, k1) = IDENTIFY_BOX
+        d, k = self.identify_truth
+        if not (d0 <= d <= d1 and k0 <= k <= k1):
+            raise ConfigError(f"{where}.identify_truth: ({d}, {k}) lies outside the search box "
+                              f"d_c in [{d0}, {d1}] nm, K in [{k0}, {k1}] kJ/m³")
 
 
 def _particle(cfg: BrownNeelConfig, d_nm: float, k_kj: float):
@@ -145,13 +172,22 @@ def _plot(path: Path, t, curves: dict, ylabel: str) -> None:
     ax.set(xlabel="t [µs]", ylabel=ylabel)
     ax.legend()
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _log(message: str) -> None:
+    from llgfem.io.progress import get_logger
+
+    get_logger().info(message)
 
 
 def _job_fom(cfg: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict:
     run, guard = _fom(cfg, cfg.d_c_nm, cfg.K_kJ, cfg.f_d_kHz)
     rec = run.recorded
+    _log(f"brown_neel: FOM with {run.model.size} unknowns: {run.traj.steps} steps, "
+         f"{run.traj.seconds:.2f} s")
     summary = {"unknowns": run.model.size, "seconds": run.traj.seconds,
                "steps": run.traj.steps, "max_re_eig_tauN": guard,
                "mz_peak": float(rec.mz.max()), "signal_rms": float(np.sqrt(np.mean(rec.dmz**2))),
@@ -159,8 +195,10 @@ def _job_fom(cfg: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict:
     if rank0:
         np.savez(run_dir / "states.npz", t=run.traj.t, y=run.traj.y, mz=run.traj.mz,
                  dmz=run.traj.dmz, start=run.start)
-        _plot(run_dir / "signal.png", rec.t, {"d⟨m_z⟩/dt": (rec.dmz, "k-")}, "signal [1/s]")
-        _plot(run_dir / "moment.png", rec.t, {"⟨m_z⟩": (rec.mz, "k-")}, "⟨m_z⟩")
+        _plot(run_dir / "plots" / "signal.png", rec.t, {"d⟨m_z⟩/dt": (rec.dmz, "k-")},
+              "d⟨m_z⟩/dt [1/s]")
+        _plot(run_dir / "plots" / "moment.png", rec.t, {"⟨m_z⟩": (rec.mz, "k-")},
+              "⟨m_z⟩ [1]")
     return summary
 
 
@@ -173,12 +211,19 @@ def _basis(cfg: BrownNeelConfig, rank: int | None = None, target=None):
     f_khz = cfg.basis_f_d_kHz or cfg.f_d_kHz
     source = None
     if cfg.snapshots:
-        data = np.load(cfg.snapshots)
+        data = load_npz(cfg.snapshots, "brown_neel.snapshots", {"y": 2, "t": 1})
         y, t = data["y"], data["t"]
+        if y.shape[1] != t.size:
+            raise DataError(f"brown_neel.snapshots: {cfg.snapshots}: y has {y.shape[1]} "
+                            f"columns but t has {t.size} times")
         seconds = 0.0
+        _log(f"brown_neel: {y.shape[1]} snapshots of {y.shape[0]} unknowns read from "
+             f"{cfg.snapshots}")
     else:
         run, _ = _fom(cfg, d_nm, k_kj, f_khz)
         y, t, seconds, source = run.traj.y, run.traj.t, run.traj.seconds, run.model
+        _log(f"brown_neel: snapshot FOM ({d_nm} nm, {k_kj} kJ/m³, {f_khz} kHz): "
+             f"{run.traj.steps} steps, {seconds:.2f} s")
     if target is not None and cfg.transfer == "boltzmann":
         from llgfem.brownneel.model import BrownNeelModel
         from llgfem.brownneel.params import SinusoidalDrive
@@ -202,6 +247,8 @@ def _basis(cfg: BrownNeelConfig, rank: int | None = None, target=None):
 def _job_pod(cfg: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict:
     basis, fom_seconds = _basis(cfg)
     sv = basis.singular_values
+    _log(f"brown_neel: POD rank {basis.rank} of {sv.size} singular values, discarded energy "
+         f"{basis.discarded_energy:.2e}")
     if rank0:
         np.savez(run_dir / "basis.npz", modes=basis.modes, singular_values=sv,
                  n_m=cfg.n_m, n_n=cfg.n_n)
@@ -213,9 +260,10 @@ def _job_pod(cfg: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict:
         fig, ax = plt.subplots(figsize=(5, 3.5))
         ax.semilogy(sv / sv[0], "k.")
         ax.axvline(basis.rank, ls="--")
-        ax.set(xlabel="i", ylabel="σ_i/σ_1")
+        ax.set(xlabel="index i", ylabel="σ_i/σ_1 [1]", title="POD singular values")
         fig.tight_layout()
-        fig.savefig(run_dir / "singular_values.png", dpi=110)
+        (run_dir / "plots").mkdir(parents=True, exist_ok=True)
+        fig.savefig(run_dir / "plots" / "singular_values.png", dpi=110)
         plt.close(fig)
     return {"rank": basis.rank, "discarded_energy": basis.discarded_energy,
             "snapshot_fom_seconds": fom_seconds, "n_singular_values": int(sv.size)}
@@ -230,12 +278,13 @@ def _job_rom(cfg: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict:
                            cfg.formulation, cfg.precession, b_ref=cfg.B_d_mT * 1e-3)
     drive = SinusoidalDrive(cfg.B_d_mT * 1e-3, cfg.f_d_kHz * 1e3)
     if cfg.basis:
-        modes = np.load(cfg.basis)["modes"]
+        modes = load_npz(cfg.basis, "brown_neel.basis", {"modes": 2})["modes"]
         modes = modes[:, : cfg.rank] if cfg.rank else modes
+        _log(f"brown_neel: basis of rank {modes.shape[1]} read from {cfg.basis}")
     else:
         modes = _basis(cfg, target=(model, drive))[0].modes
     if modes.shape[0] != model.size:
-        raise ConfigError(f"brown_neel.basis: basis has {modes.shape[0]} rows, the truncation "
+        raise DataError(f"brown_neel.basis: basis has {modes.shape[0]} rows, the truncation "
                           f"({cfg.n_m}, {cfg.n_n}) has {model.size} unknowns")
     from llgfem.brownneel.model import time_grid
 
@@ -245,6 +294,7 @@ def _job_rom(cfg: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict:
                     rom.project_state(model.initial_state(drive)), t / model.params.tau_n,
                     _settings(cfg), backend=cfg.backend)
     mz, dmz, _ = model.observe(t, rom.reconstruct(res.y), drive)
+    _log(f"brown_neel: ROM of rank {rom.rank}: {res.steps} steps, {res.seconds:.3f} s")
     out = {"rank": rom.rank, "rom_seconds": res.seconds, "rom_steps": res.steps,
            "projection_seconds": rom.seconds, "transfer": cfg.transfer}
     curves_m, curves_s = {"ROM": (mz[start:], "r--")}, {"ROM": (dmz[start:], "r--")}
@@ -254,19 +304,50 @@ def _job_rom(cfg: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict:
                     "nrmse": nrmse(mz[start:], fom.mz),
                     "nrmse_signal": nrmse(dmz[start:], fom.dmz)})
         curves_m["FOM"], curves_s["FOM"] = (fom.mz, "k-"), (fom.dmz, "k-")
+        _log(f"brown_neel: FOM at the target: {fom.seconds:.3f} s, ROM NRMSE "
+             f"{out['nrmse']:.2e} (moment), {out['nrmse_signal']:.2e} (signal)")
     if rank0:
-        _plot(run_dir / "rom_moment.png", t[start:], curves_m, "⟨m_z⟩")
-        _plot(run_dir / "rom_signal.png", t[start:], curves_s, "d⟨m_z⟩/dt [1/s]")
+        _plot(run_dir / "plots" / "rom_moment.png", t[start:], curves_m, "⟨m_z⟩ [1]")
+        _plot(run_dir / "plots" / "rom_signal.png", t[start:], curves_s, "d⟨m_z⟩/dt [1/s]")
     return out
 
 
 def _job_identify(cfg: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict:
     from llgfem.brownneel.identify import identify_particle
 
-    return identify_particle(truth=tuple(cfg.identify_truth), truncation=(cfg.n_m, cfg.n_n),
-                             frequency=cfg.f_d_kHz * 1e3, noise=cfg.identify_noise,
-                             grid=cfg.identify_grid, rank=cfg.rank or 120,
-                             settings=_settings(cfg))
+    out = identify_particle(truth=tuple(cfg.identify_truth), truncation=(cfg.n_m, cfg.n_n),
+                            box=IDENTIFY_BOX, frequency=cfg.f_d_kHz * 1e3,
+                            noise=cfg.identify_noise, grid=cfg.identify_grid,
+                            rank=cfg.rank or 120, settings=_settings(cfg))
+    _log(f"brown_neel: identified (d_c, K) = ({out['recovered'][0]:.3f} nm, "
+         f"{out['recovered'][1]:.3f} kJ/m³), true ({out['true'][0]}, {out['true'][1]}), "
+         f"{out['rom_evaluations']} ROM evaluations")
+    if rank0:
+        _plot_identification(run_dir / "plots" / "identification.png", out)
+    return out
+
+
+def _plot_identification(path: Path, out: dict) -> None:
+    """The search box with the true, dictionary-best and recovered (d_c, K)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    (d0, d1), (k0, k1) = IDENTIFY_BOX
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.add_patch(plt.Rectangle((d0, k0), d1 - d0, k1 - k0, fill=False, ls="--", color="0.5"))
+    ax.plot(*out["true"], "k*", ms=12, label="true")
+    ax.plot(*out["dictionary_best"], "bs", label="dictionary best")
+    ax.plot(*out["recovered"], "ro", label="recovered (Nelder–Mead)")
+    ax.set(xlabel="core diameter d_c [nm]", ylabel="anisotropy K [kJ/m³]",
+           xlim=(d0 - 0.5, d1 + 0.5), ylim=(k0 - 0.5, k1 + 0.5),
+           title=f"identification, noise {out['noise_relative']:g}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def run_job(cfg: Config) -> dict:
@@ -285,6 +366,8 @@ def run_job(cfg: Config) -> dict:
     run_dir = Path(cfg.run_dir)
     if rank0:
         write_resolved_config(cfg, run_dir, {"brown_neel": bn})
+    _log(f"{kind}: particle d_c = {bn.d_c_nm} nm, K = {bn.K_kJ} kJ/m³, drive {bn.B_d_mT} mT "
+         f"at {bn.f_d_kHz} kHz, truncation ({bn.n_m}, {bn.n_n}), {bn.backend}")
     t0 = time.perf_counter()
     job = {"brown_neel_fom": _job_fom, "brown_neel_pod": _job_pod,
            "brown_neel_rom": _job_rom, "brown_neel_identify": _job_identify}[kind]
@@ -294,5 +377,6 @@ def run_job(cfg: Config) -> dict:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                  for k, v in summary.items()}
         (run_dir / "summary.json").write_text(json.dumps(clean, indent=2, default=float))
+    _log(f"{kind}: done, {summary['wall_seconds']:.2f} s -> {run_dir}")
     MPI.COMM_WORLD.Barrier()
     return summary

@@ -34,13 +34,14 @@ from llgfem.brownneel.integrate import (
 from llgfem.brownneel.observables import BoltzmannWeights3D, DynamicWeights, weight_vector
 from llgfem.brownneel.operators import AffineOperator, assemble_operator
 from llgfem.brownneel.params import ParticleParameters, SinusoidalDrive
+from llgfem.solvers.linear import SolverError
 
 __all__ = ["BrownNeelModel", "Trajectory", "UnstableTruncationError", "time_grid"]
 
 DENSE_LIMIT = 2500
 
 
-class UnstableTruncationError(RuntimeError):
+class UnstableTruncationError(SolverError):
     """The truncated operator has spurious eigenvalues with positive real part."""
 
 

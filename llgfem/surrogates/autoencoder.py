@@ -408,16 +408,20 @@ def load_autoencoder(path: str | Path) -> AutoencoderSurrogate:
     import jax
     import jax.numpy as jnp
 
-    with np.load(path) as f:
-        a = {k: f[k] for k in f.files}
-    raw = json.loads(str(a["config"]))
-    dim, p = raw.pop("dim"), raw.pop("p")
-    for name in ("encoder_hidden", "integrator_hidden"):
-        raw[name] = tuple(raw[name])
-    model = AutoencoderSurrogate(AutoencoderSurrogateConfig(**raw))
-    treedef = jax.tree_util.tree_structure(init_params(model.config, dim, p))
-    leaves = [jnp.asarray(a[k]) for k in sorted(k for k in a if k.startswith("leaf_"))]
-    model.params = jax.tree_util.tree_unflatten(treedef, leaves)
+    from llgfem.errors import load_npz, reading
+
+    what = "autoencoder model"
+    a = load_npz(path, what, {"config": 0, "z_scale": 0, "dz_scale": 0, "tag_shift": None,
+                              "tag_scale": None, "state_shift": None, "state_scale": None})
+    with reading(path, what):
+        raw = json.loads(str(a["config"]))
+        dim, p = raw.pop("dim"), raw.pop("p")
+        for name in ("encoder_hidden", "integrator_hidden"):
+            raw[name] = tuple(raw[name])
+        model = AutoencoderSurrogate(AutoencoderSurrogateConfig(**raw))
+        treedef = jax.tree_util.tree_structure(init_params(model.config, dim, p))
+        leaves = [jnp.asarray(a[k]) for k in sorted(k for k in a if k.startswith("leaf_"))]
+        model.params = jax.tree_util.tree_unflatten(treedef, leaves)
     model.z_scale, model.dz_scale = float(a["z_scale"]), float(a["dz_scale"])
     model.tag_scaler = _Affine(a["tag_shift"], a["tag_scale"])
     model.state_scaler = _Affine(a["state_shift"], a["state_scale"])

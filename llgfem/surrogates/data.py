@@ -114,14 +114,33 @@ def write_dataset(path: str | Path, data: TrajectoryDataset,
     return path
 
 
-def read_dataset(path: str | Path) -> TrajectoryDataset:
-    """Read a dataset written by :func:`write_dataset` (any rank, independently)."""
-    with h5py.File(path, "r") as f:
+def read_dataset(path: str | Path, what: str = "surrogate.dataset") -> TrajectoryDataset:
+    """Read a dataset written by :func:`write_dataset` (any rank, independently).
+
+    Raises:
+        DataError: if the file is missing, not HDF5, not this layout, lacks an entry, has
+            inconsistent shapes or non-finite values (the message names ``what``).
+    """
+    from llgfem.errors import DataError, check_array, reading, require_file
+
+    path = require_file(path, what)
+    with reading(path, what), h5py.File(path, "r") as f:
         if f.attrs.get("layout") != LAYOUT:
-            raise ValueError(f"{path}: not a surrogate dataset (layout {f.attrs.get('layout')})")
+            raise DataError(f"{what}: {path} is not a surrogate dataset "
+                            f"(layout {f.attrs.get('layout')!r})")
         names = tuple(str(t) for t in f.attrs["tag_names"])
-        return TrajectoryDataset(f["D"][...], f["times"][...], f["coordinates"][...],
+        data = TrajectoryDataset(check_array(f["D"][...], "D", what, 3),
+                                 check_array(f["times"][...], "times", what, 1),
+                                 check_array(f["coordinates"][...], "coordinates", what),
                                  int(f.attrs["p"]), names, json.loads(f.attrs["meta"]))
+    n, s, width = data.D.shape
+    if data.times.size != s or not 0 <= data.p < width or len(names) != data.p:
+        raise DataError(f"{what}: {path} has inconsistent shapes (D {data.D.shape}, "
+                        f"{data.times.size} times, p = {data.p}, {len(names)} tag names)")
+    if (width - data.p) % 3 or n < 1:
+        raise DataError(f"{what}: {path}: D has {width - data.p} state columns (not 3N) "
+                        f"or no trajectories")
+    return data
 
 
 def train_test_split(n: int, test_fraction: float = 0.2,

@@ -355,9 +355,20 @@ def load_surrogate(path) -> KernelSurrogate:
     """Read a surrogate written by :func:`save_surrogate`."""
     import json
 
-    with np.load(path) as f:
-        a = {k: f[k] for k in f.files}
-    model = KernelSurrogate(KernelSurrogateConfig(**json.loads(str(a["config"]))))
+    from llgfem.config import parse_section
+    from llgfem.errors import load_npz, reading
+
+    what = "surrogate.model"
+    required = {"config": 0, "z_scale": 0, "kpca_mean": None, "kpca_components": 2,
+                "kpca_eigenvalues": 1, "pre_weights": None, "int_weights": None,
+                "tag_shift": None, "tag_scale": None}
+    for name in _MAPS:
+        required.update({f"{name}_landmarks": 2, f"{name}_inv_sqrt": 2, f"{name}_gamma": 0})
+    a = load_npz(path, what, required)
+    with reading(path, what):
+        config = parse_section(KernelSurrogateConfig, json.loads(str(a["config"])),
+                               f"{what} config")
+    model = KernelSurrogate(config)
     for name in _MAPS:
         setattr(model, name, Nystroem(a[f"{name}_landmarks"], float(a[f"{name}_gamma"]),
                                       a[f"{name}_inv_sqrt"]))

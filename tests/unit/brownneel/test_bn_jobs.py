@@ -29,8 +29,8 @@ def test_fom_pod_rom_jobs_write_outputs(mpi_tmp_path):
     assert rom["rank"] == 10
     assert rom["nrmse"] < 1.0
     MPI.COMM_WORLD.Barrier()
-    for name, files in (("brown_neel_fom", ("summary.json", "signal.png", "states.npz")),
-                        ("brown_neel_rom", ("summary.json", "rom_signal.png"))):
+    for name, files in (("brown_neel_fom", ("summary.json", "plots/signal.png", "states.npz")),
+                        ("brown_neel_rom", ("summary.json", "plots/rom_signal.png"))):
         for f in files:
             assert (mpi_tmp_path / name / f).exists()
     saved = json.loads((mpi_tmp_path / "brown_neel_rom" / "summary.json").read_text())
