@@ -30,6 +30,7 @@ import numpy as np
 from mpi4py import MPI
 
 import llgfem
+from llgfem.errors import DataError
 
 __all__ = [
     "FORMAT",
@@ -46,8 +47,9 @@ TIME_SAMPLING = ("midpoints t_{n+1/2} = (n + 1/2) dt, n = 0..N-1, of the uniform
 _RESERVED = {"format", "llgfem_version", "units", "time_sampling", "delta", "seed"}
 
 
-class SignalFileError(ValueError):
-    """A signals file cannot be written, read or is not a valid llgfem signals file."""
+class SignalFileError(DataError):
+    """A signals file cannot be written, read or is not a valid llgfem signals file (a
+    :class:`llgfem.errors.DataError`: ``llgfem run`` exits with status 2)."""
 
 
 class SignalFileNotFoundError(SignalFileError, FileNotFoundError):
@@ -214,6 +216,8 @@ def _read(f: h5py.File) -> SignalData:
     if data.shape != (len(concs), len(coils), times.size) or times.ndim != 1:
         raise ValueError(f"inconsistent shapes: data {data.shape}, time {times.shape}, "
                          f"{len(concs)} concentrations, {len(coils)} coils")
+    if not (np.all(np.isfinite(data)) and np.all(np.isfinite(times))):
+        raise ValueError("data or time holds NaN or infinite values")
     a = {key: _plain(value) for key, value in f.attrs.items()}
     return SignalData(
         data=data, times=times, coil_names=coils, concentration_names=concs,

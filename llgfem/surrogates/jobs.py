@@ -21,7 +21,8 @@ Tables: ``[dataset]`` (:class:`llgfem.surrogates.data.FEMDatasetSpec`), ``[sp4]`
 (:class:`SurrogateJobConfig`), ``[domain]`` (the mesh of the FEM runs) and ``[time]``
 (``T`` and ``n_t`` = the number ``s`` of time points).  Generation shares the fields out over
 the MPI ranks (each solves on COMM_SELF); training and prediction are serial and repeated on
-every rank (deterministic); rank 0 writes.  Outputs in ``<output.dir>/<job.name>/``.
+every rank (deterministic); rank 0 writes and logs one INFO line per stage and a final
+summary line.  Outputs in ``<output.dir>/<job.name>/`` (plots under ``plots/``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 from mpi4py import MPI
 
 from llgfem.config import Config, ConfigError, write_resolved_config
+from llgfem.io.progress import get_logger
 from llgfem.io.results import write_json
 from llgfem.surrogates.data import (
     FEMDatasetSpec,
@@ -198,6 +200,8 @@ def run_job(cfg: Config) -> dict:
     if MPI.COMM_WORLD.rank == 0:
         write_resolved_config(cfg, cfg.run_dir, {"surrogate": job, "sp4": sp4})
     summary: dict = {"job": kind, "mpi_size": MPI.COMM_WORLD.size}
+    log, t0 = get_logger(), time.perf_counter()
+    log.info(f"{kind}: source {job.source}, dataset {data_path}, model {model_path}")
     if kind in ("surrogate_generate", "surrogate_kernel") and job.source == "magnumnp":
         data, info = _generate_sp4(sp4, data_path)
         summary.update(info)
@@ -206,12 +210,20 @@ def run_job(cfg: Config) -> dict:
         summary.update(info)
     else:
         data = _load(data_path)
+    log.info(f"surrogate: dataset of {len(data.D)} trajectories x {data.D.shape[1]} times, "
+             f"N = {data.N} nodes")
     if kind in ("surrogate_train", "surrogate_kernel"):
         model, info = _train(kernel, job, data, model_path)
         summary.update(info)
+        log.info(f"surrogate: trained on {info['n_train']} trajectories in "
+                 f"{info['train_seconds']:.2f} s, training MSE {info['mse_train']:.3e}")
     elif kind == "surrogate_predict":
         model = load_surrogate(model_path)
+        log.info(f"surrogate: model read from {model_path}")
     if kind in ("surrogate_predict", "surrogate_kernel"):
         summary.update(_predict(cfg, job, model, data))
+        log.info(f"surrogate: test MSE {summary['mse_test']:.3e} (constant-m0 baseline "
+                 f"{summary['mse_baseline_constant']:.3e}) on {summary['n_test']} trajectories")
     write_json(cfg.run_dir / "summary.json", summary)
+    log.info(f"{kind}: done, {time.perf_counter() - t0:.2f} s -> {cfg.run_dir}")
     return summary
