@@ -172,6 +172,9 @@ def reconstruct(S: np.ndarray, snr_: np.ndarray, frequencies: np.ndarray, sigma:
                 cfg: ReconstructionConfig) -> dict:
     """Phantom → noisy measurement → reconstruction; returns arrays and the relative error."""
     c_true = phantom(cfg.phantom, positions, fov, center)
+    if not c_true.any():
+        raise ConfigError(f"reconstruction.phantom: {cfg.phantom!r} covers no calibration "
+                          "position of this grid (refine calibration.size)")
     mask = select_rows(snr_, frequencies, cfg.snr_threshold, cfg.min_frequency)
     if not mask.any():
         raise ConfigError("reconstruction.snr_threshold: no frequency passes the SNR threshold "
