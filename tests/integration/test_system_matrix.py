@@ -56,7 +56,8 @@ def test_langevin_lissajous_job_writes_the_system_matrix_as_mdf(mpi_tmp_path):
                     "reconstruction": {"enabled": True, "snr_threshold": 3.0},
                     "system_matrix": {"plots": True}})
     cfg, summary = _run(path)
-    assert summary["positions"] == 16 and summary["frequencies"] == 817
+    assert summary["positions"] == 16
+    assert summary["frequencies"] == 817
     assert summary["ranks"] == MPI.COMM_WORLD.size
     assert 0 <= summary["reconstruction"]["rel_error"] < 1
     run_dir = cfg.run_dir
@@ -72,7 +73,8 @@ def test_langevin_lissajous_job_writes_the_system_matrix_as_mdf(mpi_tmp_path):
     np.testing.assert_allclose(pos, x, atol=1e-15)
     np.testing.assert_allclose(S[:, 0], ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
     snr = mdf.calibration.snr
-    assert snr.shape == (1, 2, 817) and snr.max() > 10
+    assert snr.shape == (1, 2, 817)
+    assert snr.max() > 10
     td, _ = system_matrix(read_mdf(run_dir / "system_matrix_td.mdf"))
     np.testing.assert_allclose(td[:, 0], ref, atol=1e-9 * np.abs(ref).max())
     with h5py.File(run_dir / "system_matrix.mdf", "r") as f:  # plain h5py, as the fixture

@@ -12,7 +12,8 @@ from llgfem.scanner.fields import ScannerConfig, ScannerFields, mixing_orders
 def test_openmpidata_lissajous_derived_values():
     sc = ScannerFields(ScannerConfig())
     np.testing.assert_allclose(sc.frequencies, [2.5e6 / 102, 2.5e6 / 96])
-    assert sc.cycle_base_periods == 1632 and sc.num_samples == 1632
+    assert sc.cycle_base_periods == 1632
+    assert sc.num_samples == 1632
     assert sc.cycle == pytest.approx(652.8e-6, rel=1e-12)
     assert list(sc.bin_per_channel) == [16, 17]
     d = sc.derived()

@@ -74,7 +74,8 @@ def test_tracer_derived_values_and_checks():
     t = TracerConfig(core_diameter=20e-9, anisotropy=6e3)
     assert t.moment == pytest.approx(474e3 * np.pi * 20e-9**3 / 6)
     p = t.particle_parameters()
-    assert p.tau_n == pytest.approx(t.tau_neel) and p.tau_b == pytest.approx(t.tau_brown)
+    assert p.tau_n == pytest.approx(t.tau_neel)
+    assert p.tau_b == pytest.approx(t.tau_brown)
     assert p.sigma == pytest.approx(t.sigma)
     for key, value in [("temperature", 0.0), ("viscosity", -1.0), ("core_diameter", 20.0),
                        ("easy_axis", "fixed"), ("anisotropy", -1.0)]:

@@ -57,7 +57,7 @@ def test_sensitivity_units_and_maps(tmp_path):
     ax = np.array([-1.0, 1.0])
     x, y, z = np.meshgrid(ax, ax, ax, indexing="ij")
     values = np.stack([1 + x, y, 0 * z], axis=-1)  # linear: trilinear interpolation exact
-    path = tmp_path / f"map{np.random.randint(1 << 30)}.npz"
+    path = tmp_path / "map.npz"  # tmp_path is per process (also under mpiexec)
     np.savez(path, x=ax, y=ax, z=ax, values=values)
     ch = ReceiveChannel(ReceiveConfig(sensitivity_map=str(path)))
     pts = np.array([[0.5, -0.25, 0.1], [0.0, 0.0, 0.0]])
