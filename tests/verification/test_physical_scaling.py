@@ -237,3 +237,33 @@ def test_reference_field_is_the_largest_applied_field():
     assert reference_field(FieldSpec(kind="rotating", amplitude=1e-4)) == pytest.approx(1e-4)
     assert reference_field(FieldSpec(kind="zero"), fallback=1.25) == 1.25
     assert reference_field(FieldSpec(kind="static", amplitude=0.0), fallback=0.5) == 0.5
+
+
+# -- 3. side by side with magnum.np (optional side environment) ----------------------------------
+def _magnumnp_python():
+    from llgfem.surrogates.sp4 import SideEnvironmentError, find_magnumnp_python
+
+    try:
+        return find_magnumnp_python()
+    except SideEnvironmentError:
+        return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_magnumnp_python() is None,
+                    reason="no magnum.np side environment (tools/bootstrap-sp4.sh)")
+def test_strip_matches_magnumnp():
+    """1-D strip (exchange + K_u + 50 mT at 30 deg, bench/physical_scaling.py) at h = 4, 2 nm:
+    <m>(t) agrees with magnum.np, the profile difference falls with h (FD vs P1, both O(h^2)),
+    and paper 002's precession sense does not agree."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "physical_scaling.py"
+    spec = importlib.util.spec_from_file_location("bench_physical_scaling", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    coarse, fine = (bench.side_by_side(cells, steps_per_sample=10) for cells in (50, 100))
+    assert fine["standard"]["max_mean_m_diff"] < 1e-3, fine
+    assert fine["standard"]["max_profile_diff"] < coarse["standard"]["max_profile_diff"] / 2.5
+    assert fine["paper_sense"]["max_mean_m_diff"] > 0.1, fine
