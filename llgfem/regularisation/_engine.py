@@ -143,7 +143,8 @@ class Engine:
         """Fresh state from x0 (initial callback), or the restored checkpoint state."""
         x = np.array(x0, dtype=float, copy=True)
         st = State(x=x, x_prev=x, cycle_start=x, latest=[math.inf] * self.problem.n)
-        restored = None if self.checkpoint is None else self.checkpoint.load(self.driver)
+        restored = None if self.checkpoint is None else self.checkpoint.load(
+            self.driver, expect={"seed": self.problem.seed, "shape:x": list(x.shape)})
         if restored is not None:
             self.restore(st, *restored)
             return st
@@ -231,6 +232,7 @@ class Engine:
             "cache_norm": cache_norm,
             "seed": self.problem.seed, "step": self.step.state_dict(),
             "momentum": self.momentum.state_dict(), "history": self.history.state_dict(),
+            "extra_states": [obj.state_dict() for obj in self.stateful()],
         }
         arrays = {"x": st.x, "x_prev": st.x_prev, "cycle_start": st.cycle_start,
                   "cache_r": None if st.cache is None else st.cache[1]}
@@ -251,6 +253,16 @@ class Engine:
         self.step.load_state_dict(meta["step"])
         self.momentum.load_state_dict(meta["momentum"])
         self.history.load_state_dict(meta["history"])
+        extra = meta.get("extra_states", [])
+        for obj, state in zip(self.stateful(), extra, strict=False):
+            obj.load_state_dict(state)
+
+    def stateful(self) -> list:
+        """Stopping rules and callbacks (besides the history) whose state a checkpoint holds:
+        those with ``state_dict()``/``load_state_dict(state)`` (e.g. an error trace)."""
+        objs = [self.stop, *getattr(self.stop, "rules", ()),
+                *(cb for cb in self.callbacks if cb is not self.history)]
+        return [o for o in objs if hasattr(o, "state_dict") and hasattr(o, "load_state_dict")]
 
 
 def build_engine(problem: Problem, *, step: StepRule, stop: StoppingRule, momentum: Momentum,
