@@ -310,6 +310,8 @@ def _signal_handlers() -> Iterator[list[int]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llgfem`` console script; returns the exit status."""
+    if not sys.stderr.isatty():  # no progress bars (lines of \r updates) in log files
+        os.environ.setdefault("TQDM_DISABLE", "1")
     try:
         return _main(argv)
     except KeyboardInterrupt:  # Ctrl-C before the run's handlers are installed

@@ -473,10 +473,14 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
 def write_resolved_config(cfg: Config, run_dir: Path, resolved: dict[str, Any] | None = None):
     """Write ``config.resolved.json`` (and ``.toml`` when tomli-w is available) into run_dir.
 
-    Call on one rank only.  ``resolved`` may add the parsed job-specific sections.
+    Call on one rank only.  Every table the job reads is written with all its defaults filled
+    in (tables absent from the file with their default values); ``resolved`` may add or
+    replace parsed job-specific sections.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     data = config_to_dict(cfg)
+    for name, obj in _resolved_tables(cfg).items():
+        data[name] = obj
     for name, obj in (resolved or {}).items():
         data[name] = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
     (run_dir / "config.resolved.json").write_text(json.dumps(data, indent=2, default=list))
@@ -485,6 +489,28 @@ def write_resolved_config(cfg: Config, run_dir: Path, resolved: dict[str, Any] |
     except ImportError:
         return
     (run_dir / "config.resolved.toml").write_text(tomli_w.dumps(_toml_safe(data)))
+
+
+def _resolved_tables(cfg: Config) -> dict[str, Any]:
+    """The job tables with defaults filled in (present ones parsed, absent ones defaulted)."""
+    import importlib
+
+    def plain(obj: Any) -> Any:
+        if isinstance(obj, list):
+            return [plain(o) for o in obj]
+        return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+
+    out = {name: plain(obj) for name, obj in validate_sections(cfg).items()}
+    for name in JOB_TABLES.get(cfg.job.kind, ()):
+        if name in out or name in ARRAY_TABLES or name not in TABLE_CLASSES:
+            continue
+        module, cls = TABLE_CLASSES[name].split(":")
+        try:
+            out[name] = plain(parse_section(getattr(importlib.import_module(module), cls), {},
+                                            name))
+        except ConfigError:  # a table without defaults for every key
+            continue
+    return out
 
 
 def _toml_safe(obj: Any) -> Any:

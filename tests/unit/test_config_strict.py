@@ -137,3 +137,23 @@ def test_cli_override_errors_exit_2_with_one_line(mpi_tmp_path, capsys):
             assert "Traceback" not in err
         else:
             assert lines == []
+
+
+@pytest.mark.parametrize("name", ["calibrate_test2.toml", "heat.toml", "brown_neel_fom.toml"])
+def test_resolved_config_holds_every_table_with_its_defaults(mpi_tmp_path, name):
+    import dataclasses
+    import importlib
+    import json
+
+    from llgfem.config import write_resolved_config
+
+    cfg = load_run_config(str(CONFIGS / name))
+    out = mpi_tmp_path / f"r{MPI.COMM_WORLD.rank}"
+    write_resolved_config(cfg, out)
+    data = json.loads((out / "config.resolved.json").read_text())
+    for table in JOB_TABLES[cfg.job.kind]:
+        if table in ("coil", "concentration") or table not in TABLE_CLASSES:
+            continue
+        module, cls = TABLE_CLASSES[table].split(":")
+        keys = {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), cls))}
+        assert set(data[table]) == keys, table
