@@ -11,7 +11,10 @@
 # 3. builds a POD basis at f_d = 10 kHz and reuses it at 5 kHz for r = 10 … 60 — ROMs of every
 #    rank inherit the stability bound, so small r work.
 #
-# Run: `python demos/brown_neel.py` (set `LLGFEM_DEMO_FAST=1` for the quick version).
+# Run: `python demos/brown_neel.py` (set `LLGFEM_FAST=1` for the quick version, as for the other
+# demos; the older `LLGFEM_DEMO_FAST=1` still works).  Outputs go to
+# `<repository>/outputs/demos/brown_neel/` (or `$LLGFEM_OUTPUT_DIR/demos/brown_neel/`), wherever
+# the demo is started from.
 
 # %%
 import os
@@ -34,10 +37,11 @@ from llgfem.brownneel import (
 from llgfem.brownneel.studies import run_fom
 from llgfem.rom import GalerkinReductor, nrmse, pod
 
-FAST = os.environ.get("LLGFEM_DEMO_FAST", "0") == "1"
+FAST = "1" in (os.environ.get("LLGFEM_FAST"), os.environ.get("LLGFEM_DEMO_FAST"))
 TRUNC = (8, 6) if FAST else (12, 10)
 SETTINGS = TSSettings(rtol=1e-6 if FAST else 1e-7, atol=1e-12)
-OUT = Path("outputs/demos/brown_neel")
+ROOT = Path(__file__).resolve().parents[1]
+OUT = Path(os.environ.get("LLGFEM_OUTPUT_DIR") or ROOT / "outputs") / "demos" / "brown_neel"
 rank0 = MPI.COMM_WORLD.rank == 0
 
 # %% [markdown]
