@@ -187,7 +187,8 @@ def _plots(plot_dir: Path, sm: SystemMatrix, s: SystemMatrixSetup, rec: dict | N
                                   rec["c_true"], rec["c"], rec["rel_error"])
 
 
-def _finish(cfg: Config, s: SystemMatrixSetup, sm: SystemMatrix, wall: float) -> dict:
+def _finish(cfg: Config, s: SystemMatrixSetup, sm: SystemMatrix, wall: float,
+            ranks: int) -> dict:
     """Rank 0: MDF, reconstruction, plots, summary."""
     run_dir = Path(cfg.run_dir)
     files = write_mdf_files(run_dir, sm, s) if s.job.mdf else []
@@ -202,13 +203,13 @@ def _finish(cfg: Config, s: SystemMatrixSetup, sm: SystemMatrix, wall: float) ->
     return {
         "kind": "system_matrix", "model": s.model.name, "grid": list(s.grid.size),
         "positions": n, "channels": len(s.channels), "frequencies": int(sm.S.shape[-1]),
-        "ranks": MPI.COMM_WORLD.size, "model_seconds": sm.timing["seconds"],
+        "ranks": ranks, "model_seconds": sm.timing["seconds"],
         "model_seconds_per_rank": sm.timing["seconds_per_rank"],
-        "seconds_per_position": sm.timing["seconds"] * MPI.COMM_WORLD.size / n,
+        "seconds_per_position": sm.timing["seconds"] * ranks / n,
         "wall_seconds": wall, "max_snr": float(sm.snr.max()),
         "frequencies_snr_above_5": int((sm.snr.max(axis=0) >= 5).sum()),
         "noise_sigma_V": sm.sigma.tolist(), "mdf_files": files,
-        "model_stats": getattr(s.model, "stats", {}),
+        "model_stats_rank0": getattr(s.model, "stats", {}),
         "reconstruction": None if rec is None else {
             k: rec[k] for k in ("rel_error", "frequencies_used", "rows", "lambda")},
     }
@@ -235,7 +236,7 @@ def run(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD) -> dict:
     summary = None
     if comm.rank == 0:
         try:
-            summary = _finish(cfg, s, sm, time.perf_counter() - t0)
+            summary = _finish(cfg, s, sm, time.perf_counter() - t0, comm.size)
         except ConfigError as e:
             summary = {"error": str(e), "config_error": True}
         except Exception as e:  # noqa: BLE001 (re-raised on every rank below)
