@@ -18,9 +18,10 @@ with the kinds
 * ``bandpass``  ã(f) = gain [(i f/f_lo)/(1 + i f/f_lo)]ⁿ [1/(1 + i f/f_hi)]ⁿ  (n-th order
   analytic high-pass × low-pass, n = ``order``);
 * ``measured``  complex values ã(f_j) at frequencies f_j read from an HDF5 file (datasets
-  ``frequencies`` (K,) and ``transferFunction`` (C, K) or (K,), as in MPIFiles.jl and the
-  MDF ``receiver/transferFunction``), row ``channel``, interpolated linearly in the real and
-  imaginary parts; 0 outside [f_1, f_K] (the chain is not known there), times ``gain``.
+  ``frequencies`` (K,) and ``transferFunction`` (C, K), MPIFiles.jl layout), row
+  ``channel``, interpolated linearly in amplitude and unwrapped phase; 0 outside
+  [f_1, f_K] (the chain is not known there), times ``gain`` (read and interpolated by
+  :func:`llgfem.io.mdf.read_transfer_function` / ``interpolate_transfer_function``).
 
 Sensitivity maps: ``sensitivity_map`` names an ``.npz`` file with axes ``x``, ``y``, ``z``
 (increasing, metres) and ``values`` of shape (n_x, n_y, n_z, 3), interpolated trilinearly
@@ -118,41 +119,24 @@ def bandpass(f: np.ndarray, lo: float, hi: float, order: int) -> np.ndarray:
 
 
 def read_measured_transfer(path: str | Path, channel: int, where: str = "receiver"):
-    """(frequencies [Hz], complex values) of one channel of a transfer-function file.
+    """(frequencies [Hz], complex values) of one channel of a transfer-function file
+    (read by :func:`llgfem.io.mdf.read_transfer_function`).
 
     Raises:
-        ConfigError: if the file is missing, unreadable or lacks the datasets/channel.
+        ConfigError: naming ``<where>.transfer_file``/``<where>.channel`` if the file is
+            missing, not a transfer-function file, or lacks the channel.
     """
-    import h5py
+    from llgfem.io.mdf import MDFError, read_transfer_function
 
-    path = Path(path)
-    if not path.is_file():
+    if not Path(path).is_file():
         raise ConfigError(f"{where}.transfer_file: not found: {path}")
     try:
-        with h5py.File(path, "r") as f:
-            freqs = np.asarray(f["frequencies"][()], float)
-            values = np.asarray(f["transferFunction"][()])
-    except (OSError, KeyError) as e:
-        raise ConfigError(f"{where}.transfer_file: {path}: needs datasets 'frequencies' and "
-                          f"'transferFunction' ({e})") from None
-    if values.dtype.names:  # MDF compound {r, i}
-        values = values["r"] + 1j * values["i"]
-    values = np.atleast_2d(values)
-    if values.shape[-1] != freqs.size and values.shape[0] == freqs.size:
-        values = values.T
+        freqs, values, _ = read_transfer_function(path)
+    except MDFError as e:
+        raise ConfigError(f"{where}.transfer_file: {e}") from None
     if channel >= values.shape[0]:
         raise ConfigError(f"{where}.channel: {channel} but the file has {values.shape[0]}")
-    if freqs.ndim != 1 or np.any(np.diff(freqs) <= 0):
-        raise ConfigError(f"{where}.transfer_file: frequencies must increase")
-    return freqs, values[channel].astype(complex)
-
-
-def interpolate_complex(freqs: np.ndarray, values: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """Linear interpolation of real and imaginary parts; 0 outside [freqs[0], freqs[-1]]."""
-    f = np.asarray(f, float)
-    out = (np.interp(f, freqs, values.real, left=0.0, right=0.0)
-           + 1j * np.interp(f, freqs, values.imag, left=0.0, right=0.0))
-    return out
+    return freqs, values[channel]
 
 
 class ReceiveChannel:
@@ -185,7 +169,9 @@ class ReceiveChannel:
             return np.full(f.shape, g, complex)
         if kind == "bandpass":
             return g * bandpass(f, *self.cfg.band, self.cfg.order)
-        return g * interpolate_complex(*self._measured, f)
+        from llgfem.io.mdf import interpolate_transfer_function
+
+        return g * interpolate_transfer_function(*self._measured, f)
 
 
 def _load_map(path: str, where: str):
