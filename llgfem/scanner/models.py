@@ -48,6 +48,7 @@ __all__ = ["MODELS", "BrownNeelOptions", "BrownNeelResponse", "LangevinResponse"
            "langevin_response"]
 
 SMALL = 1e-2
+CHUNK_VALUES = 1_000_000  # Langevin: field samples per vectorised block
 LEAK_WINDOW = 30.0  # full basis: restart after the leak mode decayed by e^-30
 
 
@@ -121,9 +122,16 @@ class LangevinResponse:
     def moments(self, scanner: ScannerFields,
                 positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         c = self.tracer.xi_per_tesla
-        xi = c * scanner.field(positions, scanner.times)
-        dxi = np.broadcast_to(c * scanner.rate(scanner.times), xi.shape)
-        return langevin_response(xi, dxi)
+        dxi = c * scanner.rate(scanner.times)
+        positions = np.asarray(positions, float).reshape(-1, 3)
+        m = np.empty((len(positions), scanner.num_samples, 3))
+        dm = np.empty_like(m)
+        step = max(1, CHUNK_VALUES // scanner.num_samples)  # bounded memory (3-D cycles)
+        for a in range(0, len(positions), step):
+            xi = c * scanner.field(positions[a: a + step], scanner.times)
+            m[a: a + step], dm[a: a + step] = langevin_response(
+                xi, np.broadcast_to(dxi, xi.shape))
+        return m, dm
 
 
 @dataclass(frozen=True)

@@ -63,3 +63,13 @@ def test_mixing_orders_solve_the_bin_equation_with_least_order():
 def test_bad_scanner_values_name_the_key(key, value, match):
     with pytest.raises(ConfigError, match=match):
         parse_section(ScannerConfig, {key: value}, "scanner")
+
+
+def test_openmpidata_3d_cycle_and_labels():
+    from llgfem.scanner.system_matrix import frequency_labels
+
+    sc = ScannerFields(ScannerConfig(dividers=(102, 96, 99), strengths=(0.012,) * 3))
+    assert sc.num_samples == 53856
+    assert sc.cycle == pytest.approx(21.5424e-3, rel=1e-12)
+    assert frequency_labels(sc, np.array([528, 561, 1089])) == ["(1,0,0)", "(0,1,0)",
+                                                                 "(1,1,0)"]
