@@ -40,7 +40,8 @@ from typing import Any
 
 import llgfem
 
-__all__ = ["Interrupted", "exit_status", "load_run_config", "main", "run"]
+__all__ = ["Interrupted", "exit_status", "load_run_config", "main", "run",
+           "validate_config_data"]
 
 
 class Interrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an Exception
@@ -172,7 +173,7 @@ def load_run_config(path: str, sets: Sequence[str] = (), output_dir: str | None 
         ConfigError: for a missing/unreadable/invalid file, a bad override, an unknown job
             kind, table or key, or a value out of range.
     """
-    from llgfem.config import ConfigError, parse_config, read_toml, validate_sections
+    from llgfem.config import ConfigError, read_toml
 
     data = read_toml(path)
     for s in sets:
@@ -181,7 +182,19 @@ def load_run_config(path: str, sets: Sequence[str] = (), output_dir: str | None 
         if not isinstance(data.setdefault("output", {}), dict):
             raise ConfigError("output: expected one [output] table")
         data["output"]["dir"] = output_dir
-    cfg = parse_config(data, source=str(path), tables=_job_tables(data))
+    return validate_config_data(data, str(path))
+
+
+def validate_config_data(data: dict, source: str = ""):
+    """Validate raw config data (after overrides) like ``llgfem run`` does before any work:
+    the job kind, its tables, every key and value (no MPI: the same error on every rank).
+
+    Raises:
+        ConfigError: naming the first offending table or key.
+    """
+    from llgfem.config import parse_config, validate_sections
+
+    cfg = parse_config(data, source=source, tables=_job_tables(data))
     validate_sections(cfg)
     return cfg
 

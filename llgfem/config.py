@@ -107,6 +107,10 @@ TABLE_CLASSES: dict[str, str] = {
     "kernel": "llgfem.surrogates.kernel:KernelSurrogateConfig",
 }
 
+#: Plausibility limits: larger values are typos that would exhaust memory, not runs.
+MAX_CELLS = 50_000_000
+MAX_TIME_LEVELS = 1_000_000
+
 #: Tables written as arrays of tables (``[[coil]]``); a single ``[coil]`` counts as one entry.
 ARRAY_TABLES = frozenset({"coil", "concentration"})
 
@@ -173,6 +177,9 @@ class DomainConfig:
             raise ConfigError(f"{where}.upper: must exceed {where}.lower componentwise")
         if any(k < 1 for k in self.n):
             raise ConfigError(f"{where}.n: cell counts must be >= 1, got {list(self.n)}")
+        if math.prod(self.n) > MAX_CELLS:
+            raise ConfigError(f"{where}.n: {math.prod(self.n):.3g} cells exceed the limit "
+                              f"{MAX_CELLS:.0e} of a built-in mesh")
         allowed = {"auto", "quadrilateral", "hexahedron"}
         if self.cell_type not in allowed:
             raise ConfigError(f"{where}.cell_type: {self.cell_type!r} not in {sorted(allowed)}")
@@ -188,8 +195,9 @@ class TimeConfig:
     def validate(self, where: str) -> None:
         if not (self.T > 0 and math.isfinite(self.T)):
             raise ConfigError(f"{where}.T: must be a positive number, got {self.T}")
-        if self.n_t < 2:
-            raise ConfigError(f"{where}.n_t: need at least 2 time levels, got {self.n_t}")
+        if not 2 <= self.n_t <= MAX_TIME_LEVELS:
+            raise ConfigError(f"{where}.n_t: need 2 to {MAX_TIME_LEVELS} time levels, "
+                              f"got {self.n_t}")
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,11 @@ __all__ = ["JOB_KINDS", "BrownNeelConfig", "run_job"]
 
 JOB_KINDS = ("brown_neel_fom", "brown_neel_pod", "brown_neel_rom", "brown_neel_identify")
 IDENTIFY_BOX = ((19.0, 22.0), (5.0, 8.0))  # (d_c nm, K kJ/m³) search box of the identification
+#: Plausibility limits of [brown_neel] (larger values are typos: days of integration or
+#: overflowing Boltzmann factors, not runs).
+LIMITS = {"d_c_nm": 1e3, "d_h_nm": 1e4, "K_kJ": 1e4, "B_d_mT": 1e4, "f_d_kHz": 1e5,
+          "basis_d_c_nm": 1e3, "basis_K_kJ": 1e4, "basis_f_d_kHz": 1e5, "periods": 1e3,
+          "warmup_periods": 1e3, "samples_per_period": 1e5, "identify_grid": 50}
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,10 @@ class BrownNeelConfig:
             raise ConfigError(f"{where}.rtol: must lie in [1e-12, 0.1], got {self.rtol}")
         if self.n_m > 64 or self.n_n > 64:
             raise ConfigError(f"{where}.n_m/n_n: truncations above 64 are out of range")
+        for key, top in LIMITS.items():
+            if getattr(self, key) > top:
+                raise ConfigError(f"{where}.{key}: {getattr(self, key)} exceeds the "
+                                  f"plausible limit {top:g}")
         if self.identify_noise < 0 or self.identify_grid < 2:
             raise ConfigError(f"{where}.identify_noise/identify_grid: need noise >= 0 and "
                               "grid >= 2")

@@ -83,8 +83,8 @@ class ConcentrationConfig:
             raise ConfigError(f"{where}.center: give either tags or a Gaussian centre")
         if len(self.center) > 3:
             raise ConfigError(f"{where}.center: at most 3 coordinates, got {len(self.center)}")
-        if self.value == 0:
-            raise ConfigError(f"{where}.value: a zero concentration gives zero signals")
+        if self.value <= 0:
+            raise ConfigError(f"{where}.value: a concentration must be > 0, got {self.value}")
 
     def expression(self):
         """``value exp(-|x - center|^2 / width^2)`` as a callable of the UFL coordinate."""

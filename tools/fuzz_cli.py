@@ -1,0 +1,233 @@
+"""Sweep bad inputs over the demo configs and count how ``llgfem`` ends (issue 12).
+
+Two phases:
+
+``validate`` (in-process, every mutation of :mod:`tests/fuzz/fuzz_mutations`): each demo config
+x each table it reads x each key x {misspelt, unknown, wrong type, NaN, inf, negative, zero,
+huge} plus unknown/misspelt/removed tables.  Outcomes: ``clean`` (ConfigError naming the
+table/key), ``clean-unnamed`` (ConfigError not naming it), ``accepted``, ``traceback`` (any
+other exception).  A mutation that must be refused but is accepted is ``silent``.
+
+``run`` (subprocess ``llgfem run``, serially or under ``mpiexec -n N``, with a timeout): the
+refused mutations as ``--set`` overrides (a sample), override syntax errors, file faults
+(missing/corrupt mesh, dataset, model, basis, snapshots; unwritable output) and accepted
+mutations with fast settings.  Outcomes by exit status: ``clean`` (2 or 3, one line, no
+traceback), ``ok`` (0), ``internal`` (1), ``traceback`` (a Python traceback on stderr),
+``hang`` (timeout), ``messy`` (exit 2/3 with more than one line).
+
+Usage::
+
+    .venv/bin/python tools/fuzz_cli.py validate
+    .venv/bin/python tools/fuzz_cli.py run --np 2 --timeout 120 --limit 200 --jobs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "fuzz"))
+
+from fuzz_mutations import CONFIGS, Mutation, apply, as_override, mutations  # noqa: E402
+
+import llgfem  # noqa: E402,F401
+
+# fast settings per job kind, so that accepted inputs end quickly
+FAST = {
+    "heat": ["time.n_t=5"],
+    "llg_forward": ["time.n_t=5"],
+    "calibrate": ["time.n_t=5", "calibrate.max_iter=2"],
+    "all_at_once": ["time.n_t=5", "aao.max_iterations=2"],
+    "brown_neel_fom": ["brown_neel.n_m=4", "brown_neel.n_n=2",
+                       "brown_neel.samples_per_period=20"],
+    "brown_neel_pod": ["brown_neel.n_m=4", "brown_neel.n_n=2",
+                       "brown_neel.samples_per_period=20"],
+    "brown_neel_rom": ["brown_neel.n_m=4", "brown_neel.n_n=2",
+                       "brown_neel.samples_per_period=20", "brown_neel.rank=8"],
+    "brown_neel_identify": ["brown_neel.n_m=4", "brown_neel.n_n=2", "brown_neel.rank=8",
+                            "brown_neel.identify_grid=2", "brown_neel.samples_per_period=20"],
+    "surrogate_generate": ["time.n_t=5", "dataset.n_fields=4"],
+    "surrogate_train": ["time.n_t=5"],
+    "surrogate_predict": ["time.n_t=5"],
+    "surrogate_kernel": ["time.n_t=5", "dataset.n_fields=6"],
+}
+
+
+def _named(message: str, m: Mutation) -> bool:
+    table = m.table
+    return message.startswith(table) or f"{table}." in message or f"[{table}]" in message \
+        or table in message
+
+
+def phase_validate() -> dict:
+    """Validate every mutation in-process; count the outcomes."""
+    from llgfem.cli import validate_config_data
+    from llgfem.config import ConfigError
+
+    counts, examples = collections.Counter(), collections.defaultdict(list)
+    for path in CONFIGS:
+        for m in mutations(path):
+            if m.expect == "refuse-at-run":
+                counts["deferred"] += 1  # covered by the run phase
+                continue
+            try:
+                validate_config_data(apply(m), str(path))
+                outcome = "silent" if m.expect == "refuse" else "accepted"
+            except ConfigError as e:
+                outcome = "clean" if _named(str(e), m) else "clean-unnamed"
+                if outcome == "clean-unnamed":
+                    examples[outcome].append(f"{m.label}: {e}")
+            except Exception as e:  # noqa: BLE001 - that is what we count
+                outcome = "traceback"
+                examples[outcome].append(f"{m.label}: {type(e).__name__}: {e}")
+            counts[outcome] += 1
+            if outcome in ("silent", "accepted"):
+                examples[outcome].append(m.label)
+    return {"tried": sum(counts.values()), "counts": dict(counts),
+            "examples": {k: v[:400] for k, v in examples.items()}}
+
+
+def _kind(path: Path) -> str:
+    import tomllib
+
+    return tomllib.loads(path.read_text())["job"]["kind"]
+
+
+def _file_faults(tmp: Path) -> list[tuple[str, list[str], list[str]]]:
+    """(label, config args, extra --set) cases of damaged input files and outputs."""
+    import numpy as np
+
+    bad_npz = tmp / "bad.npz"
+    bad_npz.write_bytes(b"PK\x03\x04 truncated")
+    nan_npz = tmp / "nan.npz"
+    np.savez(nan_npz, modes=np.full((10, 3), np.nan), y=np.full((10, 4), np.nan),
+             t=np.arange(4.0))
+    text = tmp / "text.h5"
+    text.write_text("not hdf5")
+    empty_msh = tmp / "empty.msh"
+    empty_msh.write_text("")
+    blocker = tmp / "blocker"
+    blocker.write_text("x")
+    cfg = {p.stem: str(p) for p in CONFIGS}
+    cases = [
+        ("mesh-missing", [cfg["scanner2d"]], ["domain.path='/nonexistent/mesh.msh'"]),
+        ("mesh-empty", [cfg["scanner2d"]], [f"domain.path='{empty_msh}'"]),
+        ("mesh-text", [cfg["scanner2d"]], [f"domain.path='{text}'"]),
+        ("basis-corrupt", [cfg["brown_neel_rom"]], [f"brown_neel.basis='{bad_npz}'"]),
+        ("basis-nan", [cfg["brown_neel_rom"]], [f"brown_neel.basis='{nan_npz}'"]),
+        ("basis-missing", [cfg["brown_neel_rom"]], ["brown_neel.basis='/nonexistent.npz'"]),
+        ("snapshots-nan", [cfg["brown_neel_pod"]], [f"brown_neel.snapshots='{nan_npz}'"]),
+        ("snapshots-corrupt", [cfg["brown_neel_pod"]], [f"brown_neel.snapshots='{bad_npz}'"]),
+        ("dataset-text", [cfg["surrogate_train"]], [f"surrogate.dataset='{text}'"]),
+        ("dataset-missing", [cfg["surrogate_train"]], ["surrogate.dataset='/nonexistent.h5'"]),
+        ("model-corrupt", [cfg["surrogate_predict"]], [f"surrogate.model='{bad_npz}'",
+                                                       f"surrogate.dataset='{text}'"]),
+        ("output-under-file", [cfg["heat"]], [f"output.dir='{blocker}/sub'"]),
+        ("output-readonly", [cfg["heat"]], ["output.dir='/proc/llgfem'"]),
+        ("tags-not-in-mesh", [cfg["scanner2d"]], ["concentration.0.tags=[99]"]),
+        ("tags-on-builtin-mesh", [cfg["scanner2d"]],
+         ["domain.kind='rectangle'", "domain.path=''", "concentration.0.tags=[1]"]),
+    ]
+    syntax = ["coil.sensitivity=[0,0,1]", "coil[0].x=1", "feild.amplitude=5", "time=3",
+              "=1", "a.b.c.d=1", "coil.9.sensitivity=[0,0,1]", "time.n_t=[1,", "job.kind=3",
+              "job.kind='calibrat'", "output.progress='maybe'"]
+    cases += [(f"override:{s}", [cfg["default"]], [s]) for s in syntax]
+    latin1 = tmp / "latin1.toml"
+    latin1.write_bytes('[job]\nkind = "heat"\nname = "caf\xe9"\n'.encode("latin-1"))
+    cases += [("config-latin1", [str(latin1)], []), ("config-missing", ["/nonexistent.toml"],
+                                                      []),
+              ("config-directory", [str(tmp)], [])]
+    return cases
+
+
+def _run_case(args: list[str], np_: int, timeout: float, out: Path) -> dict:
+    cmd = [str(ROOT / ".venv" / "bin" / "llgfem"), "run", *args[:1], "-o", str(out)]
+    for s in args[1:]:
+        cmd += ["--set", s]
+    if np_ > 1:
+        cmd = [str(ROOT / ".venv" / "bin" / "mpiexec"), "-n", str(np_), *cmd]
+    t0 = time.monotonic()
+    env = dict(os.environ, LLGFEM_ERROR_WAIT="3")
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                              start_new_session=True)
+    except subprocess.TimeoutExpired as e:
+        return {"outcome": "hang", "seconds": time.monotonic() - t0,
+                "stderr": (e.stderr or b"")[-300:].decode(errors="replace")
+                if isinstance(e.stderr, bytes) else str(e.stderr)[-300:]}
+    err = proc.stderr
+    lines = [ln for ln in err.splitlines() if ln.startswith("llgfem:")]
+    if "Traceback" in err:
+        outcome = "traceback"
+    elif proc.returncode in (2, 3):
+        outcome = "clean" if len(lines) == 1 else "messy"
+    elif proc.returncode == 0:
+        outcome = "ok"
+    else:
+        outcome = "internal"
+    return {"outcome": outcome, "code": proc.returncode,
+            "seconds": round(time.monotonic() - t0, 1), "stderr": err.strip()[-400:]}
+
+
+def phase_run(np_: int, timeout: float, limit: int, seed: int) -> dict:
+    """Run a sample of refused mutations, the file faults and accepted mutations."""
+    rng = random.Random(seed)
+    refused, accepted = [], []
+    for path in CONFIGS:
+        for m in mutations(path):
+            s = as_override(m)
+            if s is None:
+                continue
+            (accepted if m.expect == "any" else refused).append((m, s))
+    rng.shuffle(refused)
+    rng.shuffle(accepted)
+    results, counts = [], collections.Counter()
+    with tempfile.TemporaryDirectory(prefix="llgfem-fuzz-") as tmpdir:
+        tmp = Path(tmpdir)
+        cases = [(label, args, sets) for label, args, sets in _file_faults(tmp)]
+        for m, s in refused[: limit // 2]:
+            cases.append((m.label, [m.config], [s]))
+        for m, s in accepted[: limit - limit // 2]:
+            cases.append((m.label, [m.config], [*FAST.get(_kind(Path(m.config)), []), s]))
+        for i, (label, args, sets) in enumerate(cases):
+            res = _run_case([*args, *sets], np_, timeout, tmp / f"out{i}")
+            res["case"] = label
+            counts[res["outcome"]] += 1
+            results.append(res)
+            print(f"[{i + 1}/{len(cases)}] {res['outcome']:9s} {label}", flush=True)
+    return {"tried": len(results), "np": np_, "counts": dict(counts),
+            "not_clean": [r for r in results if r["outcome"] not in ("clean", "ok")],
+            "ok_cases": [r["case"] for r in results if r["outcome"] == "ok"]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("phase", choices=["validate", "run"])
+    p.add_argument("--np", type=int, default=1)
+    p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
+    a = p.parse_args()
+    if a.phase == "validate":
+        report = phase_validate()
+    else:
+        report = phase_run(a.np, a.timeout, a.limit, a.seed)
+    text = json.dumps(report, indent=1, default=str)
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(text)
+    print(json.dumps({k: v for k, v in report.items() if k in ("tried", "np", "counts")}))
+
+
+if __name__ == "__main__":
+    main()
