@@ -150,7 +150,9 @@ def _file_faults(tmp: Path) -> list[tuple[str, list[str], list[str]]]:
 
 
 def _run_case(args: list[str], np_: int, timeout: float, out: Path) -> dict:
-    cmd = [str(ROOT / ".venv" / "bin" / "llgfem"), "run", *args[:1], "-o", str(out)]
+    sets_output = any(s.startswith("output.dir=") for s in args[1:])
+    cmd = [str(ROOT / ".venv" / "bin" / "llgfem"), "run", *args[:1],
+           *([] if sets_output else ["-o", str(out)])]  # -o would win over output.dir
     for s in args[1:]:
         cmd += ["--set", s]
     if np_ > 1:
