@@ -262,6 +262,7 @@ class PhysicalParameters:
             L_ref: length unit in m (the domain size, :attr:`exchange_length` or
                 :attr:`wall_width`); irrelevant for ``A = 0`` (then ``c = 0``).
         """
+        self.validate()
         if not (math.isfinite(B_ref) and B_ref > 0):
             raise ConfigError(f"units.field: B_ref must be a positive field in T, got {B_ref}")
         return Units(field=B_ref, time=1.0 / (self.gamma * B_ref), length=L_ref)
@@ -284,6 +285,7 @@ class PhysicalParameters:
             base = self.llg(Units.si())
             axis = tuple(float(v) for v in (easy_axis or base.easy_axis))
             return dataclasses.replace(base, anisotropy=float(units), easy_axis=axis)
+        self.validate()
         u = units or Units.si()
         s = 1.0 / (self.gamma * u.time * u.field)
         norm = math.hypot(*self.easy_axis)

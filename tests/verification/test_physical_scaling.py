@@ -267,3 +267,11 @@ def test_strip_matches_magnumnp():
     assert fine["standard"]["max_mean_m_diff"] < 1e-3, fine
     assert fine["standard"]["max_profile_diff"] < coarse["standard"]["max_profile_diff"] / 2.5
     assert fine["paper_sense"]["max_mean_m_diff"] > 0.1, fine
+
+
+def test_coefficients_of_invalid_parameters_are_refused():
+    """Built directly (not from a config), the parameters are validated before scaling."""
+    with pytest.raises(ConfigError, match=r"physical\.gamma"):
+        PhysicalParameters(gamma=-1.75e11).llg()
+    with pytest.raises(ConfigError, match=r"physical\.alpha_D"):
+        PhysicalParameters(alpha_D=-0.1).units(B_ref=1e-3)
