@@ -2,7 +2,8 @@
 # # Coupled Brown–Néel rotation: FOM on PETSc matrices and a stable POD-Galerkin ROM
 #
 # The Fokker–Planck equation of a particle whose moment m (Néel) and easy axis n (Brown)
-# both rotate is expanded in products of spherical harmonics (BROWN_NEEL.md).  This demo
+# both rotate is expanded in products of spherical harmonics (Weizenecker 2018; see
+# llgfem/brownneel/__init__.py).  This demo
 #
 # 1. assembles the operator of one particle in the plain form and shows that the stability
 #    guard refuses it (spurious growing modes of the truncated plain Galerkin matrix),

@@ -1,6 +1,10 @@
 """Coupled Brown–Néel rotation model: spherical-harmonic FOM on PETSc matrices.
 
-See ``/work/shared/BROWN_NEEL.md`` for the model.  Modules:
+The model is the coupled Brown–Néel Fokker–Planck equation of J. Weizenecker, Phys. Med.
+Biol. 63 (2018) 035004 (doi:10.1088/1361-6560/aaa186), discretised in products of spherical
+harmonics; the POD-Galerkin ROM follows S. D. Gulsun, A. Alpman, E. U. Saritas, "Reduced-Order
+Modeling of Nanoparticle Magnetization Dynamics", Int. J. Magn. Part. Imaging (2026), eq. (1).
+The equations are written out in the module docstrings.  Modules:
 
 * ``params``       particle parameters (σ, ξ per tesla, τ_N, τ_B) and applied fields
 * ``basis``        spherical-harmonic product basis, exact single-sphere blocks, real basis

@@ -3,10 +3,10 @@ r"""Spherical-harmonic product basis for the coupled Brown–Néel Fokker–Plan
 The density p(m, n, t) on S² × S² is expanded in products of orthonormal complex spherical
 harmonics (Condon–Shortley phase, scipy ``sph_harm_y`` convention)
 
-    p = Σ c_{lμ;LM} Y_l^μ(m) Y_L^M(n),   l ≤ N_m, L ≤ N_n                    (BROWN_NEEL §2.1)
+    p = Σ c_{lμ;LM} Y_l^μ(m) Y_L^M(n),   l ≤ N_m, L ≤ N_n
 
 with single-sphere index k(l, μ) = l² + l + μ.  All single-sphere blocks have closed forms
-(§2.2): Λ = diag(l(l+1)), multiplication by m_z, m_± = m_x ± i m_y and the angular momentum
+: Λ = diag(l(l+1)), multiplication by m_z, m_± = m_x ± i m_y and the angular momentum
 L_z, L_±.  Products of multiplications (m_a m_b, …) are built *exactly*: every factor is
 assembled on degree N + k − 1 and the product is cut back to degree N.
 
@@ -14,13 +14,13 @@ Product-space operators are sums of Kronecker terms A ⊗ B.  With the index lis
 the kept product functions, the restricted Kronecker product is the Hadamard product
 A[ka][:, ka] ∘ B[kb][:, kb], so no full (N_m+1)²(N_n+1)² matrix is ever formed.
 
-Two index sets are provided (§2.5):
+Two index sets are provided:
 
 * ``sector``: μ + M = 0 and L even — exact for a field along z and an isotropic/Boltzmann
   start (F commutes with J_z = L_z^m + L_z^n and with n → −n);
 * ``full``: every product function (arbitrary 3-D fields).
 
-Real coordinates (§2.7).  Coefficients of a real p obey c_{l,−μ;L,−M} = (−1)^{μ+M} c*_{lμ;LM}.
+Real coordinates.  Coefficients of a real p obey c_{l,−μ;L,−M} = (−1)^{μ+M} c*_{lμ;LM}.
 In the sector the pair z = c_{l,k;L,−k}, z̄ = c_{l,−k;L,k} (k > 0) is replaced by
 r₁ = (z + z̄)/√2, r₂ = i(z − z̄)/√2; in the full basis the real harmonics
 S_l^m = (Y_l^{−m} + (−1)^m Y_l^m)/√2, S_l^{−m} = i(Y_l^{−m} − (−1)^m Y_l^m)/√2 are used on each
@@ -77,8 +77,8 @@ def _shift(lmax, rows_l, rows_mu, cols, vals) -> sp.csr_matrix:
 def multiplication(op: str, lmax: int) -> sp.csr_matrix:
     """Matrix of multiplication by m_z (``"z"``), m_+ (``"+"``) or m_− (``"-"``), degree ≤ lmax.
 
-    Closed forms of BROWN_NEEL §2.2; rows of degree lmax + 1 are dropped (exact truncation of
-    a degree-1 multiplication).
+    Closed forms (checked by quadrature in the tests); rows of degree lmax + 1 are dropped
+    (exact truncation of a degree-1 multiplication).
     """
     l, mu = single_index(lmax)
     lf, mf = l.astype(float), mu.astype(float)
@@ -135,7 +135,7 @@ def angular_momentum(op: str, lmax: int) -> sp.csr_matrix:
 
 
 def single_real_transform(lmax: int) -> sp.csr_matrix:
-    """Unitary T with real-harmonic coefficients r = T c on one sphere (§2.7)."""
+    """Unitary T with real-harmonic coefficients r = T c on one sphere."""
     l, mu = single_index(lmax)
     rows, cols, vals = [], [], []
     s2 = 1 / np.sqrt(2)

@@ -3,11 +3,11 @@ r"""Full-order Brown–Néel model: operators of one particle, stability guard, 
     dy/ds = F(s) y,  s = t/τ_N,  F(s) = Σ_k c_k(s) A_k  (+ κ I, dynamic formulation only)
 
 The optional constant shift κ = −λ_leak (λ_leak: eigenvalue of F(ξ = 0) nearest 0, the
-truncation's mass-leak mode, §3.2b) multiplies the solution by e^{κs}; the outputs of the dynamic
+truncation's mass-leak mode) multiplies the solution by e^{κs}; the outputs of the dynamic
 formulation are mass-normalised ratios and therefore unchanged, but the state stays O(1), which
 keeps tolerances and POD snapshots well scaled.
 
-Stability guard (§3.1): before a run the maximum real part of the spectrum of F(ξ) for
+Stability guard: before a run the maximum real part of the spectrum of F(ξ) for
 ξ ∈ [−ξ_max, ξ_max] is computed (dense eigenvalues, or for the dynamic formulation the exact
 bound max eig of the symmetric part); truncations with max Re λ·τ_N > ``tol`` are refused.
 
@@ -207,7 +207,7 @@ class BrownNeelModel:
         return worst
 
     def check_stability(self, b_max: float, tol: float = 1e-8, n_xi: int = 5) -> float:
-        """Refuse a truncation whose operator has spurious growing modes (BROWN_NEEL §3.1).
+        """Refuse a truncation whose operator has spurious growing modes (see the module docstring).
 
         Returns:
             The maximum real part found (units 1/τ_N).
@@ -220,7 +220,7 @@ class BrownNeelModel:
             raise UnstableTruncationError(
                 f"truncation (N_m, N_n) = ({self.basis.n_m}, {self.basis.n_n}) of the "
                 f"{self.formulation} formulation has eigenvalues with Re λ·τ_N = {worst:.3g} > "
-                f"{tol:g} for |B| <= {b_max:g} T (spurious growing modes, BROWN_NEEL §3.1); "
+                f"{tol:g} for |B| <= {b_max:g} T (spurious growing modes); "
                 "increase N_n or use formulation='dynamic'"
             )
         return worst

@@ -1,4 +1,4 @@
-r"""Observables ⟨m⟩(t), d⟨m⟩/dt and initial states from the spectral coefficients (§2.6, §3.2).
+r"""Observables ⟨m⟩(t), d⟨m⟩/dt and initial states from the spectral coefficients.
 
 For coefficients c of p in an orthonormal basis, ∫ f p = f̂ᴴ c with f̂ the coefficient vector of
 f; in real coordinates ∫ f p = f̂_realᵀ r.  With the substitution p = w q:

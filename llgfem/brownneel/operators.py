@@ -2,19 +2,19 @@ r"""Assembled Brown–Néel operators F(t) = Σ_k s_k(t) A_k in plain and stabil
 
 Time is measured in units of τ_N, so D_N = 1/2, D_B = τ_N/(2τ_B) and the precession rates are
 D_N/α (field) and σ/α (anisotropy).  With x = m·n, X2 = [x²], X4 = [x⁴] (exact products),
-G = [P₂(x)] = (3/2)X2 − ½ and R = m×∇ = iL (BROWN_NEEL §2.4, §3.2, §3.2b):
+G = [P₂(x)] = (3/2)X2 − ½ and R = m×∇ = iL:
 
-plain (§2.4), terms (1, ξ_a):
+plain (Galerkin form of Weizenecker 2018), terms (1, ξ_a):
     F0  = −D_N Λ_m − D_B Λ_n + (σ/3)D_N(Λ_m G − GΛ_m + 6G) + (σ/3)D_B(Λ_n G − GΛ_n + 6G)
           − i(σ/α) Σ_ab (M_a L_b)⊗[n_a n_b]
     F_a = [(D_N/2)(ΛM_a − M_aΛ + 2M_a) − i(D_N/α)L_a] ⊗ I
 
-static symmetrisation ("static", §3.2), p = e^{σx²/2} q, terms (1, ξ_a), projected with the
+static symmetrisation ("static"), p = e^{σx²/2} q, terms (1, ξ_a), projected with the
 rank-one conservation projector P = I − u g₁ᵀ:
     F̃0  = −D_N Λ_m − D_B Λ_n − (D_N + D_B)[σ + (σ² − 3σ)X2 − σ²X4] − i(σ/α)Σ(M_aL_b)⊗[n_a n_b]
     F̃_a = F_a − D_N σ([x n_a] − [x² m_a]) + (σ/(2α))[x (n×m)_a]
 
-time-dependent symmetrisation ("dynamic", §3.2b), p = e^{(ξ·m + σx²)/2} q,
+time-dependent symmetrisation ("dynamic"), p = e^{(ξ·m + σx²)/2} q,
 terms (1, ξ_a, ξ_aξ_b, ξ̇_a):
     Ã0 = F̃0,  Ã_a = −D_N(σ[x n_a] − σ[x² m_a] − [m_a]) − i(D_N/α)L_a,
     Ã_ab = −(D_N/4)(δ_ab − [m_a m_b]),  Ã_ξ̇a = −½[m_a]
@@ -306,8 +306,8 @@ def assemble_operator(
     Args:
         params: particle parameters.
         basis: truncation and symmetry sector; the sector implies a field along z.
-        formulation: ``plain`` (§2.4), ``static`` (§3.2, with the conservation projector) or
-            ``dynamic`` (§3.2b).
+        formulation: ``plain``, ``static`` (with the conservation projector) or
+            ``dynamic`` (see the module docstring).
         precession: include the precession terms.
 
     Returns:

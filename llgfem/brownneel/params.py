@@ -1,4 +1,4 @@
-r"""Particle parameters and applied fields of the coupled Brown–Néel model (BROWN_NEEL §1.1).
+r"""Particle parameters and applied fields of the coupled Brown–Néel model (Weizenecker 2018).
 
 Derived quantities (k_B Boltzmann constant, T temperature):
 

@@ -1,7 +1,8 @@
 r"""Transfer of POD snapshots between particles by the ratio of Boltzmann weights.
 
 In the dynamic (time-dependent symmetrised) formulation the state is q = p / w with
-w = exp(½(ξ(t) m_z + σ x²)), x = m·n (BROWN_NEEL §3.2b).  The weight depends on the particle
+w = exp(½(ξ(t) m_z + σ x²)), x = m·n (the dynamic formulation of
+:mod:`llgfem.brownneel.operators`).  The weight depends on the particle
 (σ, and ξ per tesla), so snapshots q_A(t) of particle A are, even for identical densities p, a
 *different* function than the states of particle B: a POD basis of A's snapshots reused directly
 for B (the paper's experiment, done there in the unsymmetrised formulation) does not contain B's

@@ -1,4 +1,7 @@
-r"""Galerkin reduction of affine linear ODEs y' = Σ_k c_k(t) A_k y (paper 000, §II).
+r"""Galerkin reduction of affine linear ODEs y' = Σ_k c_k(t) A_k y.
+
+POD-Galerkin ROM of Gulsun, Alpman, Saritas (Int. J. Magn. Part. Imaging 2026), Sec. II; the
+basis minimises the projection error of eq. (1) there (:func:`llgfem.rom.pod`).
 
 With an orthonormal basis U ∈ R^{N×r} (Uᵀ U = I) and y ≈ U a:
 
