@@ -27,7 +27,8 @@ from typing import Any
 
 import ufl
 
-__all__ = ["LLGCoefficients", "ll_step_residuals", "llg_residual_terms", "llg_step_residual"]
+__all__ = ["LLGCoefficients", "ll_residuals", "ll_step_residuals", "llg_residual",
+           "llg_residual_terms", "llg_step_residual"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,11 @@ def llg_residual_terms(m, mt, v, c: LLGCoefficients, ds=None) -> dict[str, ufl.F
     return terms
 
 
+def llg_residual(m, mt, v, c: LLGCoefficients, ds=None) -> ufl.Form:
+    """The Gilbert-form residual ``R(m, m_t; v)`` (eq. (6)) as one form (method of lines)."""
+    return sum(llg_residual_terms(m, mt, v, c, ds).values())
+
+
 def llg_step_residual(m0, m1, v, dt, c: LLGCoefficients, ds=None,
                       theta: float = 0.5) -> ufl.Form:
     """Residual ``R_n(m_n, m_{n+1}; v)`` of one step: implicit midpoint for ``theta = 1/2``.
@@ -79,39 +85,51 @@ def llg_step_residual(m0, m1, v, dt, c: LLGCoefficients, ds=None,
     relaxation); data must then be evaluated at ``t_n + theta dt``.
     """
     m_bar = (1.0 - theta) * m0 + theta * m1
-    mt = (m1 - m0) / dt
-    return sum(llg_residual_terms(m_bar, mt, v, c, ds).values())
+    return llg_residual(m_bar, (m1 - m0) / dt, v, c, ds)
+
+
+def ll_residuals(m, mt, H, v, w, c: LLGCoefficients) -> tuple[ufl.Form, ufl.Form]:
+    """Landau-Lifshitz form (paper 002, eq. (2)) as a DAE in ``(m, H)`` (method of lines).
+
+    With ``|m| = 1``, (6) is equivalent to ``m_t = -b1 m x (m x H) + b2 m x H`` with
+    ``H = c Laplace m + h_eff`` and ``b_i = a_i / (a1^2 + a2^2)``.  ``H`` is a second unknown, the
+    nodal discrete field (lumped mass ``(., .)_L``, Neumann data 0)::
+
+        F_m = (m_t + b1 m x (m x H) - b2 m x H, v)_L                   (differential)
+        F_H = (H - h_eff(m), w)_L + c (grad m, grad w)                  (algebraic)
+
+    Node by node ``F_m = 0`` gives ``m_t . m = 0``.  Time schemes evaluate these residuals at
+    their stage values: :func:`ll_step_residuals` (Bartels-Prohl, midpoint) and the adaptive
+    TS schemes of :mod:`llgfem.solvers.adaptive`.
+
+    Returns:
+        ``(F_m, F_H)`` tested with ``v`` and ``w``.
+    """
+    h = c.h if c.h is not None else ufl.as_vector((0.0, 0.0, 0.0))
+    if c.easy_axis is not None:
+        e = ufl.as_vector(c.easy_axis)
+        h = h + c.anisotropy * ufl.dot(m, e) * e
+    s = c.a1 * c.a1 + c.a2 * c.a2
+    lumped = ufl.Measure("dx", metadata={"quadrature_rule": "vertex", "quadrature_degree": 1})
+    rhs = (-c.a1 * ufl.cross(m, ufl.cross(m, H)) + c.a2 * ufl.cross(m, H)) / s
+    step = ufl.inner(mt - rhs, v) * lumped
+    field = (ufl.inner(H - h, w) * lumped
+             + c.exchange * ufl.inner(ufl.grad(m), ufl.grad(w)) * ufl.dx)
+    return step, field
 
 
 def ll_step_residuals(m0, m1, H, v, w, dt, c: LLGCoefficients,
                       theta: float = 0.5) -> tuple[ufl.Form, ufl.Form]:
-    """Landau-Lifshitz form (paper 002, eq. (2)) of one step: the Bartels-Prohl scheme.
+    """One step of the Landau-Lifshitz DAE :func:`ll_residuals`: the Bartels-Prohl scheme.
 
-    With ``|m| = 1``, (6) is equivalent to ``m_t = -b1 m x (m x H) + b2 m x H`` with
-    ``H = c Laplace m + h_eff`` and ``b_i = a_i / (a1^2 + a2^2)``.  Unlike (6), whose length mode
-    ``a1 rho_t / 2 = Laplace rho / 2 - (rho - 1)(m.h - |grad m|^2)`` (``rho = |m|^2``) is unstable
-    where ``m.h < |grad m|^2``, this form keeps ``|m| = 1`` at every node exactly: ``H`` is a
-    second unknown, the nodal discrete field (lumped mass ``(., .)_L``, Neumann data 0)::
-
-        (H, w)_L = -c (grad m_bar, grad w) + (h_eff(m_bar), w)_L
-        (m_t + b1 m_bar x (m_bar x H) - b2 m_bar x H, v)_L = 0,
-
-    so that, node by node, ``m_t . m_bar = 0`` and the implicit midpoint rule
-    (``theta = 1/2``) preserves ``|m_j|``.
+    Evaluated at ``m_bar = (1 - theta) m_n + theta m_{n+1}`` with ``m_t = (m_{n+1} - m_n)/dt``;
+    for ``theta = 1/2`` (implicit midpoint) ``m_t . m_bar = 0`` node by node, so the scheme
+    preserves ``|m_j|`` exactly (unlike the Gilbert form (6), whose length mode
+    ``a1 rho_t / 2 = Laplace rho / 2 - (rho - 1)(m.h - |grad m|^2)``, ``rho = |m|^2``, is unstable
+    where ``m.h < |grad m|^2``).
 
     Returns:
         The residuals tested with ``v`` (the step) and ``w`` (the field equation).
     """
     m_bar = (1.0 - theta) * m0 + theta * m1
-    mt = (m1 - m0) / dt
-    h = c.h if c.h is not None else ufl.as_vector((0.0, 0.0, 0.0))
-    if c.easy_axis is not None:
-        e = ufl.as_vector(c.easy_axis)
-        h = h + c.anisotropy * ufl.dot(m_bar, e) * e
-    s = c.a1 * c.a1 + c.a2 * c.a2
-    lumped = ufl.Measure("dx", metadata={"quadrature_rule": "vertex", "quadrature_degree": 1})
-    rhs = (-c.a1 * ufl.cross(m_bar, ufl.cross(m_bar, H)) + c.a2 * ufl.cross(m_bar, H)) / s
-    step = ufl.inner(mt - rhs, v) * lumped
-    field = (ufl.inner(H - h, w) * lumped
-             + c.exchange * ufl.inner(ufl.grad(m_bar), ufl.grad(w)) * ufl.dx)
-    return step, field
+    return ll_residuals(m_bar, (m1 - m0) / dt, H, v, w, c)
