@@ -31,6 +31,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from llgfem.config import ConfigError
+from llgfem.errors import DataError
 from llgfem.surrogates.data import TrajectoryDataset, read_dataset
 
 __all__ = [
@@ -53,12 +55,14 @@ REFERENCE_M_1NS = (-0.983, 0.140, 0.042)
 REFERENCE_TOLERANCE = 1e-2
 
 
-class SideEnvironmentError(RuntimeError):
-    """No interpreter with magnum.np was found, or the generator failed."""
+class SideEnvironmentError(ConfigError, RuntimeError):
+    """No interpreter with magnum.np was found, or the generator failed (``llgfem run``: exit
+    status 2)."""
 
 
-class SP4ReferenceError(ValueError):
-    """The field-1 reference run misses the published ``<m>(1 ns)``: dataset refused."""
+class SP4ReferenceError(DataError):
+    """The field-1 reference run misses the published ``<m>(1 ns)``: dataset refused (a
+    :class:`llgfem.errors.DataError`, exit status 2)."""
 
 
 @dataclass(frozen=True)
@@ -167,7 +171,10 @@ def check_reference(mean_m_1ns, reference=REFERENCE_M_1NS,
 
 def read_reference(path: str | Path, T: float = 1e-9) -> np.ndarray:
     """``<m>(T)`` of the field-1 run stored in ``path`` (``/reference/mean_m``)."""
-    with h5py.File(path, "r") as f:
+    from llgfem.errors import reading, require_file
+
+    path = require_file(path, "SP4 dataset")
+    with reading(path, "SP4 dataset"), h5py.File(path, "r") as f:
         if "reference/mean_m" not in f:
             raise SP4ReferenceError(f"{path}: no /reference/mean_m (field-1 run): refused")
         field = tuple(float(c) for c in f["reference/field_mT"][...])
