@@ -155,8 +155,9 @@ def record_signals(cfg: Config, obs: Observation, obs_cfg: ObservationConfig, m:
     series = {f"{c} / {p}": y_delta[k, l] for k, c in enumerate(obs.concentration_names)
               for l, p in enumerate(obs.coil_names)}
     if cfg.output.plots:
-        plot_series(out / "plots" / "signals.png", obs.times, series, ylabel="voltage v_kl(t)",
-                    title="receive-coil signals (eq. 5)", comm=obs.comm)
+        plot_series(out / "plots" / "signals.png", obs.times, series, xlabel="time t",
+                    ylabel="voltage v_kl(t) (eq. 5)", title="receive-coil signals (eq. 5)",
+                    comm=obs.comm)
     summary["signals"] = {"file": str(out / "signals.h5"), "shape": list(y.shape),
                           "norm": obs.norm_range(y), "noise_level": noise,
                           "delta": obs_cfg.delta}
