@@ -39,14 +39,12 @@ Notation: ``N = n_t - 1`` steps, ``n`` owned dofs, ``m0`` initial state (owned d
 
 from __future__ import annotations
 
-import dolfinx.fem as fem
 import numpy as np
-import ufl
 from mpi4py import MPI
 
 from llgfem.solvers.heat import HeatSolver
-from llgfem.solvers.llg import LLGSolver, VectorAssembler
-from llgfem.spacetime import TimeGrid, array_to_function
+from llgfem.solvers.llg import LLGSolver
+from llgfem.spacetime import TimeGrid
 
 __all__ = ["AllAtOnceOperator", "time_gram_I2"]
 
@@ -85,15 +83,9 @@ class AllAtOnceOperator:
         self.estimate_parameters = estimate_parameters
         self.param_weight = float(param_weight)
         self.model_weight = float(model_weight)
-        self.a_fixed = np.array([solver.a1.value, solver.a2.value], dtype=float)
+        self.a_fixed = solver.parameters
         self.I2 = time_gram_I2(self.grid)
         self.n_obs = 0 if observation is None else int(np.prod(observation.signals_shape))
-        self._y = fem.Function(solver.V)
-        forms = solver._derivative_forms()
-        r_y = ufl.replace(solver.residual_ufl, {solver.v: self._y})
-        self._lin_T = [VectorAssembler(fem.form(ufl.derivative(r_y, m, solver.v)))
-                       for m in (solver.m0, solver.m1)]
-        self._da = [forms["da1"], forms["da2"]]
         self.counters = {"F": 0, "adjoint": 0, "apply": 0}
 
     # -- vectors ------------------------------------------------------------------------------
@@ -208,12 +200,12 @@ class AllAtOnceDerivative:
         load = np.zeros((op.N + 1, op.n))
         beta = np.zeros(2)
         for k in range(op.N):  # A.3 (and C, D): transposed linearisation per step
-            s._set_step(k, self.m[k], self.m[k + 1])
-            array_to_function(y[k], op._y)
-            load[k] += op._lin_T[0]()
-            load[k + 1] += op._lin_T[1]()
+            l0, l1 = s.transposed_linearisation(k, self.m[k], self.m[k + 1], y[k])
+            load[k] += l0
+            load[k + 1] += l1
             if op.estimate_parameters:
-                beta += [float(f() @ y[k]) for f in op._da]
+                d1, d2 = s.step_parameter_derivatives(k, self.m[k], self.m[k + 1])
+                beta += [float(d1 @ y[k]), float(d2 @ y[k])]
         if op.n_obs:  # B.1: observation sources
             shape = op.obs.signals_shape
             load += op.obs.transpose(r_obs.reshape(shape))  # (K u, r)_Y = transpose(r) . u

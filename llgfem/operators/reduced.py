@@ -56,7 +56,7 @@ import numpy as np
 from mpi4py import MPI
 
 from llgfem.operators.observation import Observation
-from llgfem.solvers.linear import LinearSolver, SolverError
+from llgfem.solvers.linear import SolverError
 from llgfem.solvers.llg import LLGSolver
 
 __all__ = ["ReducedDerivative", "ReducedOperator", "StateCache"]
@@ -85,7 +85,6 @@ class StateCache:
         self.size = size
         self._states: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self.counters = {"forward": 0, "linearised": 0, "adjoint": 0, "newton": 0}
-        self._ksp: LinearSolver | None = None
 
     def state(self, x: np.ndarray) -> np.ndarray:
         """The trajectory ``S(x)`` (solved with a warm start unless cached)."""
@@ -94,9 +93,8 @@ class StateCache:
         if key in self._states:
             self._states.move_to_end(key)
             return self._states[key]
-        self.solver.set_parameters(*x)
         try:
-            m = self.solver.solve(self.m_init, warm_start=self.last)
+            m = self.solver.forward(x, self.m_init, warm_start=self.last)
         finally:
             self.counters["newton"] += int(sum(self.solver.newton_iterations))
         self.counters["forward"] += 1
@@ -118,18 +116,8 @@ class StateCache:
             self.counters[key] = 0
 
     def destroy(self) -> None:
-        """Free the step KSP (collective; call on every rank before MPI finalises)."""
-        if self._ksp is not None:
-            self._ksp.destroy()
-            self._ksp = None
-
-    def step_solver(self, J1) -> LinearSolver:
-        """The KSP (LU) of the step Jacobian storage ``J1`` (refactorised per step)."""
-        if self._ksp is None:
-            self._ksp = LinearSolver(J1, "llgfem_reduced_step_", kind="direct")
-        else:
-            self._ksp.ksp.setOperators(J1)
-        return self._ksp
+        """Free the solver's derivative objects (collective; call on every rank)."""
+        self.solver.destroy()
 
 
 def _parameters(x: np.ndarray, comm: MPI.Comm) -> np.ndarray:
@@ -261,7 +249,7 @@ class ReducedOperator:
     def relative_residual(self, x: np.ndarray) -> float:
         """The relative LLG residual of the state ``S(x)`` (:meth:`LLGSolver.relative_residual`)."""
         m = self.state(x)
-        self.solver.set_parameters(*np.asarray(x, dtype=float))
+        self.solver.set_parameters(*np.asarray(x, dtype=float))  # the residual at a = x
         return self.solver.relative_residual(m)
 
 
@@ -290,76 +278,18 @@ class ReducedDerivative:
         """``F'(a) beta_j`` for the columns of ``betas`` (default: the identity, i.e. the
         Jacobian ``(n_data, 2)``), all from one sweep (one factorisation per step)."""
         betas = np.eye(2) if betas is None else np.asarray(betas, dtype=float)
-        u = self._linearised_sweep(betas)
+        u = self.solver.linearised(self.x, self.m, betas)
         obs = self.op.observation
         cols = [self.op.restrict(obs.apply(u[j])) for j in range(betas.shape[1])]
         self.op.counters["linearised"] += betas.shape[1]
         return np.stack(cols, axis=1)
-
-    def _linearised_sweep(self, betas: np.ndarray) -> np.ndarray:
-        """Trajectories ``u^(j)`` with ``J0_n u_n + J1_n u_{n+1} + B_n beta_j = 0``, ``u_0 = 0``."""
-        s, m, cache = self.solver, self.m, self.op.cache
-        s.set_parameters(*self.x)
-        n_t, n = m.shape
-        u = np.zeros((betas.shape[1], n_t, n))
-        for k in range(n_t - 1):
-            J0, J1 = s.step_jacobians(k, m[k], m[k + 1])
-            B = np.stack(s.step_parameter_derivatives(k, m[k], m[k + 1]), axis=1)  # (n, 2)
-            ksp = cache.step_solver(J1)
-            for j in range(betas.shape[1]):
-                rhs = -(_mult(J0, u[j, k], ksp) + B @ betas[:, j])
-                u[j, k + 1] = _checked(ksp.solve_array(rhs), ksp)
-        return u
 
     def adjoint(self, r: np.ndarray) -> np.ndarray:
         """``F'(a)* r`` in the inner products of the operator (one backward adjoint solve)."""
         r = np.asarray(r, dtype=float)
         if not np.all(np.isfinite(r)):
             raise ValueError("ReducedDerivative.adjoint: the residual contains NaN/Inf")
-        lam = self.adjoint_states(self.op.observation.transpose(self.op.extend(r)))
-        grad = self._pair_with_parameter_derivatives(lam)
+        loads = self.op.observation.transpose(self.op.extend(r))
+        grad = self.solver.adjoint(self.x, self.m, loads)
         self.op.counters["adjoint"] += 1
-        return -grad / self.op.weights
-
-    def adjoint_states(self, l: np.ndarray) -> np.ndarray:  # noqa: E741
-        """``lam_n`` from ``J1_n^T lam_n = l_{n+1} - J0_{n+1}^T lam_{n+1}`` (backward in time)."""
-        s, m, cache = self.solver, self.m, self.op.cache
-        s.set_parameters(*self.x)
-        n_t, n = m.shape
-        lam = np.zeros((n_t - 1, n))
-        carry = np.zeros(n)  # J0_{n+1}^T lam_{n+1}
-        for k in range(n_t - 2, -1, -1):
-            J0, J1 = s.step_jacobians(k, m[k], m[k + 1])
-            ksp = cache.step_solver(J1)
-            lam[k] = _checked(ksp.solve_transpose_array(l[k + 1] - carry), ksp)
-            carry = _mult(J0, lam[k], ksp, transpose=True)
-        return lam
-
-    def _pair_with_parameter_derivatives(self, lam: np.ndarray) -> np.ndarray:
-        """``sum_n B_n^T lam_n`` (global, replicated)."""
-        s, m = self.solver, self.m
-        local = np.zeros(2)
-        for k in range(lam.shape[0]):
-            d1, d2 = s.step_parameter_derivatives(k, m[k], m[k + 1])
-            local += (float(d1 @ lam[k]), float(d2 @ lam[k]))
-        out = np.empty(2)
-        s.comm.Allreduce(local, out, op=MPI.SUM)
-        return out
-
-
-def _mult(A, values: np.ndarray, ksp: LinearSolver, transpose: bool = False) -> np.ndarray:
-    """``A v`` or ``A^T v`` on owned-dof arrays (uses the KSP's work vectors)."""
-    x, b = ksp._x, ksp._b
-    x.array[:] = values
-    (A.multTranspose if transpose else A.mult)(x, b)
-    return b.array.copy()
-
-
-def _checked(values: np.ndarray, ksp: LinearSolver) -> np.ndarray:
-    """Raise on every rank if an LU step solve produced NaN/Inf (a singular step Jacobian)."""
-    bad = ksp.ksp.getComm().tompi4py().allreduce(int(not np.all(np.isfinite(values))),
-                                                 op=MPI.MAX)
-    if bad:
-        raise SolverError("ReducedOperator: a step solve of the linearised/adjoint LLG equation "
-                          "returned NaN/Inf (singular step Jacobian?)")
-    return values
+        return grad / self.op.weights

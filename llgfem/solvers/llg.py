@@ -34,6 +34,7 @@ from llgfem.forms.llg import (
 )
 from llgfem.physics import FieldSpec, LLGParameters, applied_field
 from llgfem.solvers.linear import SolverError, preset_options
+from llgfem.solvers.step_derivatives import StepDerivatives
 from llgfem.spacetime import TimeGrid, array_to_function, n_owned
 
 __all__ = ["LLGSolver", "VectorAssembler", "assemble_owned", "llg_space_time_residual"]
@@ -114,9 +115,12 @@ class LLGSolver:
         self.t = fem.Constant(mesh, 0.0)
         self.a1 = fem.Constant(mesh, float(params.a1))
         self.a2 = fem.Constant(mesh, float(params.a2))
+        # the parameters enter the forms as variables: d/da_i by ufl.diff (step_derivatives)
+        self.parameter_variables = (ufl.variable(self.a1), ufl.variable(self.a2))
         x, nrm = ufl.SpatialCoordinate(mesh), ufl.FacetNormal(mesh)
         self.coefficients = LLGCoefficients(
-            a1=self.a1, a2=self.a2, exchange=fem.Constant(mesh, float(params.exchange)),
+            a1=self.parameter_variables[0], a2=self.parameter_variables[1],
+            exchange=fem.Constant(mesh, float(params.exchange)),
             h=applied_field(field or FieldSpec(kind="zero"), x, self.t),
             f=f(x, self.t, nrm) if f else None, g=g(x, self.t, nrm) if g else None,
             anisotropy=fem.Constant(mesh, float(params.anisotropy)),
@@ -128,10 +132,12 @@ class LLGSolver:
         self.data_times = grid.times[:-1] + theta * grid.dt  # where h, f, g are evaluated
         self.form = form
         unknowns: list = [self.m1]
+        self.residual_blocks: list = []
         if form == "gilbert":
             self.residual_ufl = llg_step_residual(self.m0, self.m1, self.v, grid.dt,
                                                   self.coefficients, theta=theta)
             residuals = self.residual_ufl
+            self.residual_blocks = [self.residual_ufl]
         elif form == "landau_lifshitz":
             if g is not None or f is not None:
                 raise ConfigError("llg.form: 'landau_lifshitz' takes no source f or Neumann g")
@@ -140,6 +146,7 @@ class LLGSolver:
                 self.m0, self.m1, self.H, self.v, ufl.TestFunction(V), grid.dt,
                 self.coefficients, theta=theta)
             residuals, unknowns = [self.residual_ufl, self._field_ufl], [self.m1, self.H]
+            self.residual_blocks = residuals
             self._field = fem.form(ufl.replace(self._field_ufl, {self.H: 0 * self.H}))
             lumped = ufl.Measure("dx", metadata={"quadrature_rule": "vertex",
                                                  "quadrature_degree": 1})
@@ -160,51 +167,80 @@ class LLGSolver:
             residuals, unknowns if len(unknowns) > 1 else self.m1,
             petsc_options_prefix=prefix, kind="mpi" if len(unknowns) > 1 else None)
         _configure(self.problem.solver, prefix, opts)
+        self.step_unknowns = unknowns
         self.newton_iterations: list[int] = []
         self.progress = lambda steps: steps
+        self._derivatives: StepDerivatives | None = None
+        self._adjoint_action: list | None = None
 
-    # -- derivatives of one step (Gilbert form), shared by the inverse problems -------------
-    def _derivative_forms(self):
-        if self.form != "gilbert":
-            raise NotImplementedError("step derivatives are implemented for the Gilbert form (6)")
-        if not hasattr(self, "_dforms"):
-            m_bar = (1 - self.theta) * self.m0 + self.theta * self.m1
-            mt = (self.m1 - self.m0) / self.grid.dt
-            self._dforms = {
-                "J0": fem.form(ufl.derivative(self.residual_ufl, self.m0)),
-                "J1": fem.form(ufl.derivative(self.residual_ufl, self.m1)),
-                "da1": VectorAssembler(fem.form(ufl.inner(mt, self.v) * ufl.dx)),
-                "da2": VectorAssembler(fem.form(-ufl.inner(ufl.cross(m_bar, mt), self.v)
-                                                * ufl.dx)),
-            }
-            self._dmats = {k: fem_petsc.create_matrix(self._dforms[k]) for k in ("J0", "J1")}
-        return self._dforms
+    # -- derivatives: linearisation and discrete adjoint of the time stepping ------------
+    @property
+    def derivatives(self) -> StepDerivatives:
+        """Step Jacobians, parameter derivatives and the linearised/adjoint sweeps (built once,
+        from the step residual by ``ufl.derivative`` / ``ufl.diff``)."""
+        if self._derivatives is None:
+            self._derivatives = StepDerivatives(
+                self.residual_blocks, self.step_unknowns, self.m0, self.parameter_variables,
+                self.set_step, self.comm)
+        return self._derivatives
+
+    def forward(self, a, m_init: np.ndarray, warm_start: np.ndarray | None = None) -> np.ndarray:
+        """The trajectory ``S(a)`` from ``m(0) = m_init`` (parameters passed explicitly)."""
+        self.set_parameters(*a)
+        return self.solve(m_init, warm_start)
+
+    def linearised(self, a, m: np.ndarray, betas: np.ndarray) -> np.ndarray:
+        """``u^(j) = S'(a) beta_j`` at the state ``m = S(a)``: shape ``(k, n_t, n)``."""
+        self.set_parameters(*a)
+        return self.derivatives.linearised(m, betas)
+
+    def adjoint(self, a, m: np.ndarray, loads: np.ndarray) -> np.ndarray:
+        """``S'(a)^T l``: the pairing ``<l, S'(a) beta> = adjoint(l) . beta`` (replicated)."""
+        self.set_parameters(*a)
+        _, g = self.derivatives.adjoint(m, loads)
+        return -g
 
     def step_jacobians(self, n: int, m_n: np.ndarray, m_next: np.ndarray):
-        """``(dR_n/dm_n, dR_n/dm_{n+1})`` as assembled PETSc matrices (reused storage)."""
-        forms = self._derivative_forms()
-        self._set_step(n, m_n, m_next)
-        out = []
-        for key in ("J0", "J1"):
-            A = self._dmats[key]
-            A.zeroEntries()
-            fem_petsc.assemble_matrix(A, forms[key])
-            A.assemble()
-            out.append(A)
-        return tuple(out)
+        """``(dR_n/dm_n, dR_n/dz_n)`` as assembled PETSc matrices (reused storage)."""
+        return self.derivatives.assemble(n, m_n, m_next)
 
     def step_parameter_derivatives(self, n: int, m_n: np.ndarray, m_next: np.ndarray):
-        """``(dR_n/da1, dR_n/da2)`` as owned dual vectors (R is affine in a1, a2)."""
-        forms = self._derivative_forms()
-        self._set_step(n, m_n, m_next)
-        return forms["da1"](), forms["da2"]()
+        """``dR_n/da_i`` (i = 1, 2) as owned dual vectors of the step residual blocks."""
+        B = self.derivatives.parameter_derivatives(n, m_n, m_next)
+        return B[:, 0], B[:, 1]
+
+    def transposed_linearisation(self, n: int, m_n: np.ndarray, m_next: np.ndarray,
+                                 y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``((dR_n/dm_n)^T y, (dR_n/dm_{n+1})^T y)`` for a dual weight ``y`` (Gilbert form),
+        assembled as the actions of ``ufl.adjoint(ufl.derivative(R_n, .))`` (no matrices)."""
+        if self.form != "gilbert":
+            raise NotImplementedError("transposed_linearisation: Gilbert form only")
+        if self._adjoint_action is None:
+            self._y = fem.Function(self.V)
+            r_y = ufl.replace(self.residual_ufl, {self.v: self._y})
+            self._adjoint_action = [VectorAssembler(fem.form(ufl.derivative(r_y, m, self.v)))
+                                    for m in (self.m0, self.m1)]
+        self.set_step(n, m_n, m_next)
+        array_to_function(y, self._y)
+        return self._adjoint_action[0](), self._adjoint_action[1]()
+
+    @property
+    def parameters(self) -> np.ndarray:
+        """The current ``(a1, a2)``."""
+        return np.array([float(self.a1.value), float(self.a2.value)])
+
+    def destroy(self) -> None:
+        """Free the derivative objects (collective: call on every rank)."""
+        if self._derivatives is not None:
+            self._derivatives.destroy()
+            self._derivatives = None
 
     def set_parameters(self, a1: float, a2: float) -> None:
         """Change (a1, a2) without recompiling anything."""
         self.a1.value = float(a1)
         self.a2.value = float(a2)
 
-    def _set_step(self, n: int, m_n: np.ndarray, m_next: np.ndarray) -> None:
+    def set_step(self, n: int, m_n: np.ndarray, m_next: np.ndarray) -> None:
         self.t.value = self.data_times[n]
         array_to_function(m_n, self.m0)
         array_to_function(m_next, self.m1)
@@ -213,7 +249,7 @@ class LLGSolver:
 
     def step(self, n: int, m_n: np.ndarray, guess: np.ndarray | None = None) -> np.ndarray:
         """Solve ``R_n(m_n, m_{n+1}) = 0`` for ``m_{n+1}`` (initial guess: ``guess`` or ``m_n``)."""
-        self._set_step(n, m_n, m_n if guess is None else guess)
+        self.set_step(n, m_n, m_n if guess is None else guess)
         self.problem.solve()
         snes = self.problem.solver
         reason = snes.getConvergedReason()
@@ -241,11 +277,16 @@ class LLGSolver:
             m[k + 1] = self.step(k, m[k], guess)
         return m
 
+    def step_residual(self, n: int, m_n: np.ndarray, m_next: np.ndarray) -> np.ndarray:
+        """``R_n(m_n, m_{n+1})`` (the first block: the step equation) as owned dual entries."""
+        self.set_step(n, m_n, m_next)
+        return self._residual()
+
     def space_time_residual(self, m: np.ndarray) -> np.ndarray:
         """``(R_n(m_n, m_{n+1}))_n`` as owned dual vectors, shape ``(n_t - 1, n_owned)``."""
         out = np.empty((self.grid.n_t - 1, self.n))
         for k in range(self.grid.n_t - 1):
-            self._set_step(k, m[k], m[k + 1])
+            self.set_step(k, m[k], m[k + 1])
             self._residual(out[k])
         return out
 
@@ -262,7 +303,7 @@ class LLGSolver:
         terms = [fem.form(t) for t in parts]
         total = 0.0
         for k in range(self.grid.n_t - 1):
-            self._set_step(k, m[k], m[k + 1])
+            self.set_step(k, m[k], m[k + 1])
             total += sum(float(np.dot(b, b)) for b in map(assemble_owned, terms))
         return float(np.sqrt(self.comm.allreduce(total, op=MPI.SUM)))
 

@@ -27,7 +27,7 @@ from llgfem.operators.all_at_once import AllAtOnceOperator
 from llgfem.physics import FieldSpec, LLGParameters
 from llgfem.solvers.heat import HeatSolver
 from llgfem.solvers.llg import LLGSolver
-from llgfem.spacetime import TimeGrid, array_to_function, create_vector_space, interpolate_levels
+from llgfem.spacetime import TimeGrid, create_vector_space, interpolate_levels
 from llgfem.verification import convergence_rate
 
 A1, A2, T = 1.3, 0.6, 0.5
@@ -92,10 +92,9 @@ def discrete_pairing(cells, n_t):
     u = interpolate_levels(V, lambda x, t: np.stack(u_fn(x, t, np)), grid.times)
     load = np.zeros_like(u)
     for k in range(F.N):  # the transposed linearisation, as in AllAtOnceDerivative.adjoint
-        solver._set_step(k, m[k], m[k + 1])
-        array_to_function(y[k], F._y)
-        load[k] += F._lin_T[0]()
-        load[k + 1] += F._lin_T[1]()
+        l0, l1 = solver.transposed_linearisation(k, m[k], m[k + 1], y[k])
+        load[k] += l0
+        load[k + 1] += l1
     return grid.dt * F.heat.dot(load, u)
 
 
