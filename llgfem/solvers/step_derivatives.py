@@ -49,6 +49,10 @@ def diff_form(form: ufl.Form, variable) -> ufl.Form:
     return expand_derivatives(ufl.Form(integrals))
 
 
+def _form_or_none(form: ufl.Form):
+    return fem.form(form) if form.integrals() else None
+
+
 class StepDerivatives:
     """Jacobians ``J0_n, J1_n``, parameter derivatives ``B_n`` and the two sweeps of a scheme.
 
@@ -76,7 +80,8 @@ class StepDerivatives:
         else:
             self._J1 = fem.form([[ufl.derivative(r, z) for z in unknowns] for r in residuals])
             self._J0 = fem.form([[ufl.derivative(r, previous)] for r in residuals])
-        self._B = [[fem.form(diff_form(r, a)) for r in residuals] for a in parameters]
+        # a block that does not depend on a parameter has an empty derivative form: zeros
+        self._B = [[_form_or_none(diff_form(r, a)) for r in residuals] for a in parameters]
         self.J0 = fem_petsc.create_matrix(self._J0)
         self.J1 = fem_petsc.create_matrix(self._J1)
         self._work_m, self._work_z = self.J0.createVecs()
@@ -84,7 +89,9 @@ class StepDerivatives:
         self._ksp: LinearSolver | None = None
         from llgfem.solvers.llg import VectorAssembler
 
-        self._assemblers = [[VectorAssembler(f) for f in row] for row in self._B]
+        zero = np.zeros(self.n)
+        self._assemblers = [[VectorAssembler(f) if f is not None else zero.copy for f in row]
+                            for row in self._B]
 
     # -- one step ---------------------------------------------------------------------------
     def assemble(self, n: int, m_n: np.ndarray, m_next: np.ndarray):
