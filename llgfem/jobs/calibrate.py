@@ -174,8 +174,6 @@ def setup(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD) -> Calibration:
     """Build the solver, observation, reduced operator and noisy synthetic data of ``cfg``."""
     job = cfg.section("llg", LLGJobConfig)
     cal = cfg.section("calibrate", CalibrateConfig)
-    if job.form != "gilbert":
-        raise ConfigError("llg.form: the calibration needs the Gilbert form (step derivatives)")
     domain = create_domain(comm, cfg.domain)
     V = create_vector_space(domain.mesh)
     grid = TimeGrid(cfg.time.T, cfg.time.n_t)
