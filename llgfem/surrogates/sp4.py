@@ -104,8 +104,8 @@ class SP4DatasetSpec:
             lo, hi = getattr(self, name)
             if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
                 raise ConfigError(f"{where}.{name}: need finite lower <= upper")
-        if not (self.T > 0 and self.atol > 0 and self.rtol > 0):
-            raise ConfigError(f"{where}: T, atol and rtol must be > 0")
+        if not (self.T > 0 and self.atol > 0 and 0 < self.rtol < 1):
+            raise ConfigError(f"{where}: T and atol must be > 0, 0 < rtol < 1")
 
 
 def _has_magnumnp(python: str) -> bool:
@@ -220,9 +220,9 @@ def generate_sp4_dataset(spec: SP4DatasetSpec, path: str | Path, python: str | N
         proc = subprocess.run(generator_command(spec, path, python, script or SCRIPT), stdout=out,
                               stderr=subprocess.STDOUT, timeout=timeout)
     if proc.returncode != 0:
-        tail = log.read_text().splitlines()[-15:]
-        raise SideEnvironmentError(f"SP4 generator ({python}) exited with {proc.returncode}; "
-                                   "last lines of " + str(log) + ":\n" + "\n".join(tail))
+        tail = [ln.strip() for ln in log.read_text().splitlines() if ln.strip()][-1:]
+        raise SideEnvironmentError(f"SP4 generator ({python}) exited with {proc.returncode} "
+                                   f"({tail[0] if tail else 'no output'}); see {log}")
     check = check_reference(read_reference(path, spec.T))
     data = read_dataset(path)
     data.meta["reference_check"] = check
