@@ -205,7 +205,7 @@ def main() -> None:
         "reconstruction": lan2d["reconstruction"],
         "cross_checks": {"brown_neel_vs_langevin_seed_25kHz": lag,
                          "brown_neel_full_vs_langevin_small_particle_2d": small},
-        "plots": {"patterns": str(RUNS / "langevin_2d" / "plots" / "patterns_x.png"),
+        "plots": {"patterns": str(c["langevin_2d"].run_dir / "plots" / "patterns_x.png"),
                   "lag": str(OUT.with_name("system_matrix_lag.png"))},
     }
     OUT.write_text(json.dumps(result, indent=2, default=float) + "\n")

@@ -165,8 +165,7 @@ def _plots(plot_dir: Path, sm: SystemMatrix, s: SystemMatrixSetup, rec: dict | N
     plot_dir.mkdir(parents=True, exist_ok=True)
     j, sc = s.job, s.scanner
     names = [ch.name for ch in s.channels]
-    peaks = plots.select_pattern_bins(sm.snr, sm.frequencies, j.label_peaks,
-                                      j.pattern_min_frequency)
+    peaks = plots.spaced_peaks(sm.snr, sm.frequencies, j.label_peaks, j.pattern_min_frequency)
     labels = dict(zip(peaks.tolist(), frequency_labels(sc, peaks), strict=True))
     plots.plot_spectrum(plot_dir / "spectrum.png", sm.frequencies, sm.S, sm.snr, labels, names,
                         f"{s.model.name}: mean |S| over {len(sm.positions)} positions")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["plot_patterns", "plot_reconstruction", "plot_signals", "plot_spectrum",
-           "select_pattern_bins"]
+           "select_pattern_bins", "spaced_peaks"]
 
 
 def _plt():
@@ -29,19 +29,40 @@ def select_pattern_bins(snr: np.ndarray, frequencies: np.ndarray, count: int,
     return np.sort(order[np.isfinite(best[order])])
 
 
+def spaced_peaks(snr: np.ndarray, frequencies: np.ndarray, count: int, min_frequency: float,
+                 separation: float = 0.02) -> np.ndarray:
+    """Up to ``count`` highest-SNR bins at f >= min_frequency, at least ``separation`` of
+    the frequency range apart (for readable labels), sorted."""
+    best = snr.max(axis=0).copy()
+    best[frequencies < min_frequency] = -np.inf
+    gap = separation * frequencies[-1]
+    chosen: list[int] = []
+    for k in np.argsort(best)[::-1]:
+        if len(chosen) >= count or not np.isfinite(best[k]):
+            break
+        if all(abs(frequencies[k] - frequencies[j]) >= gap for j in chosen):
+            chosen.append(int(k))
+    return np.sort(np.array(chosen, int))
+
+
 def plot_spectrum(path: Path, frequencies: np.ndarray, S: np.ndarray, snr: np.ndarray,
                   labels: dict[int, str], channel_names: list[str], title: str = "") -> None:
     """Mean |S| over positions and SNR per frequency, peaks labelled by mixing order."""
     plt = _plt()
     fig, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-    fk = frequencies * 1e-3
+    fk = frequencies[1:] * 1e-3  # the DC bin carries no induced signal
+    top = 0.0
     for l, name in enumerate(channel_names):  # noqa: E741
-        mean = np.abs(S[:, l]).mean(axis=0)
-        axes[0].semilogy(fk, np.maximum(mean, 1e-300), lw=0.8, label=name)
-        axes[1].semilogy(fk, np.maximum(snr[l], 1e-300), lw=0.8, label=name)
+        mean = np.abs(S[:, l, 1:]).mean(axis=0)
+        top = max(top, mean.max())
+        axes[0].semilogy(fk, mean, lw=0.8, label=name)
+        axes[1].semilogy(fk, snr[l, 1:], lw=0.8, label=name)
         for k, text in labels.items():
-            axes[0].annotate(text, (fk[k], mean[k]), fontsize=6, rotation=60,
-                             xytext=(0, 3), textcoords="offset points")
+            if l == 0 and k > 0:
+                axes[0].annotate(text, (fk[k - 1], mean[k - 1]), fontsize=6, rotation=60,
+                                 xytext=(0, 3), textcoords="offset points")
+    axes[0].set_ylim(top * 1e-8, top * 30)
+    axes[1].set_ylim(max(1e-3, snr.max() * 1e-8), snr.max() * 30)
     axes[0].set(ylabel="mean$_x$ |S(x, f)| [V]", title=title)
     axes[1].set(xlabel="f [kHz]", ylabel="SNR")
     axes[0].legend(fontsize=7)
