@@ -191,6 +191,10 @@ def setup(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD) -> Calibration:
     op = ReducedOperator(solver, obs, m0, m_guess=guess, failed_solve="nan")
     y = op.restrict(obs.apply(op.cache.state(a_true)))
     op.cache.reset(guess)  # the identification starts from the guess, not the true state
+    if not np.any(y):  # replicated data: the same verdict on every rank
+        raise ConfigError("calibrate: the simulated signals are identically zero (m does not "
+                          "move: a field collinear with m0, or concentrations/coils that see "
+                          "nothing); nothing can be identified from them")
     if cal.noise == "uniform":  # pointwise relative noise of amplitude delta
         u = np.random.default_rng(cal.seed).uniform(-1.0, 1.0, y.shape)
         y_delta = y * (1.0 + cal.delta * u)

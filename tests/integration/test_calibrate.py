@@ -100,11 +100,22 @@ def _cal_cls():
     return CalibrateConfig
 
 
-def test_landau_lifshitz_form_is_rejected(mpi_tmp_path):
-    cfg = config(mpi_tmp_path)
-    cfg.sections["llg"] = {"initial": "uniform", "form": "landau_lifshitz"}
-    with pytest.raises(ConfigError, match="Gilbert"):
-        setup(cfg)
+def test_landau_lifshitz_scheme_calibrates_through_zero_field(mpi_tmp_path):
+    """The length-preserving scheme in the reduced identification (a field-free point sweeps the
+    interval, no bias): the residual falls and |m| = 1 is kept by the identified state."""
+    cfg = config(mpi_tmp_path, a0=[1.3, 0.3], max_iter=8, delta=0.01)
+    cfg.sections["llg"] = {"initial": "field", "form": "landau_lifshitz", "a1": 1.0,
+                           "a2": 0.5, "exchange": 0.05}
+    cfg.sections["field"] = {"kind": "ffp", "gradient": 1.0, "amplitude": 2.0, "frequency": 2.5,
+                             "direction": [1.0, 0.5, 0.0]}
+    cfg.sections["domain"] = {"kind": "interval", "lower": [-2.0], "upper": [2.0], "n": [16]}
+    cal = setup(cfg)
+    summary, hist = calibrate(cal)
+    assert hist["residual_norm"][-1] < 0.5 * hist["residual_norm"][0]
+    m = cal.op.state(np.array([summary["a1"], summary["a2"]]))
+    dev = np.abs(np.linalg.norm(m.reshape(m.shape[0], -1, 3), axis=2) - 1.0).max(initial=0.0)
+    assert MPI.COMM_WORLD.allreduce(dev, op=MPI.MAX) < 1e-9
+    cal.op.cache.destroy()
 
 
 def test_scanner_demo_config_fast(mpi_tmp_path):
