@@ -32,7 +32,7 @@ its own block, serial objects, one gather); rank 0 writes.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +138,7 @@ def write_mdf_files(run_dir: Path, sm: SystemMatrix, s: SystemMatrixSetup) -> li
 
     sc, cfg = s.scanner, s.scanner.cfg
     drive = drive_field(cfg.base_frequency, list(cfg.dividers), list(cfg.strengths),
-                        list(s.scanner.phases), "sine" if cfg.waveform == "sine" else "custom")
+                        list(sc.mdf_phases()), "sine")
     tf = np.stack([ch.transfer(sm.frequencies) for ch in s.channels])
     rx = Receiver(num_channels=len(s.channels), num_sampling_points=sc.num_samples,
                   bandwidth=sc.num_samples / sc.cycle / 2, unit="V", transfer_function=tf)
@@ -229,7 +229,7 @@ def run(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD) -> dict:
         derived = {"scanner": {**_plain(s.scanner.cfg), "derived": s.scanner.derived()},
                    "tracer": {**_plain(s.tracer), "derived": s.tracer.derived()},
                    "calibration": s.grid, "model": s.model.options(),
-                   "receiver": [_plain(replace(ch.cfg)) for ch in s.channels],
+                   "receiver": {ch.name: _plain(ch.cfg) for ch in s.channels},
                    "system_matrix": s.job, "reconstruction": s.rec}
         write_resolved_config(cfg, run_dir, derived)
     sm = compute_system_matrix(s.model, s.scanner, s.channels, s.tracer, s.grid,

@@ -137,6 +137,10 @@ class ScannerFields:
     def _phase(self, t: np.ndarray) -> np.ndarray:
         return 2 * np.pi * np.asarray(t, float)[..., None] * self.frequencies + self.phases
 
+    def mdf_phases(self) -> np.ndarray:
+        """Phases of the equivalent sine drive (MDF ``waveform = sine``): cos = sin(· + π/2)."""
+        return self.phases + (np.pi / 2 if self.cfg.waveform == "cosine" else 0.0)
+
     def drive(self, t: np.ndarray | float) -> np.ndarray:
         """Σ_d A_d e_d w(2π f_d t + φ_d) [T], shape t.shape + (3,)."""
         ph = self._phase(t)
@@ -185,9 +189,10 @@ class ScannerFields:
             "drive_bins": self.bin_per_channel.tolist(),
             "drive_amplitude_vectors_T": self.amplitudes.tolist(),
             "field_free_point_m": self.ffp().tolist(),
-            "drive_fov_m": [float(a / abs(g)) if g else None for a, g in
-                            zip(np.abs(self.amplitudes).sum(axis=0), self.gradient,
-                                strict=True)],
+            "drive_fov_half_width_m": {
+                ax: float(a / abs(g)) for ax, a, g in
+                zip("xyz", np.abs(self.amplitudes).sum(axis=0), self.gradient, strict=True)
+                if g != 0},
         }
 
 

@@ -17,7 +17,7 @@ def test_openmpidata_lissajous_derived_values():
     assert sc.cycle == pytest.approx(652.8e-6, rel=1e-12)
     assert list(sc.bin_per_channel) == [16, 17]
     d = sc.derived()
-    assert d["drive_fov_m"][:2] == pytest.approx([0.012, 0.012])
+    assert d["drive_fov_half_width_m"] == pytest.approx({"x": 0.012, "y": 0.012, "z": 0.0})
     # the trajectory closes after one cycle and not before (Lissajous period)
     np.testing.assert_allclose(sc.drive(sc.cycle), sc.drive(0.0), atol=1e-15)
     assert np.abs(sc.drive(sc.cycle / 3) - sc.drive(0.0)).max() > 1e-3
