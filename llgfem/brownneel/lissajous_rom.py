@@ -1,0 +1,211 @@
+r"""Offset-parametric POD ROM of the Brown–Néel Lissajous model and its system matrix.
+
+One POD basis U serves every position x of the field of view: the terms A_k of
+F(t; b) = Σ_k c_k(t; b) A_k (``lissajous``) are projected once, Â_k = UᵀA_kU, and a position
+enters only through the coefficients c_k(t; b), b = G x.  Outputs use Ψ = G_quad U, so a reduced
+run never touches a full-size vector:
+
+    a' = Σ_k c_k(t; b) Â_k a,   a(0) = Uᵀw(ξ(0))/a₁,   ψ = Ψ a,  ψ̇ = Ψ ȧ  →  ⟨m⟩, d⟨m⟩/dt.
+
+Stability: sym(F) ≤ κ(t) (dynamic formulation, ξ̇ term aside) gives sym(UᵀFU) ≤ κ(t) for every r
+(``llgfem.rom.galerkin``); the shift κ(t) of a reduced run is its own leak rate (inverse
+iteration on UᵀFU from Uᵀw).
+
+Training positions are chosen greedily (``llgfem.rom.parametric.greedy_selection``) with the
+relative residual indicator η(b) = RMS_t ‖F U a − U ȧ‖ / RMS_t ‖ȧ‖ of a reduced run at b.
+
+The system matrix (receive signals d⟨m_a⟩/dt of every grid position) is computed with the
+positions split over the ranks of a communicator; each rank integrates its positions with
+sequential (COMM_SELF) objects and the signals are gathered once.
+
+Notation: b offset field [T], G gradient [T/m], r POD rank, κ leak shift (1/τ_N).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from llgfem.brownneel.integrate import TSSettings, integrate_petsc
+from llgfem.brownneel.lissajous import (
+    LissajousDrive,
+    LissajousModel,
+    LissajousRun,
+    offset_field,
+    signal_nrmse,
+)
+from llgfem.rom.parametric import (
+    GreedyResult,
+    ParametricReductor,
+    ParametricROM,
+    greedy_selection,
+)
+
+__all__ = [
+    "PositionTraining",
+    "compare",
+    "reductor_for",
+    "rom_indicator",
+    "rom_system_matrix",
+    "select_positions",
+    "simulate_reduced",
+]
+
+
+def reductor_for(model: LissajousModel, residual: bool = True) -> ParametricReductor:
+    """Reductor of the model's terms A_k with the quadrature output map G."""
+    return ParametricReductor(model.matrices(), model.quad.g, residual=residual)
+
+
+def _reduced_initial(model: LissajousModel, rom: ParametricROM, drive) -> np.ndarray:
+    xi0, _ = model.xi(drive, np.zeros(1))
+    a0 = rom.psi.T @ model.quad.kernel(xi0)[0]
+    _, _, a1 = model.quad.moments(xi0, (rom.psi @ a0)[:, None])
+    return a0 / a1[0]
+
+
+def simulate_reduced(model: LissajousModel, rom: ParametricROM, drive: LissajousDrive,
+                     t: np.ndarray, settings: TSSettings = TSSettings(),
+                     keep_states: bool = True) -> LissajousRun:
+    """Reduced run at the drive's offset (the FOM's PETSc TS on dense r × r matrices).
+
+    Args:
+        model: the FOM (coefficients, quadrature).
+        rom: the reduced model.
+        drive: drive with the position's offset.
+        t: output times [s].
+        settings: integrator settings.
+        keep_states: keep the reduced states.
+    """
+    model.check_drive(drive)
+    t = np.asarray(t, float)
+    t0 = time.perf_counter()
+    table = model.shift_table(drive, float(t[-1]), reduced=rom)
+    a0 = _reduced_initial(model, rom, drive)
+    mats = rom.petsc_matrices()
+    res = integrate_petsc(mats, model.coefficient_function(drive, table), a0,
+                          t / model.params.tau_n, settings, prefix="llgfem_bnrom_ts_")
+    for mat in mats:
+        mat.destroy()
+    c = model.coefficient_samples(drive, t, table)
+    adot = rom.rates(c, res.y)
+    xi, dxi = model.xi(drive, t)
+    m, dm, a1 = model.quad.moments(xi, rom.psi @ res.y, rom.psi @ adot / model.params.tau_n,
+                                   dxi)
+    seconds = time.perf_counter() - t0
+    return LissajousRun(t, m, dm, a1, seconds, res.steps, res.y if keep_states else None,
+                        {**res.info, "integration_seconds": res.seconds, "rank": rom.rank})
+
+
+def rom_indicator(model: LissajousModel, rom: ParametricROM, drive: LissajousDrive,
+                  t: np.ndarray, settings: TSSettings = TSSettings(), stride: int = 1) -> float:
+    """η = RMS_t ‖F U a − U ȧ‖ / RMS_t ‖ȧ‖ of a reduced run (every ``stride``-th sample)."""
+    run = simulate_reduced(model, rom, drive, t, settings)
+    table = model.shift_table(drive, float(t[-1]), reduced=rom)
+    c = model.coefficient_samples(drive, t, table)[::stride]
+    a = run.y[:, ::stride]
+    res = rom.residual(c, a)
+    adot = rom.rates(c, a)
+    return float(np.sqrt(np.mean(res**2) / np.mean(np.sum(adot**2, axis=0))))
+
+
+@dataclass
+class PositionTraining:
+    """Greedy training over positions: the FOM runs made and the resulting ROM.
+
+    Attributes:
+        positions: candidate positions [m], shape (n, 3).
+        greedy: the greedy result (selected indices, indicator history, POD, ROM).
+        fom_runs: FOM runs of the selected positions, by index.
+    """
+
+    positions: np.ndarray
+    greedy: GreedyResult
+    fom_runs: dict = field(default_factory=dict)
+
+    @property
+    def rom(self) -> ParametricROM:
+        return self.greedy.rom
+
+
+def select_positions(model: LissajousModel, drive: LissajousDrive, gradient,
+                     positions: np.ndarray, t: np.ndarray, settings: TSSettings = TSSettings(),
+                     first: int | None = None, max_selected: int = 6, tol: float = 0.0,
+                     rank: int | None = None, energy: float | None = None,
+                     rom_settings: TSSettings | None = None, stride: int = 4) -> PositionTraining:
+    """Greedy basis over training positions with the residual indicator.
+
+    Args:
+        model: the FOM.
+        drive: the drive (its offset is replaced by G x for every position).
+        gradient: G (3 diagonal entries or 3×3) [T/m].
+        positions: candidate positions [m], shape (n, 3).
+        t: output times [s] (snapshots are the states at these times).
+        settings: FOM integrator settings; ``rom_settings`` those of the reduced runs.
+        first: first training position (default: the one nearest the centre).
+        max_selected, tol, rank, energy: see :func:`greedy_selection`.
+        stride: sample stride of the residual indicator.
+    """
+    positions = np.asarray(positions, float)
+    drives = [drive.with_offset(offset_field(gradient, x)) for x in positions]
+    first = int(np.argmin(np.linalg.norm(positions, axis=1))) if first is None else first
+    runs: dict[int, LissajousRun] = {}
+
+    def snapshots(i: int) -> np.ndarray:
+        runs[i] = model.simulate(drives[i], t, settings)
+        return runs[i].y
+
+    def indicator(rom: ParametricROM, i: int) -> float:
+        return rom_indicator(model, rom, drives[i], t, rom_settings or settings, stride)
+
+    greedy = greedy_selection(len(positions), snapshots, indicator, reductor_for(model),
+                              first, max_selected, tol, rank, energy)
+    return PositionTraining(positions, greedy, runs)
+
+
+def rom_system_matrix(model: LissajousModel, rom: ParametricROM, drive: LissajousDrive,
+                      gradient, positions: np.ndarray, t: np.ndarray, start: int = 0,
+                      settings: TSSettings = TSSettings(), comm=None) -> dict:
+    """Receive signals d⟨m_a⟩/dt [1/s] of every position from the ROM, parallel over positions.
+
+    Positions are dealt round-robin to the ranks of ``comm`` (default COMM_WORLD); each rank
+    integrates its positions sequentially (COMM_SELF objects); one gather at the end.
+
+    Args:
+        model, rom: the FOM (for the coefficients and quadrature) and the reduced model.
+        drive: the drive (offset replaced by G x).
+        gradient: G [T/m]; positions: shape (n, 3) [m].
+        t: output times [s]; ``start``: first recorded sample (after the warm-up).
+        settings: integrator settings of the reduced runs.
+        comm: mpi4py communicator.
+
+    Returns:
+        On every rank: ``signals`` (n, n_rec, n_driven_axes), ``mean_moment`` (n, 3),
+        ``seconds`` (wall time of the whole call on this rank, max over ranks) and
+        ``per_position`` (list of (index, seconds)).
+    """
+    from mpi4py import MPI
+
+    comm = comm or MPI.COMM_WORLD
+    positions = np.asarray(positions, float)
+    axes = drive.driven_axes
+    comm.Barrier()
+    t0 = time.perf_counter()
+    local = []
+    for i in range(comm.rank, len(positions), comm.size):
+        d = drive.with_offset(offset_field(gradient, positions[i]))
+        run = simulate_reduced(model, rom, d, t, settings, keep_states=False)
+        local.append((i, run.signals(axes)[start:], run.m[start:].mean(axis=0), run.seconds))
+    gathered = comm.allgather(local)
+    seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+    items = sorted((x for part in gathered for x in part), key=lambda x: x[0])
+    return {"signals": np.stack([x[1] for x in items]),
+            "mean_moment": np.stack([x[2] for x in items]),
+            "per_position": [(x[0], x[3]) for x in items], "seconds": seconds}
+
+
+def compare(fom: LissajousRun, rom: LissajousRun, axes, start: int = 0) -> float:
+    """NRMSE of the receive signals (all driven channels) over the recorded samples."""
+    return signal_nrmse(rom.signals(axes)[start:], fom.signals(axes)[start:])
