@@ -197,6 +197,9 @@ def run_job(cfg: Config) -> dict:
     sp4 = cfg.section("sp4", SP4DatasetSpec)
     kernel = cfg.section("kernel", KernelSurrogateConfig)
     data_path, model_path = job.paths(cfg.run_dir)
+    if kind == "surrogate_kernel" and job.source == "fem" and cfg.time.n_t <= kernel.nu:
+        raise ConfigError(f"time.n_t: {cfg.time.n_t} time points, the integrator needs more "
+                          f"than kernel.nu = {kernel.nu}")
     if MPI.COMM_WORLD.rank == 0:
         write_resolved_config(cfg, cfg.run_dir, {"surrogate": job, "sp4": sp4})
     summary: dict = {"job": kind, "mpi_size": MPI.COMM_WORLD.size}
@@ -212,6 +215,12 @@ def run_job(cfg: Config) -> dict:
         data = _load(data_path)
     log.info(f"surrogate: dataset of {len(data.D)} trajectories x {data.D.shape[1]} times, "
              f"N = {data.N} nodes")
+    if kind != "surrogate_generate" and data.D.shape[1] <= kernel.nu:
+        raise ConfigError(f"kernel.nu: the dataset has {data.D.shape[1]} time points, the "
+                          f"integrator needs more than nu = {kernel.nu} (raise time.n_t)")
+    if kind != "surrogate_generate" and len(data.D) < 2:
+        raise ConfigError(f"dataset.n_fields: {len(data.D)} trajectory cannot be split into "
+                          "train and test sets")
     if kind in ("surrogate_train", "surrogate_kernel"):
         model, info = _train(kernel, job, data, model_path)
         summary.update(info)
