@@ -163,6 +163,7 @@ class AdaptiveTrajectory:
     K: np.ndarray | None = None
     a: tuple[float, float] | None = None
     rejected: int = 0
+    steps_taken: int | None = None
 
     @property
     def steps(self) -> int:
@@ -305,23 +306,44 @@ class AdaptiveLL:
         return self.comm.allreduce(float(np.dot(x, y)))
 
     # -- forward with PETSc TS -------------------------------------------------------------
-    def forward(self, a=None) -> AdaptiveTrajectory:
-        """Adaptive ARKIMEX run on ``[0, T]``; returns the values at the accepted steps."""
+    def forward(self, a=None, stop_times: np.ndarray | None = None) -> AdaptiveTrajectory:
+        """Adaptive ARKIMEX run on ``[0, T]``.
+
+        Args:
+            a: parameters ``(a1, a2)`` (default: the current ones).
+            stop_times: if given (increasing, in ``(0, T]``), the TS is also made to stop
+                exactly at these times (one ``TSSolve`` per interval, last step clipped) and the
+                trajectory returned holds the values there instead of at every accepted step
+                (e.g. a fine reference at a coarse run's step times).
+
+        Returns:
+            The values at ``t_0 = 0`` and the accepted step ends (or ``stop_times``); ``m_t``
+            is ``-F(t, y, 0)`` there.  ``steps_taken`` counts all accepted steps.
+        """
         if a is not None:
             self.set_parameters(a)
         ts = self._create_ts()
         y = self.y.duplicate()
         y.array_w[:] = np.concatenate([self.m0, self.consistent_field(0.0, self.m0)])
         times, states = [0.0], [y.array_r.copy()]
+        record = stop_times is None
 
         def monitor(ts_, k, t, u):
-            if k > 0:
+            if k > 0 and record:
                 times.append(t)
                 states.append(u.array_r.copy())
 
         ts.setMonitor(monitor)
-        ts.solve(y)
-        reason, rejected = ts.getConvergedReason(), ts.getStepRejections()
+        for t_stop in ([self.T] if record else np.asarray(stop_times, dtype=float)):
+            ts.setMaxTime(float(t_stop))
+            ts.solve(y)
+            if not record:
+                times.append(ts.getTime())
+                states.append(y.array_r.copy())
+            if ts.getConvergedReason() < 0:
+                break
+        reason, rejected, taken = (ts.getConvergedReason(), ts.getStepRejections(),
+                                   ts.getStepNumber())
         ts.destroy()
         y.destroy()
         if reason < 0:
@@ -330,7 +352,7 @@ class AdaptiveLL:
         n = self.n
         K = np.array([-self.residual(t_, y_, None) for t_, y_ in zip(times, Y)])
         return AdaptiveTrajectory(np.array(times), Y[:, :n], K[:, :n], Y[:, n:],
-                                  a=self.parameters(), rejected=rejected)
+                                  a=self.parameters(), rejected=rejected, steps_taken=taken)
 
     def _create_ts(self):
         opts = self.options
