@@ -25,11 +25,10 @@ from mpi4py import MPI
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _two_ranks import run_two_ranks  # noqa: E402
 
+from llgfem.builders import build_llg_problem
 from llgfem.cli import load_run_config
-from llgfem.jobs.llg_forward import LLGJobConfig, build_solver
 from llgfem.mesh import create_domain
 from llgfem.paper_cases import paper_case, solve_forward
-from llgfem.spacetime import TimeGrid, create_vector_space
 
 OUT = Path("outputs/bench/llg_forward.json")
 DEMO = Path(__file__).resolve().parents[1] / "demos" / "configs" / "scanner2d.toml"
@@ -53,18 +52,16 @@ def paper_tests() -> list[dict]:
 
 def demo(comm=MPI.COMM_WORLD) -> dict:
     cfg = load_run_config(str(DEMO))
-    job = cfg.section("llg", LLGJobConfig)
-    V = create_vector_space(create_domain(comm, cfg.domain).mesh)
-    grid = TimeGrid(cfg.time.T, cfg.time.n_t)
-    solver, m0, _ = build_solver(cfg, job, V, grid)
-    solver.solve(m0)  # warm-up (JIT, first factorisation)
+    problem = build_llg_problem(cfg, create_domain(comm, cfg.domain).mesh)
+    solver, V, grid = problem.solver, problem.V, problem.grid
+    problem.forward()  # warm-up (JIT, first factorisation)
     comm.Barrier()
     t0 = time.perf_counter()
-    solver.solve(m0)
+    problem.forward()
     seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
     return {"dofs": V.dofmap.index_map.size_global * 3, "time_steps": grid.n_t - 1,
             "seconds": seconds, "seconds_per_step": seconds / (grid.n_t - 1),
-            "newton_iterations": int(sum(solver.newton_iterations)), "form": job.form}
+            "newton_iterations": int(sum(solver.newton_iterations)), "scheme": problem.scheme}
 
 
 def main() -> None:

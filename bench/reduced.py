@@ -112,7 +112,7 @@ def informative_coil(method: str) -> list[dict]:
     rot = Coil(lambda x: ufl.as_vector((ufl.cos(x[0]), -ufl.sin(x[0]), 0.0)), "delta", "p_rot")
     obs = Observation(sv.V, sv.grid, 1.0, [Coil((1.0, 1.0, 1.0), ("constant", 1.0)), rot],
                       mu0=1.0)
-    op = ReducedOperator(sv, obs, base.op.cache.m_init, m_guess=guess, failed_solve="nan")
+    op = ReducedOperator(base.op.problem, obs, m_guess=guess, failed_solve="nan")
     y = op(base.a_true)
     rows = []
     for delta in PAPER:

@@ -25,6 +25,7 @@ from mpi4py import MPI
 from llgfem.operators.all_at_once import AllAtOnceOperator
 from llgfem.operators.observation import Coil, Concentration, Observation
 from llgfem.paper_cases import paper_case, relative_error
+from llgfem.problem import LLGProblem
 from llgfem.regularisation import AdaptiveStep, MaxIterations, nesterov_landweber
 from llgfem.solvers.heat import HeatSolver
 from llgfem.solvers.llg import LLGSolver
@@ -69,7 +70,7 @@ say(f"signal: {y.shape} samples, first {y[0, 0, 0]:.6f}, "
 # with the W- and U-Riesz maps (heat-type problems (18), (19), (21)).  A dot test checks it.
 
 # %%
-F = AllAtOnceOperator(solver, HeatSolver(V, grid), m0, obs)
+F = AllAtOnceOperator(LLGProblem(solver, m0, obs), HeatSolver(V, grid))
 rng = np.random.default_rng(comm.rank)
 x = F.join(m - m0, [1.0, 0.0])
 dx = rng.standard_normal(F.domain_size)
@@ -86,7 +87,7 @@ say(f"dot test <F'dx, r> vs <dx, F'* r>: relative difference {res.relative_error
 # the paper's perturbed guess m_hat = -sin(30 t)/5 (1, 1, 1) and use Nesterov's acceleration.
 
 # %%
-F_model = AllAtOnceOperator(solver, F.heat, m0, estimate_parameters=False)
+F_model = AllAtOnceOperator(LLGProblem(solver, m0), F.heat, estimate_parameters=False)
 guess = interpolate_levels(V, case.initial_guess_np, grid.times)
 guess[0] = 0.0
 x0 = F_model.join(guess, [1.0, 0.0])

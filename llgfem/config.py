@@ -92,12 +92,12 @@ JOB_TABLES: dict[str, tuple[str, ...]] = {
 #: ``llgfem run`` checks every table of a config before any work starts.
 TABLE_CLASSES: dict[str, str] = {
     "heat": "llgfem.jobs.heat:HeatJobConfig",
-    "llg": "llgfem.jobs.llg_forward:LLGJobConfig",
+    "llg": "llgfem.builders:LLGConfig",
     "physical": "llgfem.physics:PhysicalParameters",
     "field": "llgfem.physics:FieldSpec",
-    "observation": "llgfem.jobs.signals:ObservationConfig",
-    "coil": "llgfem.jobs.signals:CoilConfig",
-    "concentration": "llgfem.jobs.signals:ConcentrationConfig",
+    "observation": "llgfem.builders:ObservationConfig",
+    "coil": "llgfem.builders:CoilConfig",
+    "concentration": "llgfem.builders:ConcentrationConfig",
     "calibrate": "llgfem.jobs.calibrate:CalibrateConfig",
     "aao": "llgfem.jobs.all_at_once:AAOConfig",
     "brown_neel": "llgfem.brownneel.jobs:BrownNeelConfig",
@@ -340,7 +340,12 @@ def parse_section(cls: type, table: dict[str, Any], where: str) -> Any:
     except (TypeError, ValueError) as e:  # a __post_init__ check of the dataclass
         raise ConfigError(f"{where}: {e}") from None
     if hasattr(obj, "validate"):
-        obj.validate(where)
+        try:
+            obj.validate(where)
+        except ConfigError:
+            raise
+        except ValueError as e:  # a library-level check (e.g. physics.ParameterError)
+            raise ConfigError(str(e)) from None
     return obj
 
 

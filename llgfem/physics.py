@@ -63,9 +63,8 @@ from dataclasses import dataclass, field
 
 import ufl
 
-from llgfem.config import ConfigError
-
 __all__ = [
+    "ParameterError",
     "MU0",
     "FieldSpec",
     "LLGParameters",
@@ -74,6 +73,14 @@ __all__ = [
     "applied_field",
     "reference_field",
 ]
+
+class ParameterError(ValueError):
+    """A non-physical parameter; the message names the key (``table.key: ...``).
+
+    The physics layer knows nothing of configs: the builders (:mod:`llgfem.builders`) and
+    :func:`llgfem.config.parse_section` turn it into a :class:`~llgfem.config.ConfigError`.
+    """
+
 
 MU0 = 4e-7 * math.pi
 
@@ -97,19 +104,19 @@ class LLGParameters:
     easy_axis: tuple[float, float, float] = (0.0, 0.0, 1.0)
 
     def validate(self, where: str = "llg") -> None:
-        """Raise :class:`ConfigError` naming the key of a non-physical coefficient."""
+        """Raise :class:`ParameterError` naming the key of a non-physical coefficient."""
         for name in ("a1", "a2", "exchange", "anisotropy"):
             if not math.isfinite(getattr(self, name)):
-                raise ConfigError(f"{where}.{name}: must be finite")
+                raise ParameterError(f"{where}.{name}: must be finite")
         if self.a1 == 0 and self.a2 == 0:
-            raise ConfigError(f"{where}.a1: a1 and a2 cannot both vanish (no time derivative)")
+            raise ParameterError(f"{where}.a1: a1 and a2 cannot both vanish (no time derivative)")
         if self.a1 < 0:
-            raise ConfigError(f"{where}.a1: must be >= 0 (a1 is the damping; a1 < 0 makes the "
+            raise ParameterError(f"{where}.a1: must be >= 0 (a1 is the damping; a1 < 0 makes the "
                               f"energy grow and the equation ill-posed), got {self.a1}")
         if self.exchange < 0:
-            raise ConfigError(f"{where}.exchange: must be >= 0, got {self.exchange}")
+            raise ParameterError(f"{where}.exchange: must be >= 0, got {self.exchange}")
         if self.anisotropy != 0 and math.hypot(*self.easy_axis) == 0:
-            raise ConfigError(f"{where}.easy_axis: must be a non-zero vector")
+            raise ParameterError(f"{where}.easy_axis: must be a non-zero vector")
 
 
 @dataclass(frozen=True)
@@ -128,7 +135,7 @@ class Units:
         for name in ("field", "time", "length"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"units.{name}: must be a positive finite number, got {value}")
+                raise ParameterError(f"units.{name}: must be a positive finite number, got {value}")
 
     @classmethod
     def si(cls) -> Units:
@@ -217,26 +224,26 @@ class PhysicalParameters:
     mu0: float = MU0
 
     def validate(self, where: str = "physical") -> None:
-        """Raise :class:`ConfigError` naming the first non-physical key."""
+        """Raise :class:`ParameterError` naming the first non-physical key."""
         for name in ("m_S", "gamma", "alpha_D", "A", "K_u", "mu0", "easy_axis"):
             values = getattr(self, name)
             values = values if isinstance(values, tuple) else (values,)
             if not all(math.isfinite(v) for v in values):
-                raise ConfigError(f"{where}.{name}: must be finite")
+                raise ParameterError(f"{where}.{name}: must be finite")
         positive = {"m_S": "the saturation magnetisation (A/m)",
                     "gamma": "the gyromagnetic ratio magnitude (rad/(s T)); the sign convention "
                              "dm/dt = -gamma m x B is built in",
                     "mu0": "the permeability (H/m)"}
         for name, meaning in positive.items():
             if not getattr(self, name) > 0:
-                raise ConfigError(f"{where}.{name}: must be > 0 ({meaning}), "
+                raise ParameterError(f"{where}.{name}: must be > 0 ({meaning}), "
                                   f"got {getattr(self, name)}")
         if self.alpha_D < 0:
-            raise ConfigError(f"{where}.alpha_D: the damping must be >= 0, got {self.alpha_D}")
+            raise ParameterError(f"{where}.alpha_D: the damping must be >= 0, got {self.alpha_D}")
         if self.A < 0:
-            raise ConfigError(f"{where}.A: the exchange stiffness must be >= 0, got {self.A}")
+            raise ParameterError(f"{where}.A: the exchange stiffness must be >= 0, got {self.A}")
         if len(self.easy_axis) != 3 or math.hypot(*self.easy_axis) == 0:
-            raise ConfigError(f"{where}.easy_axis: must be a non-zero 3-vector")
+            raise ParameterError(f"{where}.easy_axis: must be a non-zero 3-vector")
 
     @property
     def exchange_length(self) -> float:
@@ -264,7 +271,7 @@ class PhysicalParameters:
         """
         self.validate()
         if not (math.isfinite(B_ref) and B_ref > 0):
-            raise ConfigError(f"units.field: B_ref must be a positive field in T, got {B_ref}")
+            raise ParameterError(f"units.field: B_ref must be a positive field in T, got {B_ref}")
         return Units(field=B_ref, time=1.0 / (self.gamma * B_ref), length=L_ref)
 
     def llg(self, units: Units | None = None, easy_axis: Sequence[float] | None = None
@@ -321,15 +328,15 @@ class FieldSpec:
     def validate(self, where: str = "field") -> None:
         kinds = ("static", "sinusoidal", "rotating", "ffp", "expression", "zero")
         if self.kind not in kinds:
-            raise ConfigError(f"{where}.kind: {self.kind!r} is not one of {kinds}")
+            raise ParameterError(f"{where}.kind: {self.kind!r} is not one of {kinds}")
         if self.kind == "expression" and not callable(self.expression):
-            raise ConfigError(f"{where}.expression: a callable (x, t) -> vector is required")
+            raise ParameterError(f"{where}.expression: a callable (x, t) -> vector is required")
         numbers = (self.amplitude, self.frequency, self.phase, self.gradient,
                    *self.direction, *self.offset)
         if not all(math.isfinite(v) for v in numbers):
-            raise ConfigError(f"{where}: field parameters must be finite")
+            raise ParameterError(f"{where}: field parameters must be finite")
         if len(self.direction) != 3 or len(self.offset) != 3:
-            raise ConfigError(f"{where}.direction: 3 components needed")
+            raise ParameterError(f"{where}.direction: 3 components needed")
 
 
 def reference_field(spec: FieldSpec, extent: float = 0.0, fallback: float = 1.0) -> float:

@@ -45,8 +45,8 @@ from llgfem.io.progress import get_logger
 from llgfem.io.results import write_json
 from llgfem.mesh import create_domain
 from llgfem.operators.all_at_once import AllAtOnceOperator
-from llgfem.operators.observation import Coil, Concentration, Observation
-from llgfem.paper_cases import paper_case, relative_error
+from llgfem.paper_cases import relative_error
+from llgfem.problem import LLGProblem
 from llgfem.regularisation import (
     AdaptiveStep,
     Checkpoint,
@@ -60,9 +60,7 @@ from llgfem.regularisation import (
     landweber_kaczmarz,
     nesterov_landweber,
 )
-from llgfem.solvers.heat import HeatSolver
-from llgfem.solvers.llg import LLGSolver
-from llgfem.spacetime import TimeGrid, create_vector_space, interpolate_levels
+from llgfem.spacetime import TimeGrid, interpolate_levels
 
 __all__ = ["AAOConfig", "ErrorTarget", "build_problem", "run", "solve"]
 
@@ -143,17 +141,9 @@ def paper_noise(y: np.ndarray, delta: float, seed: int) -> np.ndarray:
 
 def build_problem(job: AAOConfig, mesh, T: float = 0.2, n_t: int = 51) -> dict:
     """Operator, data, initial iterate and exact solution of a paper case on ``mesh``."""
-    case = paper_case(int(job.case[-1]))
-    V = create_vector_space(mesh)
-    grid = TimeGrid(T, n_t)
-    solver = LLGSolver(V, grid, case.params, case.field, g=case.g)
-    obs = None
-    if job.observe:
-        obs = Observation(V, grid, [Concentration(1.0)],
-                          [Coil((1.0, 1.0, 1.0), ("constant", 1.0))], mu0=1.0)
-    m0 = interpolate_levels(V, case.exact_np, [0.0])[0]
-    F = AllAtOnceOperator(solver, HeatSolver(V, grid), m0, obs,
-                          estimate_parameters=job.estimate_parameters,
+    problem = LLGProblem.paper_case(int(job.case[-1]), mesh, T=T, n_t=n_t, observe=job.observe)
+    case, V, grid, obs, m0 = problem.case, problem.V, problem.grid, problem.observation, problem.m0
+    F = AllAtOnceOperator(problem, estimate_parameters=job.estimate_parameters,
                           param_weight=job.param_weight, model_weight=job.model_weight)
     m_exact = interpolate_levels(V, case.exact_np, grid.times)
     a_true = np.array([case.params.a1, case.params.a2])

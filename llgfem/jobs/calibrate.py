@@ -63,15 +63,14 @@ from dataclasses import dataclass
 import numpy as np
 from mpi4py import MPI
 
+from llgfem.builders import build_llg_problem, build_observation
 from llgfem.config import Config, ConfigError, write_resolved_config
 from llgfem.io.plots import plot_series
 from llgfem.io.progress import get_logger
 from llgfem.io.results import write_json
-from llgfem.jobs.llg_forward import LLGJobConfig, build_solver
-from llgfem.jobs.signals import build_observation
 from llgfem.mesh import create_domain
-from llgfem.operators.observation import Coil, Observation
 from llgfem.operators.reduced import ReducedOperator
+from llgfem.problem import paper_observation
 from llgfem.regularisation import (
     AdaptiveStep,
     ConstantStep,
@@ -84,7 +83,6 @@ from llgfem.regularisation import (
     landweber_kaczmarz,
 )
 from llgfem.regularisation.gauss_newton import levenberg_marquardt
-from llgfem.spacetime import TimeGrid, create_vector_space, interpolate_levels
 
 __all__ = ["CalibrateConfig", "Calibration", "parameter_errors", "run", "setup"]
 
@@ -164,31 +162,20 @@ class Calibration:
         return ops, data, [math.sqrt(o.inner_range(e, e)) for o, e in zip(ops, noise)]
 
 
-def _paper_observation(V, grid: TimeGrid) -> Observation:
-    """The §4.3 observation: mu0 = 1, a~ = 1, c = 1, p = (1, 1, 1)."""
-    return Observation(V, grid, 1.0, [Coil((1.0, 1.0, 1.0), ("constant", 1.0), "p111")],
-                       mu0=1.0)
-
-
 def setup(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD) -> Calibration:
     """Build the solver, observation, reduced operator and noisy synthetic data of ``cfg``."""
-    job = cfg.section("llg", LLGJobConfig)
     cal = cfg.section("calibrate", CalibrateConfig)
     domain = create_domain(comm, cfg.domain)
-    V = create_vector_space(domain.mesh)
-    grid = TimeGrid(cfg.time.T, cfg.time.n_t)
-    solver, m0_fn, _ = build_solver(cfg, job, V, grid)
+    problem = build_llg_problem(cfg, domain.mesh)
+    V, grid, m0 = problem.V, problem.grid, problem.m0
     built = build_observation(cfg, domain, V, grid)
-    obs = built[0] if built is not None else _paper_observation(V, grid)
-    if isinstance(m0_fn, np.ndarray):
-        m0 = m0_fn
-    else:
-        m0 = interpolate_levels(V, m0_fn, [0.0])[0]
+    problem.observation = built[0] if built is not None else paper_observation(V, grid)
+    obs = problem.observation
     guess = None
     if cal.state_guess == "paper":
         guess = m0[None, :] - 0.1 * np.sin(20 * grid.times)[:, None]
-    a_true = np.array([solver.params.a1, solver.params.a2])
-    op = ReducedOperator(solver, obs, m0, m_guess=guess, failed_solve="nan")
+    a_true = problem.a.copy()
+    op = ReducedOperator(problem, m_guess=guess, failed_solve="nan")
     y = op.restrict(obs.apply(op.cache.state(a_true)))
     op.cache.reset(guess)  # the identification starts from the guess, not the true state
     if not np.any(y):  # replicated data: the same verdict on every rank

@@ -39,12 +39,16 @@ Notation: ``N = n_t - 1`` steps, ``n`` owned dofs, ``m0`` initial state (owned d
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from mpi4py import MPI
 
 from llgfem.solvers.heat import HeatSolver
-from llgfem.solvers.llg import LLGSolver
 from llgfem.spacetime import TimeGrid
+
+if TYPE_CHECKING:
+    from llgfem.problem import LLGProblem
 
 __all__ = ["AllAtOnceOperator", "time_gram_I2"]
 
@@ -62,10 +66,10 @@ class AllAtOnceOperator:
     """``F(m_hat, a) = (F0, K m)`` with the inner products of the module docstring.
 
     Args:
-        solver: the forward solver (Gilbert form); its residual defines ``F0``.
-        heat: heat solver on the same space and grid (U Riesz map, elliptic (21)).
-        m0: initial state (owned dofs).
-        observation: the observation operator, or None (Remark 1: model part only).
+        problem: the LLG problem (Gilbert form): its step residual defines ``F0``, its ``m0``
+            the initial state, its observation (or None: Remark 1, model part only) the data part.
+        heat: heat solver on the same space and grid (U Riesz map, elliptic (21)); built from
+            the problem if None.
         estimate_parameters: False freezes ``a`` (Remark 1: the iteration is an LLG solver).
         param_weight: weight of the Euclidean inner product of ``a``.
         model_weight: weight of the W inner product of the model residual ``F0`` relative to
@@ -73,19 +77,21 @@ class AllAtOnceOperator:
             down before the discrepancy principle stops the iteration).
     """
 
-    def __init__(self, solver: LLGSolver, heat: HeatSolver, m0: np.ndarray, observation=None,
-                 *, estimate_parameters: bool = True, param_weight: float = 1.0,
+    def __init__(self, problem: LLGProblem, heat: HeatSolver | None = None, *,
+                 estimate_parameters: bool = True, param_weight: float = 1.0,
                  model_weight: float = 1.0):
-        self.solver, self.heat, self.obs = solver, heat, observation
+        solver = problem.solver
+        self.problem, self.solver, self.obs = problem, solver, problem.observation
+        self.heat = heat if heat is not None else HeatSolver(solver.V, solver.grid)
         self.grid, self.comm, self.n = solver.grid, solver.comm, solver.n
         self.N = self.grid.n_t - 1
-        self.m0 = np.asarray(m0, dtype=float)
+        self.m0 = np.asarray(problem.m0, dtype=float)
         self.estimate_parameters = estimate_parameters
         self.param_weight = float(param_weight)
         self.model_weight = float(model_weight)
         self.a_fixed = solver.parameters
         self.I2 = time_gram_I2(self.grid)
-        self.n_obs = 0 if observation is None else int(np.prod(observation.signals_shape))
+        self.n_obs = 0 if self.obs is None else int(np.prod(self.obs.signals_shape))
         self.counters = {"F": 0, "adjoint": 0, "apply": 0}
 
     # -- vectors ------------------------------------------------------------------------------
@@ -138,17 +144,15 @@ class AllAtOnceOperator:
         return value
 
     # -- the operator -----------------------------------------------------------------------
-    def _set_parameters(self, a: np.ndarray) -> np.ndarray:
-        a = a if self.estimate_parameters else self.a_fixed
-        self.solver.set_parameters(*a)
-        return a
+    def _parameters(self, a: np.ndarray) -> np.ndarray:
+        """The model's parameters: ``a``, or the fixed ones when they are not estimated."""
+        return np.asarray(a, dtype=float) if self.estimate_parameters else self.a_fixed
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         m_hat, a = self.split(x)
-        self._set_parameters(a)
         m = self.m0[None, :] + m_hat
         self.counters["F"] += 1
-        parts = [self.solver.space_time_residual(m).ravel()]
+        parts = [self.solver.space_time_residual(m, self._parameters(a)).ravel()]
         if self.n_obs:
             parts.append(self.obs.apply(m).ravel())
         return np.concatenate(parts)
@@ -163,7 +167,7 @@ class AllAtOnceDerivative:
     def __init__(self, op: AllAtOnceOperator, x: np.ndarray):
         self.op = op
         m_hat, a = op.split(x)
-        self.a = op._set_parameters(a)
+        self.a = op._parameters(a)
         self.m = op.m0[None, :] + m_hat
 
     def __call__(self, dx: np.ndarray) -> np.ndarray:
@@ -172,18 +176,17 @@ class AllAtOnceDerivative:
     def apply(self, dx: np.ndarray) -> np.ndarray:
         """``F'(x)(u, beta)``: ``J0_n u_n + J1_n u_{n+1} + sum_i beta_i dR_n/da_i`` and ``K u``."""
         op, s = self.op, self.op.solver
-        op._set_parameters(self.a)
         u, beta = op.split(dx)
         if not op.estimate_parameters:
             beta = np.zeros(2)
         out = np.empty((op.N, op.n))
         x_vec, y_vec = None, None
         for k in range(op.N):
-            J0, J1 = s.step_jacobians(k, self.m[k], self.m[k + 1])
+            J0, J1 = s.step_jacobians(k, self.m[k], self.m[k + 1], self.a)
             if x_vec is None:
                 x_vec, y_vec = J0.createVecs()
             out[k] = _mult(J0, u[k], x_vec, y_vec) + _mult(J1, u[k + 1], x_vec, y_vec)
-            d1, d2 = s.step_parameter_derivatives(k, self.m[k], self.m[k + 1])
+            d1, d2 = s.step_parameter_derivatives(k, self.m[k], self.m[k + 1], self.a)
             out[k] += beta[0] * d1 + beta[1] * d2
         op.counters["apply"] += 1
         parts = [out.ravel()]
@@ -194,17 +197,16 @@ class AllAtOnceDerivative:
     def adjoint(self, r: np.ndarray) -> np.ndarray:
         """``F'(x)* r`` in the U x R^2 and W x Y inner products (steps A-D)."""
         op, s = self.op, self.op.solver
-        op._set_parameters(self.a)
         r0, r_obs = op.split_range(r)
         y = op.gram_W(r0)  # A.1, A.2
         load = np.zeros((op.N + 1, op.n))
         beta = np.zeros(2)
         for k in range(op.N):  # A.3 (and C, D): transposed linearisation per step
-            l0, l1 = s.transposed_linearisation(k, self.m[k], self.m[k + 1], y[k])
+            l0, l1 = s.transposed_linearisation(k, self.m[k], self.m[k + 1], y[k], self.a)
             load[k] += l0
             load[k + 1] += l1
             if op.estimate_parameters:
-                d1, d2 = s.step_parameter_derivatives(k, self.m[k], self.m[k + 1])
+                d1, d2 = s.step_parameter_derivatives(k, self.m[k], self.m[k + 1], self.a)
                 beta += [float(d1 @ y[k]), float(d2 @ y[k])]
         if op.n_obs:  # B.1: observation sources
             shape = op.obs.signals_shape

@@ -66,6 +66,7 @@ __all__ = [
     "concentration_expression",
     "parse_transfer",
     "sensitivity_expression",
+    "tag_indicator",
 ]
 
 
@@ -193,7 +194,7 @@ def concentration_expression(value: Any, mesh, where: str = "concentration"):
             raise ConfigError(f"{where}: must be finite, got {value}")
         return fem.Constant(mesh, float(value))
     if isinstance(value, tuple) and len(value) == 3 and value[0] == "tags":
-        return _tag_indicator(mesh, value[1], value[2], where)
+        return tag_indicator(mesh, value[1], value[2], where)
     if callable(value):
         return _checked_shape(value(ufl.SpatialCoordinate(mesh)), (), where)
     raise ConfigError(f"{where}: expected a float, a callable x -> UFL scalar, a scalar Function "
@@ -226,8 +227,9 @@ def _checked_shape(expr, shape: tuple, where: str):
     return expr
 
 
-def _tag_indicator(mesh, cell_tags, values, where: str) -> fem.Function:
-    """DG0 indicator of the cells whose tag is in ``values``."""
+def tag_indicator(mesh, cell_tags, values, where: str = "concentration",
+                  scale: float = 1.0) -> fem.Function:
+    """DG0 function equal to ``scale`` on the cells whose tag is in ``values``, 0 elsewhere."""
     tags = np.atleast_1d(np.asarray(values))
     if cell_tags is None or getattr(cell_tags, "dim", None) != mesh.topology.dim:
         raise ConfigError(f"{where}: ('tags', cell_tags, values) needs cell MeshTags of dimension "
@@ -235,7 +237,7 @@ def _tag_indicator(mesh, cell_tags, values, where: str) -> fem.Function:
     Q = fem.functionspace(mesh, ("DG", 0))
     c = fem.Function(Q, name="concentration")
     cells = cell_tags.indices[np.isin(cell_tags.values, tags)]
-    c.x.array[Q.dofmap.list[cells].ravel()] = 1.0  # one DG0 dof per cell
+    c.x.array[Q.dofmap.list[cells].ravel()] = scale  # one DG0 dof per cell
     c.x.scatter_forward()
     return c
 

@@ -51,13 +51,16 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from mpi4py import MPI
 
 from llgfem.operators.observation import Observation
 from llgfem.solvers.linear import SolverError
-from llgfem.solvers.llg import LLGSolver
+
+if TYPE_CHECKING:
+    from llgfem.problem import LLGProblem
 
 __all__ = ["ReducedDerivative", "ReducedOperator", "StateCache"]
 
@@ -66,8 +69,7 @@ class StateCache:
     """Parameter-to-state map ``S(a)`` with warm starts, a small cache and solve counters.
 
     Args:
-        solver: the LLG solver (Gilbert form).
-        m_init: owned dofs of ``m(0)``.
+        problem: the LLG problem (scheme, ``m0``).
         m_guess: optional trajectory ``(n_t, n_owned)``: Newton guesses of the first solve.
         size: number of cached states.
         newton_atol: after the first solve, the SNES absolute tolerance is set to
@@ -77,9 +79,9 @@ class StateCache:
             ``None`` keeps the solver's tolerances.
     """
 
-    def __init__(self, solver: LLGSolver, m_init: np.ndarray, m_guess: np.ndarray | None = None,
+    def __init__(self, problem: LLGProblem, m_guess: np.ndarray | None = None,
                  size: int = 4, newton_atol: float | None = 1e-12):
-        self.solver, self.m_init = solver, np.asarray(m_init, dtype=float)
+        self.problem, self.solver = problem, problem.solver
         self.newton_atol, self._atol_set = newton_atol, False
         self.last = None if m_guess is None else np.asarray(m_guess, dtype=float)
         self.size = size
@@ -94,13 +96,13 @@ class StateCache:
             self._states.move_to_end(key)
             return self._states[key]
         try:
-            m = self.solver.forward(x, self.m_init, warm_start=self.last)
+            m = self.problem.forward(x, warm_start=self.last)
         finally:
             self.counters["newton"] += int(sum(self.solver.newton_iterations))
         self.counters["forward"] += 1
         if self.newton_atol is not None and not self._atol_set:
             scale = self.solver.residual_scale(m) / math.sqrt(m.shape[0] - 1)
-            self.solver.problem.solver.setTolerances(atol=self.newton_atol * scale)
+            self.solver.set_newton_tolerances(atol=self.newton_atol * scale)
             self._atol_set = True
         self.last = m
         self._states[key] = m
@@ -117,7 +119,7 @@ class StateCache:
 
     def destroy(self) -> None:
         """Free the solver's derivative objects (collective; call on every rank)."""
-        self.solver.destroy()
+        self.problem.destroy()
 
 
 def _parameters(x: np.ndarray, comm: MPI.Comm) -> np.ndarray:
@@ -138,9 +140,8 @@ class ReducedOperator:
     :mod:`llgfem.operators.protocols`).
 
     Args:
-        solver: :class:`LLGSolver` in the Gilbert form (its parameters are overwritten).
-        observation: the observation operator ``O``.
-        m_init: owned dofs of the initial magnetisation ``m(0)``.
+        problem: the :class:`~llgfem.problem.LLGProblem` (scheme, ``m0``, observation).
+        observation: the observation operator ``O`` (default: the problem's).
         m_guess: optional Newton guess trajectory of the first forward solve.
         weights: domain weights ``w`` (default ``(1, 1)``: Euclidean).
         samples: optional indices of the time samples observed (a time window).
@@ -152,24 +153,27 @@ class ReducedOperator:
         ValueError: invalid weights, samples or ``failed_solve``.
     """
 
-    def __init__(self, solver: LLGSolver, observation: Observation, m_init: np.ndarray, *,
+    def __init__(self, problem: LLGProblem, observation: Observation | None = None, *,
                  m_guess: np.ndarray | None = None, weights: Sequence[float] = (1.0, 1.0),
                  samples: Sequence[int] | None = None, failed_solve: str = "raise",
                  cache: StateCache | None = None):
-        self.solver, self.observation = solver, observation
-        self.cache = cache or StateCache(solver, m_init, m_guess)
+        self.problem, self.solver = problem, problem.solver
+        self.observation = observation if observation is not None else problem.observation
+        if self.observation is None:
+            raise ValueError("ReducedOperator: the problem has no observation")
+        self.cache = cache or StateCache(problem, m_guess)
         self.weights = np.asarray(weights, dtype=float)
         if self.weights.shape != (2,) or not np.all(self.weights > 0):
             raise ValueError(f"ReducedOperator: weights must be two positive numbers, got "
                              f"{weights}")
-        N = observation.signals_shape[2]
+        N = self.observation.signals_shape[2]
         self.samples = np.arange(N) if samples is None else np.asarray(samples, dtype=int)
         if self.samples.size == 0 or np.any((self.samples < 0) | (self.samples >= N)):
             raise ValueError(f"ReducedOperator: samples must be non-empty indices in [0, {N})")
         if failed_solve not in ("raise", "nan"):
             raise ValueError(f"failed_solve must be 'raise' or 'nan', got {failed_solve!r}")
         self.failed_solve = failed_solve
-        self.dt = solver.grid.dt
+        self.dt = problem.grid.dt
 
     # -- protocol ---------------------------------------------------------------------------
     @property
@@ -227,7 +231,7 @@ class ReducedOperator:
         return out
 
     def _sub(self, observation: Observation, samples) -> ReducedOperator:
-        return ReducedOperator(self.solver, observation, self.cache.m_init, weights=self.weights,
+        return ReducedOperator(self.problem, observation, weights=self.weights,
                                samples=samples, failed_solve=self.failed_solve, cache=self.cache)
 
     def time_segments(self, n: int) -> list[ReducedOperator]:
@@ -248,9 +252,7 @@ class ReducedOperator:
 
     def relative_residual(self, x: np.ndarray) -> float:
         """The relative LLG residual of the state ``S(x)`` (:meth:`LLGSolver.relative_residual`)."""
-        m = self.state(x)
-        self.solver.set_parameters(*np.asarray(x, dtype=float))  # the residual at a = x
-        return self.solver.relative_residual(m)
+        return self.solver.relative_residual(self.state(x), a=x)
 
 
 class ReducedDerivative:
@@ -278,7 +280,7 @@ class ReducedDerivative:
         """``F'(a) beta_j`` for the columns of ``betas`` (default: the identity, i.e. the
         Jacobian ``(n_data, 2)``), all from one sweep (one factorisation per step)."""
         betas = np.eye(2) if betas is None else np.asarray(betas, dtype=float)
-        u = self.solver.linearised(self.x, self.m, betas)
+        u = self.op.problem.linearised(self.x, self.m, betas)
         obs = self.op.observation
         cols = [self.op.restrict(obs.apply(u[j])) for j in range(betas.shape[1])]
         self.op.counters["linearised"] += betas.shape[1]
@@ -290,6 +292,6 @@ class ReducedDerivative:
         if not np.all(np.isfinite(r)):
             raise ValueError("ReducedDerivative.adjoint: the residual contains NaN/Inf")
         loads = self.op.observation.transpose(self.op.extend(r))
-        grad = self.solver.adjoint(self.x, self.m, loads)
+        grad = self.op.problem.adjoint(self.x, self.m, loads)
         self.op.counters["adjoint"] += 1
         return grad / self.op.weights

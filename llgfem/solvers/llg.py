@@ -25,7 +25,6 @@ import ufl
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from llgfem.config import ConfigError
 from llgfem.forms.llg import (
     LLGCoefficients,
     ll_step_residuals,
@@ -140,7 +139,8 @@ class LLGSolver:
             self.residual_blocks = [self.residual_ufl]
         elif form == "landau_lifshitz":
             if g is not None or f is not None:
-                raise ConfigError("llg.form: 'landau_lifshitz' takes no source f or Neumann g")
+                raise ValueError("LLGSolver: the Landau-Lifshitz form takes no source f or "
+                                 "Neumann datum g")
             self.H = fem.Function(V, name="H")
             self.residual_ufl, self._field_ufl = ll_step_residuals(
                 self.m0, self.m1, self.H, self.v, ufl.TestFunction(V), grid.dt,
@@ -153,7 +153,7 @@ class LLGSolver:
             ones = ufl.as_vector((1.0, 1.0, 1.0))
             self._lumped_mass = assemble_owned(fem.form(ufl.inner(ones, self.v) * lumped))
         else:
-            raise ConfigError(f"llg.form: {form!r} is not 'gilbert' or 'landau_lifshitz'")
+            raise ValueError(f"LLGSolver: form {form!r} is not 'gilbert' or 'landau_lifshitz'")
         self._residual = VectorAssembler(fem.form(self.residual_ufl))
         # the (m, H) block system of the Landau-Lifshitz form factorises faster with MUMPS
         # (measured 2.6 s vs 3.9 s for the 2-D demo) even on one rank
@@ -200,17 +200,19 @@ class LLGSolver:
         _, g = self.derivatives.adjoint(m, loads)
         return -g
 
-    def step_jacobians(self, n: int, m_n: np.ndarray, m_next: np.ndarray):
-        """``(dR_n/dm_n, dR_n/dz_n)`` as assembled PETSc matrices (reused storage)."""
+    def step_jacobians(self, n: int, m_n: np.ndarray, m_next: np.ndarray, a=None):
+        """``(dR_n/dm_n, dR_n/dz_n)`` at ``a`` as assembled PETSc matrices (reused storage)."""
+        self._use(a)
         return self.derivatives.assemble(n, m_n, m_next)
 
-    def step_parameter_derivatives(self, n: int, m_n: np.ndarray, m_next: np.ndarray):
-        """``dR_n/da_i`` (i = 1, 2) as owned dual vectors of the step residual blocks."""
+    def step_parameter_derivatives(self, n: int, m_n: np.ndarray, m_next: np.ndarray, a=None):
+        """``dR_n/da_i`` (i = 1, 2) at ``a`` as owned dual vectors of the step residual blocks."""
+        self._use(a)
         B = self.derivatives.parameter_derivatives(n, m_n, m_next)
         return B[:, 0], B[:, 1]
 
     def transposed_linearisation(self, n: int, m_n: np.ndarray, m_next: np.ndarray,
-                                 y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                                 y: np.ndarray, a=None) -> tuple[np.ndarray, np.ndarray]:
         """``((dR_n/dm_n)^T y, (dR_n/dm_{n+1})^T y)`` for a dual weight ``y`` (Gilbert form),
         assembled as the actions of ``ufl.adjoint(ufl.derivative(R_n, .))`` (no matrices)."""
         if self.form != "gilbert":
@@ -220,6 +222,7 @@ class LLGSolver:
             r_y = ufl.replace(self.residual_ufl, {self.v: self._y})
             self._adjoint_action = [VectorAssembler(fem.form(ufl.derivative(r_y, m, self.v)))
                                     for m in (self.m0, self.m1)]
+        self._use(a)
         self.set_step(n, m_n, m_next)
         array_to_function(y, self._y)
         return self._adjoint_action[0](), self._adjoint_action[1]()
@@ -234,6 +237,10 @@ class LLGSolver:
         if self._derivatives is not None:
             self._derivatives.destroy()
             self._derivatives = None
+
+    def _use(self, a) -> None:
+        if a is not None:
+            self.set_parameters(*a)
 
     def set_parameters(self, a1: float, a2: float) -> None:
         """Change (a1, a2) without recompiling anything."""
@@ -282,8 +289,9 @@ class LLGSolver:
         self.set_step(n, m_n, m_next)
         return self._residual()
 
-    def space_time_residual(self, m: np.ndarray) -> np.ndarray:
-        """``(R_n(m_n, m_{n+1}))_n`` as owned dual vectors, shape ``(n_t - 1, n_owned)``."""
+    def space_time_residual(self, m: np.ndarray, a=None) -> np.ndarray:
+        """``(R_n(m_n, m_{n+1}; a))_n`` as owned dual vectors, shape ``(n_t - 1, n_owned)``."""
+        self._use(a)
         out = np.empty((self.grid.n_t - 1, self.n))
         for k in range(self.grid.n_t - 1):
             self.set_step(k, m[k], m[k + 1])
@@ -307,9 +315,13 @@ class LLGSolver:
             total += sum(float(np.dot(b, b)) for b in map(assemble_owned, terms))
         return float(np.sqrt(self.comm.allreduce(total, op=MPI.SUM)))
 
-    def relative_residual(self, m: np.ndarray) -> float:
-        """``|(R_n)_n| / residual_scale(m)`` (global Euclidean norms)."""
-        r = self.space_time_residual(m)
+    def set_newton_tolerances(self, **tolerances) -> None:
+        """Change the SNES tolerances (``rtol``, ``atol``, ``stol``, ``max_it``)."""
+        self.problem.solver.setTolerances(**tolerances)
+
+    def relative_residual(self, m: np.ndarray, a=None) -> float:
+        """``|(R_n)_n| / residual_scale(m)`` (global Euclidean norms), at ``a`` if given."""
+        r = self.space_time_residual(m, a)
         norm = np.sqrt(self.comm.allreduce(float(np.vdot(r, r)), op=MPI.SUM))
         return norm / self.residual_scale(m)
 

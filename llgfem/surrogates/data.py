@@ -172,7 +172,7 @@ class FEMDatasetSpec:
         angle_range: angle range in degrees, measured from ``e1`` in the ``(e1, e2)`` plane.
         a1, a2, exchange: coefficients of the scaled LLG equation (``exchange > 0``).
         initial: ``uniform`` (along ``initial_direction``) or ``nonuniform`` (see
-            :func:`llgfem.jobs.llg_forward.initial_state`).
+            :func:`llgfem.builders.initial_state`).
         initial_direction: direction of a uniform ``m0``.
         seed: seed of the field samples.
     """
@@ -218,7 +218,7 @@ def _serial_solver(spec: FEMDatasetSpec, domain_cfg, T: float, n_t: int):
     """One LLG solver on a ``COMM_SELF`` mesh whose field is a Constant; returns (solver, h, m0)."""
     import dolfinx.fem as fem
 
-    from llgfem.jobs.llg_forward import LLGJobConfig, initial_state
+    from llgfem.builders import LLGConfig, initial_state
     from llgfem.mesh import create_domain
     from llgfem.physics import FieldSpec, LLGParameters
     from llgfem.solvers.llg import LLGSolver
@@ -232,7 +232,7 @@ def _serial_solver(spec: FEMDatasetSpec, domain_cfg, T: float, n_t: int):
     solver = LLGSolver(V, TimeGrid(T, n_t), params, field, form="landau_lifshitz",
                        prefix="llgfem_surrogate_llg_")
     x = mesh.geometry.x
-    job = LLGJobConfig(initial=spec.initial, initial_direction=spec.initial_direction)
+    job = LLGConfig(initial=spec.initial, initial_direction=spec.initial_direction)
     m0 = initial_state(job, mesh.geometry.dim, x.min(axis=0), x.max(axis=0))
     return solver, h, interpolate_levels(V, lambda y, t: m0(y), [0.0])[0]
 

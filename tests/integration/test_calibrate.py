@@ -104,7 +104,7 @@ def test_landau_lifshitz_scheme_calibrates_through_zero_field(mpi_tmp_path):
     """The length-preserving scheme in the reduced identification (a field-free point sweeps the
     interval, no bias): the residual falls and |m| = 1 is kept by the identified state."""
     cfg = config(mpi_tmp_path, a0=[1.3, 0.3], max_iter=8, delta=0.01)
-    cfg.sections["llg"] = {"initial": "field", "form": "landau_lifshitz", "a1": 1.0,
+    cfg.sections["llg"] = {"initial": "field", "scheme": "bartels_prohl", "a1": 1.0,
                            "a2": 0.5, "exchange": 0.05}
     cfg.sections["field"] = {"kind": "ffp", "gradient": 1.0, "amplitude": 2.0, "frequency": 2.5,
                              "direction": [1.0, 0.5, 0.0]}
@@ -125,7 +125,7 @@ def test_scanner_demo_config_fast(mpi_tmp_path):
     from llgfem.cli import load_run_config
 
     path = Path(__file__).resolve().parents[2] / "demos" / "configs" / "calibrate_scanner2d.toml"
-    cfg = load_run_config(str(path), ["time.n_t=6", "calibrate.max_iter=4",
+    cfg = load_run_config(str(path), ["time.n_t=6", "time.T=0.25", "calibrate.max_iter=4",
                                       "output.plots=false"], str(mpi_tmp_path))
     summary = run(cfg)
     assert summary["method"] == "kaczmarz_data"

@@ -29,7 +29,7 @@ def test_paper_test3_job(mpi_tmp_path):
 @pytest.mark.parametrize("cfg", ["physical_static.toml", "physical_random.toml",
                                  "physical_rotating.toml"])
 def test_physical_runs_relax_towards_the_field(mpi_tmp_path, cfg):
-    run(cfg, mpi_tmp_path, "time.n_t=241", "domain.n=[8]")
+    run(cfg, mpi_tmp_path, "time.n_t=401", "domain.n=[8]")
     name = cfg.removesuffix(".toml")
     s = json.loads((mpi_tmp_path / name / "summary.json").read_text())
     assert s["max_norm_deviation"] < 1e-12  # Landau-Lifshitz form keeps |m| = 1
@@ -45,7 +45,7 @@ def test_physical_runs_relax_towards_the_field(mpi_tmp_path, cfg):
 def test_scanner_demo_writes_signals(mpi_tmp_path):
     from llgfem.io.signals import load_signals
 
-    run("scanner2d.toml", mpi_tmp_path, "time.n_t=6", "observation.delta=0.05")
+    run("scanner2d.toml", mpi_tmp_path, "time.n_t=6", "time.T=0.25", "observation.delta=0.05")
     out = mpi_tmp_path / "scanner2d"
     s = json.loads((out / "summary.json").read_text())
     assert s["max_norm_deviation"] < 1e-10  # |m| = 1 up to the Newton tolerance (dt = 0.2)

@@ -25,6 +25,7 @@ from mpi4py import MPI
 
 from llgfem.operators.all_at_once import AllAtOnceOperator
 from llgfem.physics import FieldSpec, LLGParameters
+from llgfem.problem import LLGProblem
 from llgfem.solvers.heat import HeatSolver
 from llgfem.solvers.llg import LLGSolver
 from llgfem.spacetime import TimeGrid, create_vector_space, interpolate_levels
@@ -87,7 +88,8 @@ def discrete_pairing(cells, n_t):
     solver = LLGSolver(V, grid, LLGParameters(a1=A1, a2=A2),
                        FieldSpec(kind="static", amplitude=1.0, direction=H))
     m = interpolate_levels(V, lambda x, t: np.stack(m_fn(x, t, np)), grid.times)
-    F = AllAtOnceOperator(solver, HeatSolver(V, grid), m[0], estimate_parameters=False)
+    F = AllAtOnceOperator(LLGProblem(solver, m[0]), HeatSolver(V, grid),
+                          estimate_parameters=False)
     y = interpolate_levels(V, lambda x, t: np.stack(y_fn(x, t, np)), grid.midpoints)
     u = interpolate_levels(V, lambda x, t: np.stack(u_fn(x, t, np)), grid.times)
     load = np.zeros_like(u)

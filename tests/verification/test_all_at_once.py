@@ -9,6 +9,7 @@ from mpi4py import MPI
 from llgfem.operators.all_at_once import AllAtOnceOperator, time_gram_I2
 from llgfem.operators.observation import Coil, Concentration, Observation
 from llgfem.paper_cases import paper_case, relative_error
+from llgfem.problem import LLGProblem
 from llgfem.regularisation import AdaptiveStep, Checkpoint, MaxIterations, landweber
 from llgfem.solvers.heat import HeatSolver
 from llgfem.solvers.llg import LLGSolver
@@ -33,7 +34,8 @@ def build(number=3, cells=16, n_t=9, observe=True, estimate=True, dim=1):
                           [Coil((1.0, 1.0, 1.0), ("constant", 1.0)), Coil((0.0, 1.0, 0.5))],
                           mu0=1.0)
     m0 = interpolate_levels(V, case.exact_np, [0.0])[0]
-    F = AllAtOnceOperator(solver, HeatSolver(V, grid), m0, obs, estimate_parameters=estimate)
+    F = AllAtOnceOperator(LLGProblem(solver, m0, obs), HeatSolver(V, grid),
+                          estimate_parameters=estimate)
     return F, case, V, grid
 
 

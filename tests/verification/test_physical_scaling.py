@@ -31,6 +31,7 @@ from llgfem.physics import (
     MU0,
     FieldSpec,
     LLGParameters,
+    ParameterError,
     PhysicalParameters,
     Units,
     applied_field,
@@ -219,14 +220,16 @@ def test_physical_table_errors_name_the_key(table, key):
         parse_section(PhysicalParameters, table, "physical")
 
 
-def test_negative_damping_and_bad_units_are_config_errors():
-    with pytest.raises(ConfigError, match=r"llg\.a1: must be >= 0"):
+def test_negative_damping_and_bad_units_are_parameter_errors():
+    """The physics layer raises ParameterError (a ValueError naming the key); parse_section
+    turns it into a ConfigError (test above)."""
+    with pytest.raises(ParameterError, match=r"llg\.a1: must be >= 0"):
         LLGParameters(a1=-0.1, a2=-1.0).validate()
-    with pytest.raises(ConfigError, match=r"llg\.a1: a1 and a2 cannot both vanish"):
+    with pytest.raises(ParameterError, match=r"llg\.a1: a1 and a2 cannot both vanish"):
         LLGParameters(a1=0.0, a2=0.0).validate()
-    with pytest.raises(ConfigError, match=r"units\.field"):
+    with pytest.raises(ParameterError, match=r"units\.field"):
         PhysicalParameters().units(B_ref=0.0)
-    with pytest.raises(ConfigError, match=r"units\.length"):
+    with pytest.raises(ParameterError, match=r"units\.length"):
         PhysicalParameters().units(B_ref=1e-3, L_ref=-1.0)
 
 

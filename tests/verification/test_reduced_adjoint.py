@@ -27,6 +27,7 @@ from mpi4py import MPI
 from llgfem.operators.observation import Coil, Observation
 from llgfem.operators.reduced import ReducedOperator
 from llgfem.paper_cases import paper_case
+from llgfem.problem import LLGProblem
 from llgfem.solvers.llg import LLGSolver
 from llgfem.spacetime import (
     TimeGrid,
@@ -49,7 +50,7 @@ def reduced(cells: int, n_t: int, case_number: int = 2, comm=MPI.COMM_WORLD):
     m0 = interpolate_levels(V, case.exact_np, [0.0])[0]
     obs = Observation(V, grid, 1.0, [Coil(P_CONST, ("constant", 1.0)), Coil(P_DELTA)],
                       mu0=1.0)
-    return ReducedOperator(solver, obs, m0), case
+    return ReducedOperator(LLGProblem(solver, m0, obs)), case
 
 
 @pytest.mark.parametrize("case_number", [2, 3])

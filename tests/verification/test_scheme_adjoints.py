@@ -19,6 +19,7 @@ from mpi4py import MPI
 from llgfem.operators.observation import Coil, Observation
 from llgfem.operators.reduced import ReducedOperator
 from llgfem.physics import FieldSpec, LLGParameters
+from llgfem.problem import LLGProblem
 from llgfem.solvers.llg import LLGSolver
 from llgfem.spacetime import TimeGrid, create_vector_space
 from llgfem.verification import dot_test, taylor_test
@@ -41,7 +42,7 @@ def reduced(form: str, anisotropy: float = 0.5):
     m0 = np.tile([0.6, 0.0, 0.8], n) + 0.2 * rng.standard_normal(3 * n)
     m0 = (m0.reshape(-1, 3) / np.linalg.norm(m0.reshape(-1, 3), axis=1)[:, None]).ravel()
     obs = Observation(V, grid, 1.0, [Coil((1.0, 0.0, 0.0)), Coil((0.0, 1.0, 0.3))], mu0=1.0)
-    return ReducedOperator(solver, obs, m0)
+    return ReducedOperator(LLGProblem(solver, m0, obs))
 
 
 @pytest.mark.parametrize("form", ["gilbert", "landau_lifshitz"])

@@ -11,6 +11,7 @@ from mpi4py import MPI
 from llgfem.operators.observation import Coil, Observation
 from llgfem.operators.reduced import ReducedOperator
 from llgfem.paper_cases import paper_case
+from llgfem.problem import LLGProblem
 from llgfem.solvers.linear import SolverError
 from llgfem.solvers.llg import LLGSolver
 from llgfem.spacetime import TimeGrid, create_vector_space, interpolate_levels
@@ -29,7 +30,7 @@ def build(comm=MPI.COMM_WORLD, cells=12, n_t=9, max_it=30, **kw):
     obs = Observation(V, grid, [1.0, lambda x: 1.0 + 0.2 * x[0]],
                       [Coil((1.0, 1.0, 1.0), ("constant", 1.0)), Coil((1.0, -0.5, 0.2))],
                       mu0=1.0)
-    return ReducedOperator(solver, obs, m0, **kw)
+    return ReducedOperator(LLGProblem(solver, m0, obs), **kw)
 
 
 @pytest.fixture(scope="module")

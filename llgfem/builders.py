@@ -1,0 +1,335 @@
+"""Builders: config tables -> library objects (the one place where config meets the model).
+
+The library below this module (forms, solvers, physics, operators) knows nothing of configs and
+raises plain ``ValueError`` s (e.g. :class:`llgfem.physics.ParameterError`); the builders read
+the tables, range-check them and raise :class:`~llgfem.config.ConfigError` naming the key.  Jobs
+(:mod:`llgfem.jobs`) call the builders; the library never imports the jobs.
+
+Tables read here::
+
+    [llg]                         # the scaled equation (llgfem.physics.LLGParameters)
+    a1 = 1.0
+    a2 = 0.0
+    exchange = 1.0
+    anisotropy = 0.0
+    easy_axis = [0.0, 0.0, 1.0]
+    physical = false              # true: [physical] in SI (M_S, gamma, alpha_D, A, K_u,
+                                  # easy_axis) and [field] in tesla / T/m / Hz, [time] in s and
+                                  # the mesh in m; non-dimensionalised inside (field unit: the
+                                  # largest applied field, time unit 1/(gamma B_ref)), see
+                                  # docs/physical_units.md
+    scheme = "midpoint"           # midpoint: implicit midpoint on the Gilbert form (6), the
+                                  # paper's; bartels_prohl: the length-preserving Landau-Lifshitz
+                                  # form (2) (survives a field-free point)
+    theta = 0.5                   # 0.5 (second order) .. 1.0 (backward Euler, midpoint only)
+    initial = "uniform"           # uniform | nonuniform | random | field | paper1|2|3
+    initial_direction = [1.0, 0.0, 0.0]
+    seed = 0
+
+    [observation], [[coil]], [[concentration]]   # eq. (5): see ObservationConfig & co. below
+
+``initial = "paperN"`` builds Test N of paper 002, Table 1 (its own field, coefficients and
+Neumann data); values of ``[llg]``/``[field]`` that conflict with it are refused.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from mpi4py import MPI
+
+from llgfem.config import Config, ConfigError
+from llgfem.operators.observation import Coil, Concentration, Observation, tag_indicator
+from llgfem.paper_cases import paper_case
+from llgfem.physics import (
+    MU0,
+    FieldSpec,
+    LLGParameters,
+    PhysicalParameters,
+    Units,
+    reference_field,
+)
+from llgfem.problem import SCHEMES, LLGProblem
+from llgfem.solvers.llg import LLGSolver
+from llgfem.spacetime import TimeGrid, create_vector_space, interpolate_levels
+
+__all__ = ["CoilConfig", "ConcentrationConfig", "LLGConfig", "ObservationConfig",
+           "aligned_with_field", "build_llg_problem", "build_observation", "initial_state",
+           "section"]
+
+INITIALS = ("uniform", "nonuniform", "random", "field", "paper1", "paper2", "paper3")
+
+
+def section(cfg: Config, name: str, cls: type):
+    """``cfg.section(name, cls)`` with library ``ValueError`` s turned into ConfigErrors."""
+    try:
+        return cfg.section(name, cls)
+    except ConfigError:
+        raise
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+@dataclass(frozen=True)
+class LLGConfig:
+    """The ``[llg]`` table (see module docstring)."""
+
+    a1: float = 1.0
+    a2: float = 0.0
+    exchange: float = 1.0
+    anisotropy: float = 0.0
+    easy_axis: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    physical: bool = False
+    scheme: str = "midpoint"
+    theta: float = 0.5
+    initial: str = "uniform"
+    initial_direction: tuple[float, float, float] = (1.0, 0.0, 0.0)
+    seed: int = 0
+
+    def validate(self, where: str) -> None:
+        if self.initial not in INITIALS:
+            raise ConfigError(f"{where}.initial: {self.initial!r} is not one of {INITIALS}")
+        if self.scheme not in SCHEMES:
+            raise ConfigError(f"{where}.scheme: {self.scheme!r} is not one of "
+                              f"{tuple(SCHEMES)} (the adaptive scheme: bench/llg_schemes.py)")
+        if not 0.5 <= self.theta <= 1.0:
+            raise ConfigError(f"{where}.theta: must lie in [0.5, 1], got {self.theta}")
+        if np.linalg.norm(self.initial_direction) == 0:
+            raise ConfigError(f"{where}.initial_direction: must be non-zero")
+        if self.physical and (self.anisotropy or self.a1 != 1.0 or self.a2 != 0.0
+                              or self.exchange != 1.0):
+            raise ConfigError(f"{where}.physical: with physical = true the coefficients come "
+                              "from [physical] (alpha_D, A, K_u, easy_axis); remove "
+                              f"{where}.a1/a2/exchange/anisotropy")
+        try:
+            self.parameters().validate(where)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    def parameters(self) -> LLGParameters:
+        """The scaled coefficients given directly in the table."""
+        return LLGParameters(self.a1, self.a2, self.exchange, self.anisotropy, self.easy_axis)
+
+
+def initial_state(job: LLGConfig, dim: int, lower=None, upper=None):
+    """``m0(x)`` as a NumPy callable of unit length (``lower``/``upper``: the bounding box)."""
+    lo = np.zeros(3) if lower is None else np.asarray(lower, dtype=float)
+    size = np.ones(3) if upper is None else np.maximum(np.asarray(upper) - lo, 1e-300)
+    d = np.asarray(job.initial_direction, dtype=float)
+    d = d / np.linalg.norm(d)
+    if job.initial == "uniform":
+        return lambda x: d[:, None] * np.ones_like(x[0])
+    if job.initial == "nonuniform":
+        def nonuniform(x):
+            phase = sum(np.pi * (x[j] - lo[j]) / size[j] for j in range(dim))
+            v = np.stack([np.cos(phase), np.sin(phase), 0.5 * np.ones_like(x[0])])
+            return v / np.linalg.norm(v, axis=0)
+        return nonuniform
+
+    def random(x):
+        # hash of the normalised coordinates: the same field for any mesh partition
+        y = [(x[j] - lo[j]) / size[j] for j in range(3)]
+        v = np.stack([np.sin((12.9898 + 7.3 * k) * y[0] + (78.233 + 3.1 * k) * y[1]
+                             + (37.719 + 5.2 * k) * y[2] + 0.618 * (k + job.seed))
+                      * 43758.5453 % 2 - 1 for k in range(3)])
+        return v / np.maximum(np.linalg.norm(v, axis=0), 1e-12)
+    return random
+
+
+def _bounding_box(V) -> tuple[np.ndarray, np.ndarray]:
+    comm, xg = V.mesh.comm, V.mesh.geometry.x
+    lower, upper = np.empty(3), np.empty(3)
+    comm.Allreduce(xg.min(axis=0, initial=np.inf), lower, op=MPI.MIN)
+    comm.Allreduce(xg.max(axis=0, initial=-np.inf), upper, op=MPI.MAX)
+    return lower, upper
+
+
+def _paper_problem(cfg: Config, job: LLGConfig, mesh, grid: TimeGrid) -> LLGProblem:
+    if "field" in cfg.sections or "physical" in cfg.sections or job.physical:
+        raise ConfigError(f"llg.initial: {job.initial!r} is paper 002's Test "
+                          f"{job.initial[-1]} with its own field and coefficients; remove the "
+                          "[field]/[physical] tables (or llg.physical)")
+    given = cfg.sections.get("llg", {})
+    for key in ("a1", "a2", "exchange", "anisotropy"):
+        if key in given:
+            raise ConfigError(f"llg.{key}: {job.initial!r} fixes the coefficients of Test "
+                              f"{job.initial[-1]}; remove llg.{key}")
+    if job.scheme != "midpoint":
+        raise ConfigError(f"llg.scheme: {job.initial!r} has Neumann data/sources: only the "
+                          "midpoint scheme on the Gilbert form takes them")
+    case = paper_case(int(job.initial[-1]))
+    problem = LLGProblem.paper_case(case.number, mesh, T=grid.T, n_t=grid.n_t)
+    if job.theta != 0.5:
+        problem.solver = LLGSolver(problem.V, grid, case.params, case.field, g=case.g,
+                                   theta=job.theta)
+    return problem
+
+
+def build_llg_problem(cfg: Config, mesh, observation: Observation | None = None
+                      ) -> LLGProblem:
+    """The :class:`LLGProblem` of ``[llg]``, ``[field]``, ``[physical]`` and ``[time]``.
+
+    Physical runs (``llg.physical``) carry their :class:`~llgfem.physics.Units` in
+    ``problem.units``: the solver's grid, field and coefficients are dimensionless, the config's
+    values are SI.
+    """
+    job = section(cfg, "llg", LLGConfig)
+    grid = TimeGrid(cfg.time.T, cfg.time.n_t)
+    if job.initial.startswith("paper"):
+        problem = _paper_problem(cfg, job, mesh, grid)
+        problem.observation = observation
+        return problem
+    spec = section(cfg, "field", FieldSpec)
+    V = create_vector_space(mesh)
+    lower, upper = _bounding_box(V)
+    units = None
+    params = job.parameters()
+    if job.physical:
+        phys = section(cfg, "physical", PhysicalParameters)
+        extent = float(np.linalg.norm(np.maximum(np.abs(lower), np.abs(upper))))
+        fallback = 2 * abs(phys.K_u) / phys.m_S or 1.0
+        try:
+            units = phys.units(reference_field(spec, extent, fallback), L_ref=1.0)
+            spec, params = units.field_spec(spec), phys.llg(units)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        grid = TimeGrid(units.to_dimensionless_time(grid.T), grid.n_t)
+    _check_drive_resolved(spec, grid)
+    solver = LLGSolver(V, grid, params, spec, theta=job.theta, form=SCHEMES[job.scheme])
+    if job.initial == "field":
+        m0 = aligned_with_field(solver, job)
+    else:
+        m0_fn = initial_state(job, mesh.geometry.dim, lower, upper)
+        m0 = interpolate_levels(V, lambda x, t: m0_fn(x), [0.0])[0]
+    return LLGProblem(solver, m0, observation, np.array([params.a1, params.a2]), units=units)
+
+
+def _check_drive_resolved(spec: FieldSpec, grid: TimeGrid, per_period: int = 20) -> None:
+    """Refuse a drive period resolved by fewer than ``per_period`` time steps."""
+    if spec.kind not in ("sinusoidal", "rotating", "ffp") or spec.frequency <= 0:
+        return
+    periods = grid.T * spec.frequency
+    needed = int(math.ceil(per_period * periods)) + 1
+    if grid.n_t < needed:
+        raise ConfigError(f"time.n_t: the drive ({periods:.4g} periods in T) needs at least "
+                          f"{per_period} steps per period: n_t >= {needed}, got {grid.n_t}")
+
+
+def aligned_with_field(solver: LLGSolver, job: LLGConfig) -> np.ndarray:
+    """``m0 = h(x, 0)/|h(x, 0)|`` (``initial_direction`` where ``|h| < 1e-8 max|h|``)."""
+    import dolfinx.fem as fem
+
+    solver.t.value = 0.0
+    expr = fem.Expression(solver.coefficients.h, solver.V.element.interpolation_points)
+    hf = fem.Function(solver.V)
+    hf.interpolate(expr)
+    h = hf.x.array.reshape(-1, 3)
+    size = np.linalg.norm(h, axis=1)
+    hmax = solver.comm.allreduce(float(size.max(initial=0.0)), op=MPI.MAX)
+    d = np.asarray(job.initial_direction, dtype=float) / np.linalg.norm(job.initial_direction)
+    small = size <= 1e-8 * max(hmax, 1e-300)
+    h[small] = d
+    h[~small] /= size[~small, None]
+    return h.reshape(-1)[: solver.n].copy()
+
+
+# -- observation: [observation], [[coil]], [[concentration]] ------------------------------------
+@dataclass(frozen=True)
+class ObservationConfig:
+    mu0: float = MU0
+    delta: float = 0.0
+    seed: int = 0
+
+    def validate(self, where: str) -> None:
+        if self.delta < 0:
+            raise ConfigError(f"{where}.delta: must be >= 0, got {self.delta}")
+        if self.mu0 <= 0:
+            raise ConfigError(f"{where}.mu0: must be > 0, got {self.mu0}")
+
+
+@dataclass(frozen=True)
+class CoilConfig:
+    name: str = ""
+    sensitivity: tuple[float, float, float] = (1.0, 0.0, 0.0)
+    transfer: str = "delta"
+    transfer_value: float = 1.0
+
+    def validate(self, where: str) -> None:
+        if self.transfer not in ("delta", "constant"):
+            raise ConfigError(f"{where}.transfer: {self.transfer!r} is not delta or constant")
+        if not any(self.sensitivity):
+            raise ConfigError(f"{where}.sensitivity: must be non-zero (a coil that sees nothing)")
+        if self.transfer == "constant" and self.transfer_value == 0:
+            raise ConfigError(f"{where}.transfer_value: must be non-zero")
+
+
+@dataclass(frozen=True)
+class ConcentrationConfig:
+    name: str = ""
+    value: float = 1.0
+    tags: tuple[int, ...] = ()
+    center: tuple[float, ...] = ()
+    width: float = 0.0
+
+    def validate(self, where: str) -> None:
+        if self.center and self.width <= 0:
+            raise ConfigError(f"{where}.width: a Gaussian concentration needs width > 0")
+        if self.center and self.tags:
+            raise ConfigError(f"{where}.center: give either tags or a Gaussian centre")
+        if len(self.center) > 3:
+            raise ConfigError(f"{where}.center: at most 3 coordinates, got {len(self.center)}")
+        if self.value <= 0:
+            raise ConfigError(f"{where}.value: a concentration must be > 0, got {self.value}")
+
+    def expression(self):
+        """``value exp(-|x - center|^2 / width^2)`` as a callable of the UFL coordinate."""
+        import ufl
+
+        def gaussian(x):
+            r2 = sum((x[i] - c) ** 2 for i, c in enumerate(self.center[: len(x)]))
+            return self.value * ufl.exp(-r2 / self.width**2)
+        return gaussian
+
+
+def build_observation(cfg: Config, domain, V, grid):
+    """``(Observation, ObservationConfig)`` of the config, or None without ``[[coil]]`` tables."""
+    coils = cfg.sections_list("coil", CoilConfig)
+    obs_cfg = cfg.section("observation", ObservationConfig)
+    concs = cfg.sections_list("concentration", ConcentrationConfig) or [ConcentrationConfig()]
+    if not coils:
+        for name in ("observation", "concentration"):
+            if name in cfg.sections:
+                raise ConfigError(f"{name}: [{name}] has no effect without [[coil]] tables")
+        return None
+    present = _mesh_tags(domain)
+    conc_objs = []
+    for i, c in enumerate(concs):
+        if c.tags and domain.cell_tags is None:
+            raise ConfigError(f"concentration[{i}].tags: the mesh has no cell tags")
+        missing = sorted(set(c.tags) - present)
+        if missing:
+            raise ConfigError(f"concentration[{i}].tags: {missing} not in the mesh "
+                              f"(cell tags present: {sorted(present)})")
+        if c.tags:
+            value = tag_indicator(domain.mesh, domain.cell_tags, c.tags,
+                                  f"concentration[{i}].tags", c.value)
+        else:
+            value = c.expression() if c.center else c.value
+        conc_objs.append(Concentration(value, name=c.name or f"c{i}"))
+    coil_objs = [Coil(tuple(c.sensitivity),
+                      "delta" if c.transfer == "delta" else ("constant", c.transfer_value),
+                      name=c.name or f"coil{i}") for i, c in enumerate(coils)]
+    return Observation(V, grid, conc_objs, coil_objs, mu0=obs_cfg.mu0), obs_cfg
+
+
+def _mesh_tags(domain) -> set[int]:
+    """The cell tag values present on any rank (collective)."""
+    local = set() if domain.cell_tags is None else set(np.unique(domain.cell_tags.values))
+    return {int(v) for part in domain.mesh.comm.allgather(local) for v in part}
+
+
+def physical_units(problem: LLGProblem) -> Units | None:
+    """The units of a physical problem (None: the equation is solved as configured)."""
+    return problem.units
