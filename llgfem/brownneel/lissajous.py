@@ -36,7 +36,8 @@ The same quadrature gives the coefficients of w(ξ) (Boltzmann initial state, q�
 Shift.  The truncated symmetrised operator leaks mass at a field-dependent rate; the term κ(t) I
 with κ(t) = −w(ξ)ᵀF(ξ)w(ξ)/wᵀw (Rayleigh quotient of the Boltzmann state at ξ(t), tabulated along
 the run and interpolated) keeps the state O(1) and leaves the mass-normalised outputs unchanged.
-A ROM uses Uᵀw(ξ) (cheap: Ψᵀ(ω e)) and its reduced matrices, so at full rank κ is identical.
+A ROM uses κ(t) = −max Re λ(UᵀF(ξ(t))U) instead (dense, r × r): no frozen-time growth for any
+basis; the outputs do not depend on κ.
 
 Receive signals: u_a(t) ∝ −d⟨m_a⟩/dt for the driven axes a; ``signal_nrmse`` is the NRMSE over all
 channels and samples together.
@@ -441,22 +442,25 @@ class LissajousModel:
                     reduced=None) -> tuple[np.ndarray, np.ndarray]:
         """(s_k, κ_k) at ``shift_samples`` times over [0, t_end] (s = t/τ_N).
 
-        κ(ξ) is the leak rate of F(ξ): two steps of inverse iteration from the Boltzmann state
-        w(ξ), then the Rayleigh quotient −vᵀF(ξ)v (‖v‖ = 1).  With ``reduced`` (a model with
-        ``psi`` = G U and reduced ``matrices``) the same is done with Uᵀw and Uᵀ F U, so a
-        full-rank ROM gets the FOM's κ.
+        FOM: κ(ξ) is the leak rate of F(ξ): two steps of inverse iteration from the Boltzmann
+        state w(ξ), then the Rayleigh quotient −vᵀF(ξ)v (‖v‖ = 1).  With ``reduced`` (a model
+        with reduced ``matrices``): κ = −max Re λ(UᵀF(ξ)U) (dense, r small), so the frozen
+        reduced operator plus κ never has a growing mode, whatever the basis.  The outputs are
+        mass-normalised ratios and do not depend on κ.
         """
         tk = np.linspace(0.0, t_end, self.shift_samples)
         xi, _ = self.xi(drive, tk)
         c = coefficients(self.table, xi, np.zeros_like(xi), np.zeros(tk.size))
-        kern = self.quad.kernel(xi).T  # (n_quad, n_k)
-        if reduced is None:
-            w, mats = self.quad.g.T @ kern, self._sparse
-        else:
-            w, mats = reduced.psi.T @ kern, reduced.matrices
         kappa = np.empty(tk.size)
+        if reduced is not None:
+            stack = np.stack(reduced.matrices)
+            for k in range(tk.size):
+                lam = sla.eigvals(np.tensordot(c[k], stack, 1))
+                kappa[k] = -float(np.max(lam.real))
+            return tk / self.params.tau_n, kappa
+        w = self.quad.g.T @ self.quad.kernel(xi).T
         for k in range(tk.size):
-            f = sum(ck * a for ck, a in zip(c[k], mats, strict=True))
+            f = sum(ck * a for ck, a in zip(c[k], self._sparse, strict=True))
             kappa[k] = _leak_rate(f, w[:, k])
         return tk / self.params.tau_n, kappa
 

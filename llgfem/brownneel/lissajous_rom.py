@@ -101,8 +101,15 @@ def simulate_reduced(model: LissajousModel, rom: ParametricROM, drive: Lissajous
 
 def rom_indicator(model: LissajousModel, rom: ParametricROM, drive: LissajousDrive,
                   t: np.ndarray, settings: TSSettings = TSSettings(), stride: int = 1) -> float:
-    """η = RMS_t ‖F U a − U ȧ‖ / RMS_t ‖ȧ‖ of a reduced run (every ``stride``-th sample)."""
-    run = simulate_reduced(model, rom, drive, t, settings)
+    """η = RMS_t ‖F U a − U ȧ‖ / RMS_t ‖ȧ‖ of a reduced run (every ``stride``-th sample).
+
+    A reduced run that fails (step limit of ``settings``) gets η = inf, so the greedy loop
+    selects that position next.
+    """
+    try:
+        run = simulate_reduced(model, rom, drive, t, settings)
+    except RuntimeError:
+        return float("inf")
     table = model.shift_table(drive, float(t[-1]), reduced=rom)
     c = model.coefficient_samples(drive, t, table)[::stride]
     a = run.y[:, ::stride]
@@ -134,7 +141,8 @@ def select_positions(model: LissajousModel, drive: LissajousDrive, gradient,
                      positions: np.ndarray, t: np.ndarray, settings: TSSettings = TSSettings(),
                      first: int | None = None, max_selected: int = 6, tol: float = 0.0,
                      rank: int | None = None, energy: float | None = None,
-                     rom_settings: TSSettings | None = None, stride: int = 4) -> PositionTraining:
+                     rom_settings: TSSettings | None = None, stride: int = 4,
+                     fom_states=None) -> PositionTraining:
     """Greedy basis over training positions with the residual indicator.
 
     Args:
@@ -147,6 +155,8 @@ def select_positions(model: LissajousModel, drive: LissajousDrive, gradient,
         first: first training position (default: the one nearest the centre).
         max_selected, tol, rank, energy: see :func:`greedy_selection`.
         stride: sample stride of the residual indicator.
+        fom_states: optional (drive, position) -> FOM states at t (e.g. from a cache); the
+            default runs ``model.simulate``.
     """
     positions = np.asarray(positions, float)
     drives = [drive.with_offset(offset_field(gradient, x)) for x in positions]
@@ -154,6 +164,8 @@ def select_positions(model: LissajousModel, drive: LissajousDrive, gradient,
     runs: dict[int, LissajousRun] = {}
 
     def snapshots(i: int) -> np.ndarray:
+        if fom_states is not None:
+            return fom_states(drives[i], positions[i])
         runs[i] = model.simulate(drives[i], t, settings)
         return runs[i].y
 

@@ -1,0 +1,329 @@
+"""Offset-parametric Brown–Néel POD ROM for 2-D/3-D Lissajous scans -> brown_neel_rom2d.json.
+
+Usage::
+
+    nice -n 10 .venv/bin/python bench/brown_neel_rom2d.py [--quick] [--stages train,validate,
+        matrix,check,3d] [--truncation 6 4] [--window 0.0625]
+
+2-D scan: dividers 102/96 at 2.5 MHz (f = 24.51 / 26.04 kHz, repetition 652.8 µs), 12 mT on x
+and y, gradient (−1, −1, 2) T/m, so the field of view is [−12, 12] mm² in the plane z = 0;
+particle 20 nm / 6 kJ/m³.  Recorded: ``--window`` of the repetition time after a warm-up of
+26 samples (10.4 µs ≈ 3.3 τ_B), sampled at 2.5 MHz; receive signals d⟨m_x⟩/dt, d⟨m_y⟩/dt.
+
+Stages (results merged into the JSON after every stage; FOM runs cached in
+outputs/bench/cache/brown_neel_rom2d/, so an interrupted run resumes):
+
+* ``train``    greedy selection of training positions on a 5 × 5 candidate grid (residual
+               indicator), POD basis of the selected FOM runs, projected once.
+* ``validate`` FOM and ROM at held-out positions of the 19 × 19 grid (seeded random choice).
+* ``matrix``   the 19 × 19 system matrix from the ROM on 2 ranks (``rom_system_matrix``);
+               the FOM time for the same matrix is extrapolated from the held-out FOM runs.
+* ``check``    truncation check: static in-plane fields, |⟨m⟩ − L(|ξ|)| per truncation.
+* ``3d``       coarser 3-D case (dividers 102/96/136, 12 mT on x, y and 6 mT on z).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse.linalg as spla
+
+import llgfem  # noqa: F401  (must precede petsc4py)
+from llgfem.brownneel import ParticleParameters, TSSettings, langevin  # noqa: E402
+from llgfem.brownneel.lissajous import (  # noqa: E402
+    LissajousDrive,
+    LissajousModel,
+    coefficients,
+    lissajous_time_grid,
+    offset_field,
+    signal_nrmse,
+)
+from llgfem.brownneel.lissajous_rom import (  # noqa: E402
+    reductor_for,
+    rom_system_matrix,
+    select_positions,
+    simulate_reduced,
+)
+
+OUT = Path("outputs/bench")
+CACHE = Path("outputs/bench/cache/brown_neel_rom2d")
+PARTICLE = ParticleParameters(d_c=20e-9, K=6e3)
+BASE = 2.5e6
+GRADIENT = (-1.0, -1.0, 2.0)
+WARMUP_SAMPLES = 26
+CASES = {
+    "2d": {"dividers": (102, 96, 1), "amplitudes": (12e-3, 12e-3, 0.0), "grid": (19, 19, 1),
+           "train_grid": (5, 5, 1)},
+    "3d": {"dividers": (102, 96, 136), "amplitudes": (12e-3, 12e-3, 6e-3), "grid": (7, 7, 3),
+           "train_grid": (3, 3, 3)},
+}
+
+
+def grid_positions(case: dict, shape) -> np.ndarray:
+    """Pixel centres of the field of view |G_a x_a| <= A_a (z = 0 for a 2-D drive)."""
+    axes = []
+    for a in range(3):
+        if case["amplitudes"][a] == 0:
+            axes.append(np.zeros(1))
+            continue
+        half = case["amplitudes"][a] / abs(GRADIENT[a])
+        n = shape[a]
+        axes.append(-half + (np.arange(n) + 0.5) * 2 * half / n)
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.stack([g.ravel() for g in mesh], axis=1)
+
+
+def corner_positions(case: dict, shape) -> np.ndarray:
+    """Candidate grid including the borders of the field of view."""
+    axes = []
+    for a in range(3):
+        if case["amplitudes"][a] == 0:
+            axes.append(np.zeros(1))
+            continue
+        half = case["amplitudes"][a] / abs(GRADIENT[a])
+        axes.append(np.linspace(-half, half, shape[a]))
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.stack([g.ravel() for g in mesh], axis=1)
+
+
+def setup(case_key: str, args):
+    case = CASES[case_key]
+    drive = LissajousDrive.from_dividers(BASE, case["dividers"], case["amplitudes"])
+    b_max = float(np.linalg.norm(2 * np.abs(case["amplitudes"])))  # offset <= amplitude
+    trunc = args.truncation if case_key == "2d" else args.truncation_3d
+    model = LissajousModel(PARTICLE, *trunc, b_max=b_max)
+    t, start = lissajous_time_grid(drive, BASE, WARMUP_SAMPLES / BASE, args.window)
+    return case, drive, model, t, start
+
+
+def fom_cached(model, drive, t, settings, key: str):
+    """FOM run (states, signals, seconds) cached on disk."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"{key}.npz"
+    if path.exists():
+        d = np.load(path)
+        return {"y": d["y"], "dm": d["dm"], "m": d["m"], "seconds": float(d["seconds"]),
+                "steps": int(d["steps"])}
+    run = model.simulate(drive, t, settings)
+    np.savez(path, y=run.y, dm=run.dm, m=run.m, seconds=run.seconds, steps=run.steps)
+    return {"y": run.y, "dm": run.dm, "m": run.m, "seconds": run.seconds, "steps": run.steps}
+
+
+def tag(case_key, model, args, x) -> str:
+    n_m, n_n = model.truncation
+    xs = "_".join(f"{v * 1e3:+.3f}" for v in x)
+    return f"{case_key}_{n_m}_{n_n}_w{args.window:g}_r{args.rtol:g}_{xs}"
+
+
+def train(case_key: str, args, out: dict) -> dict:
+    case, drive, model, t, start = setup(case_key, args)
+    settings = TSSettings(rtol=args.rtol, atol=1e-10)
+    cands = corner_positions(case, case["train_grid"])
+    t0 = time.perf_counter()
+    training = select_positions(
+        model, drive, GRADIENT, cands, t, settings, rom_settings=rom_settings(args),
+        max_selected=args.max_train,
+        tol=args.greedy_tol, rank=args.rank, energy=1 - args.pod_tol,
+        fom_states=lambda d, x: fom_cached(model, d, t, settings,
+                                           tag(case_key, model, args, x))["y"])
+    seconds = time.perf_counter() - t0
+    g = training.greedy
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(CACHE / f"basis_{case_key}.npz", modes=g.pod.modes,
+             truncation=np.array(model.truncation))
+    s = g.pod.singular_values
+    return {"truncation": list(model.truncation), "unknowns": model.size, "r": g.pod.rank,
+            "training_positions": len(g.selected),
+            "training_position_list": [cands[i].tolist() for i in g.selected],
+            "greedy_history": g.history, "candidates": len(cands),
+            "pod_discarded_energy": g.pod.discarded_energy,
+            "singular_values_head": (s[:120] / s[0]).tolist(),
+            "offline_seconds": seconds, "quadrature_nodes": model.quad.size}
+
+
+def rom_settings(args) -> TSSettings:
+    """Reduced runs: the FOM's tolerances and a step limit (a failed run is reported)."""
+    return TSSettings(rtol=args.rtol, atol=1e-10, max_steps=args.rom_max_steps)
+
+
+def load_rom(case_key, model):
+    d = np.load(CACHE / f"basis_{case_key}.npz")
+    return reductor_for(model, residual=False).reduce(d["modes"])
+
+
+def validate(case_key: str, args, out: dict) -> dict:
+    case, drive, model, t, start = setup(case_key, args)
+    settings = TSSettings(rtol=args.rtol, atol=1e-10)
+    rom = load_rom(case_key, model)
+    grid = grid_positions(case, case["grid"])
+    rng = np.random.default_rng(15)
+    n_held = args.held_out if case_key == "2d" else args.held_out_3d
+    picks = rng.choice(len(grid), size=min(n_held, len(grid)), replace=False)
+    axes = drive.driven_axes
+    rows = []
+    for i in picks:
+        d = drive.with_offset(offset_field(GRADIENT, grid[i]))
+        fom = fom_cached(model, d, t, settings, tag(case_key, model, args, grid[i]))
+        try:
+            r = simulate_reduced(model, rom, d, t, rom_settings(args), keep_states=False)
+        except RuntimeError as err:  # step limit: report as a failure, keep going
+            rows.append({"position": grid[i].tolist(), "nrmse": float("inf"),
+                         "fom_seconds": fom["seconds"], "rom_seconds": float("nan"),
+                         "error": str(err)})
+            continue
+        e = signal_nrmse(r.dm[start:, axes], fom["dm"][start:, axes])
+        rows.append({"position": grid[i].tolist(), "nrmse": e, "fom_seconds": fom["seconds"],
+                     "rom_seconds": r.seconds, "fom_steps": fom["steps"], "rom_steps": r.steps,
+                     "nrmse_moment": signal_nrmse(r.m[start:, axes], fom["m"][start:, axes])})
+        print(f"[{case_key}] x = {np.round(grid[i] * 1e3, 2)} mm: NRMSE {e:.2e}, FOM "
+              f"{fom['seconds']:.1f} s, ROM {r.seconds:.2f} s", flush=True)
+    speed = [row["fom_seconds"] / row["rom_seconds"] for row in rows
+             if np.isfinite(row["rom_seconds"])]
+    return {"held_out": rows, "max_nrmse_held_out": max(r["nrmse"] for r in rows),
+            "speedup_median": float(np.median(speed)), "speedup_min": float(np.min(speed)),
+            "rom_rank": rom.rank}
+
+
+def matrix_worker(args) -> None:
+    from mpi4py import MPI
+
+    case_key = "2d"
+    case, drive, model, t, start = setup(case_key, args)
+    rom = load_rom(case_key, model)
+    grid = grid_positions(case, case["grid"])
+    res = rom_system_matrix(model, rom, drive, GRADIENT, grid, t, start,
+                            rom_settings(args), MPI.COMM_WORLD)
+    if MPI.COMM_WORLD.rank == 0:
+        np.savez(CACHE / "system_matrix_2d.npz", signals=res["signals"], positions=grid)
+        Path(args.worker).write_text(json.dumps({
+            "seconds": res["seconds"], "ranks": MPI.COMM_WORLD.size,
+            "per_position_median": float(np.median([s for _, s in res["per_position"]])),
+            "shape": list(res["signals"].shape)}))
+
+
+def matrix(args, out: dict) -> dict:
+    res = run_two_ranks_with(str(Path(__file__).resolve()), OUT / "brown_neel_rom2d.json",
+                             args)
+    fom_secs = [r["fom_seconds"] for r in out.get("held_out", [])]
+    n = int(np.prod(CASES["2d"]["grid"]))
+    per = float(np.median(fom_secs)) if fom_secs else float("nan")
+    return {"system_matrix": {
+        "grid": [19, 19], "positions": n, "ranks": res["ranks"], "rom_seconds": res["seconds"],
+        "rom_seconds_per_position_median": res["per_position_median"],
+        "fom_seconds_estimated_or_measured": {
+            "kind": "estimated", "seconds": per * n / 2,
+            "how": f"median FOM time of {len(fom_secs)} held-out positions ({per:.1f} s, "
+                   "serial) x 361 positions / 2 ranks"},
+        "window_fraction_of_repetition": args.window}}
+
+
+def run_two_ranks_with(script, out, args):
+    """``run_two_ranks`` with this run's truncation/window passed to the workers."""
+    import os
+    import subprocess
+
+    tmp = out.with_suffix(".2ranks.json")
+    mpiexec = Path(sys.executable).with_name("mpiexec")
+    cmd = [str(mpiexec) if mpiexec.exists() else "mpiexec", "-n", "2", sys.executable, script,
+           "--worker", str(tmp), "--truncation", *map(str, args.truncation),
+           "--window", str(args.window), "--rtol", str(args.rtol)]
+    cmd += ["--quick"] if args.quick else []
+    subprocess.run(cmd, check=True, env=os.environ.copy())
+    data = json.loads(tmp.read_text())
+    tmp.unlink()
+    return data
+
+
+def check(args, out: dict) -> dict:
+    """Static in-plane field of 34 mT (the largest |B| of the scan): |⟨m⟩ − L(|ξ|)| per
+    truncation, from the null vector of F(ξ)."""
+    b = np.array([24e-3, -24e-3, 0.0])
+    xi = PARTICLE.xi_per_tesla * b
+    ref = langevin(np.linalg.norm(xi)) * xi / np.linalg.norm(xi)
+    rows = []
+    for trunc in args.check_truncations:
+        model = LissajousModel(PARTICLE, *trunc, b_max=float(np.linalg.norm(b)))
+        c = coefficients(model.table, xi[None], np.zeros((1, 3)), np.zeros(1))[0]
+        f = sum(ck * a for ck, a in zip(c, model.matrices(), strict=True)).tocsc()
+        lam, v = spla.eigs(f, k=1, sigma=0.0)
+        m, _, _ = model.quad.moments(xi[None], model.quad.g @ np.real(v))
+        rows.append({"truncation": list(trunc), "unknowns": model.size,
+                     "leak_rate_per_tau_n": float(-np.real(lam[0])),
+                     "moment_error": float(np.abs(m[0] - ref).max())})
+        print(f"check {trunc}: {rows[-1]}", flush=True)
+    return {"truncation_check": {"field_T": b.tolist(), "langevin": ref.tolist(), "rows": rows}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--stages", default="check,train,validate,matrix,3d")
+    ap.add_argument("--truncation", type=int, nargs=2, default=(6, 4))
+    ap.add_argument("--truncation-3d", type=int, nargs=2, default=(4, 2))
+    ap.add_argument("--check-truncations", type=int, nargs=2, action="append",
+                    default=None)
+    ap.add_argument("--window", type=float, default=1 / 16,
+                    help="recorded fraction of the repetition time")
+    ap.add_argument("--rtol", type=float, default=1e-6)
+    ap.add_argument("--max-train", type=int, default=5)
+    ap.add_argument("--greedy-tol", type=float, default=0.0)
+    ap.add_argument("--rank", type=int, default=100)
+    ap.add_argument("--pod-tol", type=float, default=1e-12,
+                    help="discarded POD energy")
+    ap.add_argument("--held-out", type=int, default=20)
+    ap.add_argument("--rom-max-steps", type=int, default=100_000)
+    ap.add_argument("--held-out-3d", type=int, default=8)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--worker", default=None)
+    args = ap.parse_args()
+    global OUT, CACHE
+    if args.quick:
+        OUT, CACHE = OUT / "quick", CACHE / "quick"
+        args.truncation, args.truncation_3d = (4, 2), (4, 2)
+        args.window, args.held_out, args.held_out_3d, args.max_train = 1 / 64, 3, 2, 2
+        CASES["2d"]["train_grid"] = (3, 3, 1)
+        CASES["3d"]["train_grid"] = (2, 2, 2)
+    if args.worker:
+        matrix_worker(args)
+        return
+    args.check_truncations = args.check_truncations or [(4, 2), (6, 4), (8, 6)]
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / "brown_neel_rom2d.json"
+    out = json.loads(path.read_text()) if path.exists() else {}
+    case = CASES["2d"]
+    out["geometry"] = {
+        "particle": {"d_c_nm": 20, "K_kJ_m3": 6}, "base_frequency_Hz": BASE,
+        "dividers": list(case["dividers"][:2]), "amplitudes_T": list(case["amplitudes"][:2]),
+        "gradient_T_per_m": list(GRADIENT), "fov_m": [[-0.012, 0.012], [-0.012, 0.012]],
+        "repetition_s": LissajousDrive.from_dividers(BASE, *[case[k] for k in
+                                                             ("dividers", "amplitudes")]).period,
+        "sample_rate_Hz": BASE, "warmup_samples": WARMUP_SAMPLES,
+        "window_fraction_of_repetition": args.window, "rtol": args.rtol,
+        "receive_signals": "d<m_x>/dt, d<m_y>/dt (NRMSE over both channels together)"}
+    for stage in args.stages.split(","):
+        t0 = time.perf_counter()
+        if stage == "check":
+            out.update(check(args, out))
+        elif stage == "train":
+            out.update(train("2d", args, out))
+        elif stage == "validate":
+            out.update(validate("2d", args, out))
+        elif stage == "matrix":
+            out.update(matrix(args, out))
+        elif stage == "3d":
+            res = train("3d", args, out)
+            res.update(validate("3d", args, out))
+            res["geometry"] = {"dividers": list(CASES["3d"]["dividers"]),
+                               "amplitudes_T": list(CASES["3d"]["amplitudes"]),
+                               "grid": list(CASES["3d"]["grid"])}
+            out["case_3d"] = res
+        print(f"stage {stage}: {time.perf_counter() - t0:.0f} s", flush=True)
+        path.write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
