@@ -161,7 +161,7 @@ def frequency_labels(scanner: ScannerFields, k: np.ndarray) -> list[str]:
     k = np.asarray(k, int)
     if scanner.dimension == 1:
         q = int(scanner.bin_per_channel[0])
-        return [str(ki // q) if ki % q == 0 else f"{ki / q:.2f}" for ki in k.tolist()]
+        return [f"n={ki // q}" if ki % q == 0 else f"n={ki / q:.2f}" for ki in k.tolist()]
     m = mixing_orders(scanner.bin_per_channel, k, max_order=20 if scanner.dimension == 3
                       else 40)
     return ["(" + ",".join(map(str, row)) + ")" if row[0] != -9999 else "?" for row in m]
