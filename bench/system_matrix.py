@@ -147,7 +147,7 @@ def _entry(summary: dict) -> dict:
             "seconds_total": summary["model_seconds"], "ranks": summary["ranks"],
             "grid": summary["grid"], "positions": summary["positions"],
             "frequencies": summary["frequencies"], "wall_seconds": summary["wall_seconds"],
-            "model_stats_rank0": summary["model_stats_rank0"]}
+            "model_stats_per_rank": summary["model_stats_per_rank"]}
 
 
 def worker(path: str) -> None:

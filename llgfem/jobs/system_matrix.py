@@ -210,7 +210,7 @@ def _finish(cfg: Config, s: SystemMatrixSetup, sm: SystemMatrix, wall: float,
         "wall_seconds": wall, "max_snr": float(sm.snr.max()),
         "frequencies_snr_above_5": int((sm.snr.max(axis=0) >= 5).sum()),
         "noise_sigma_V": sm.sigma.tolist(), "mdf_files": files,
-        "model_stats_rank0": getattr(s.model, "stats", {}),
+        "model_stats_per_rank": sm.timing["stats_per_rank"],
         "reconstruction": None if rec is None else {
             k: rec[k] for k in ("rel_error", "frequencies_used", "rows", "lambda")},
     }

@@ -106,7 +106,8 @@ def compute_moments(model, scanner: ScannerFields, positions: np.ndarray,
 
     Returns:
         (rates, timing) with ``timing = {"seconds_per_rank", "seconds" (max wall),
-        "cpu_seconds_per_rank", "cpu_seconds" (max process CPU time)}``; CPU time is less
+        "cpu_seconds_per_rank", "cpu_seconds" (max process CPU time), "stats_per_rank"
+        (the model's ``stats`` dict, if any)}``; CPU time is less
         sensitive to other jobs on a shared machine than wall time.
     """
     block = split_positions(len(positions), comm.size, comm.rank)
@@ -114,12 +115,13 @@ def compute_moments(model, scanner: ScannerFields, positions: np.ndarray,
     _, dm = model.moments(scanner, positions[block])
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     parts = comm.gather(dm, root=0)
-    times = comm.gather((seconds, cpu), root=0)
+    times = comm.gather((seconds, cpu, dict(getattr(model, "stats", {}))), root=0)
     timing = None
     if comm.rank == 0:
-        wall, cpus = [w for w, _ in times], [c for _, c in times]
+        wall, cpus = [w for w, _, _ in times], [c for _, c, _ in times]
         timing = {"seconds_per_rank": wall, "seconds": max(wall),
-                  "cpu_seconds_per_rank": cpus, "cpu_seconds": max(cpus)}
+                  "cpu_seconds_per_rank": cpus, "cpu_seconds": max(cpus),
+                  "stats_per_rank": [st for _, _, st in times]}
     timing = comm.bcast(timing, root=0)
     if comm.rank != 0:
         return None, timing
