@@ -36,7 +36,7 @@ from llgfem.brownneel.model import BrownNeelModel
 from llgfem.brownneel.observables import EXTRA_DEGREES
 from llgfem.brownneel.operators import _Builder, x_power
 
-__all__ = ["TRANSFERS", "boltzmann_transfer", "transfer_snapshots"]
+__all__ = ["TRANSFERS", "boltzmann_transfer", "boltzmann_transfer_3d", "transfer_snapshots"]
 
 TRANSFERS = ("direct", "boltzmann")
 
@@ -133,3 +133,59 @@ def transfer_snapshots(source_run, target_model: BrownNeelModel, target_drive,
     return boltzmann_transfer(source_run.model, target_model, y,
                               source_run.model.xi_z(source_run.drive, t),
                               target_model.xi_z(target_drive, t))
+
+
+def boltzmann_transfer_3d(source, target, snapshots: np.ndarray, fields: np.ndarray,
+                          extra: int = EXTRA_DEGREES) -> np.ndarray:
+    """The Boltzmann-ratio map for fields of any direction (``lissajous.LissajousModel``).
+
+    q_A(t_k) ↦ exp(½[(σ_B − σ_A) X2 + (ξ_B(t_k) − ξ_A(t_k))·M]) q_A(t_k),  ξ_P = (μ_P/k_BT) B,
+
+    on the even-L basis extended by ``extra`` degrees, truncated back.  X2 and M_a are
+    multiplication operators and commute; the σ factor is one ``expm_multiply`` for all
+    snapshots, the field factor acts on the m-sphere only (one dense single-sphere exponential
+    of Σ_a Δξ_a M_a per snapshot, real coordinates).
+
+    Args:
+        source, target: Lissajous models with the same truncation.
+        snapshots: states of ``source``, shape (n, n_t).
+        fields: B(t_k) [T] of each snapshot, shape (n_t, 3).
+        extra: extension degrees.
+
+    Returns:
+        The snapshots in ``target``'s variables, shape (n, n_t).
+    """
+    from scipy.linalg import expm
+
+    from llgfem.brownneel.lissajous import EvenBasis
+
+    if source.truncation != target.truncation:
+        raise ValueError("source and target must share the truncation (N_m, N_n)")
+    y = np.asarray(snapshots, float)
+    b = np.atleast_2d(np.asarray(fields, float))
+    if y.ndim != 2 or y.shape[0] != target.size or y.shape[1] != b.shape[0]:
+        raise ValueError(f"shape mismatch: snapshots {y.shape}, fields {b.shape}, "
+                         f"n = {target.size}")
+    basis = target.basis
+    ext = EvenBasis(basis.n_m + extra, basis.n_n + extra)
+    emb = _embedding(basis, ext)
+    z = emb @ y
+    dsigma = target.params.sigma - source.params.sigma
+    if dsigma:
+        x2 = sp.csr_matrix(ext.to_real(_Builder(ext).poly(x_power(2))))
+        z = expm_multiply(0.5 * dsigma * x2, z)
+    dxi = (target.params.xi_per_tesla - source.params.xi_per_tesla) * b
+    if np.any(dxi):
+        t_m = ProductBasis(ext.n_m, 0, "full").real_transform  # single-sphere transform
+        mult = []
+        for op in ({"+": 0.5, "-": 0.5}, {"+": -0.5j, "-": 0.5j}, {"z": 1.0}):
+            m = sum(c * multiplication(o, ext.n_m) for o, c in op.items())
+            mult.append(np.real((t_m @ m @ t_m.conj().T).toarray()))
+        nm = (ext.n_m + 1) ** 2
+        zz = z.reshape(nm, -1, z.shape[1])
+        for k in range(z.shape[1]):
+            if np.any(dxi[k]):
+                e = expm(0.5 * sum(d * m for d, m in zip(dxi[k], mult, strict=True)))
+                zz[:, :, k] = e @ zz[:, :, k]
+        z = zz.reshape(z.shape)
+    return emb.T @ z
