@@ -242,9 +242,7 @@ class AdaptiveLL:
         self.J = fem_petsc.create_matrix(self.J_forms, kind="mpi")
         self._b = fem_petsc.create_vector([self.V, self.V], kind="mpi")
         self.y = self._b.duplicate()
-        # PETSc's own LU needs a sequential matrix (the block matrix is one on one rank)
-        package = "petsc" if self.J.getType() == "seqaij" else "mumps"
-        self._lin = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": package}
+        self._lin = _direct_solver_options(self.J)
         self.ksp = PETSc.KSP().create(self.comm)
         self.ksp.setOptionsPrefix(self.options.prefix + "stage_")
         _set_options(self.ksp, self.options.prefix + "stage_", self._lin)
@@ -556,6 +554,21 @@ class AdaptiveLL:
         d1, d2 = self.parameter_derivatives(t, y, ydot)
         mu_m = mu[: self.n]
         return np.array([self._inner(d1, mu_m), self._inner(d2, mu_m)])
+
+
+#: Up to this many global unknowns, parallel runs gather the stage matrix on every rank and
+#: factorise it with PETSc's LU (``PCREDUNDANT``): measured 4x faster than MUMPS for the
+#: 7-node drive case on 2 ranks (many small factorisations); MUMPS above.
+REDUNDANT_LU_LIMIT = 20000
+
+
+def _direct_solver_options(J) -> dict:
+    """Direct LU presets for the stage matrices (forward and transposed solves)."""
+    if J.getType() == "seqaij":  # one rank: PETSc's own LU
+        return {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "petsc"}
+    if J.getSize()[0] <= REDUNDANT_LU_LIMIT:
+        return {"ksp_type": "preonly", "pc_type": "redundant", "redundant_pc_type": "lu"}
+    return {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
 
 
 def _add_mode():

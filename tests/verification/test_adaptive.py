@@ -110,11 +110,11 @@ def test_replay_reproduces_ts(tstype):
     assert global_max(rp.H - ts.H) < 1e-9
 
 
-@pytest.mark.parametrize("tstype", ["3", "4"])
-def test_dot_and_taylor(tstype):
-    problem = small_problem(tstype, anisotropy=0.5)
+def test_dot_and_taylor():
+    """ARK4(3)6L[2]SA (the recursion is the same code for every tableau)."""
+    problem = small_problem("4", anisotropy=0.5)
     traj = problem.replay(problem.forward().times)
-    check_derivatives(problem, traj, (0.3, -0.7), eps=(1e-2, 5e-3, 2.5e-3, 1.25e-3))
+    check_derivatives(problem, traj, (0.3, -0.7), eps=(1e-2, 5e-3, 2.5e-3))
 
 
 def test_drive_regime_against_nodal_reference():
@@ -134,11 +134,11 @@ def test_drive_regime_against_nodal_reference():
 
 def test_drive_regime_gradient():
     """The drive regime's map ``a -> (m, m_t)`` passes dot and Taylor tests (6 cells, the
-    field-free point crossing the centre node, 1/28 period)."""
-    problem = drive_problem(COMM, 6, T=3000.0, options=AdaptiveOptions(rtol=1e-5, dt0=10.0),
+    field-free point crossing the centre node, 1/42 period)."""
+    problem = drive_problem(COMM, 6, T=2000.0, options=AdaptiveOptions(rtol=1e-5, dt0=10.0),
                             regime=DriveRegime(phase=0.0))
     traj = problem.replay(problem.forward().times)
-    check_derivatives(problem, traj, (0.02, -0.05), eps=(1e-2, 5e-3, 2.5e-3, 1.25e-3))
+    check_derivatives(problem, traj, (0.02, -0.05), eps=(1e-2, 5e-3, 2.5e-3))
 
 
 def test_bad_options_raise_config_error():
