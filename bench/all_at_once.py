@@ -55,7 +55,7 @@ def table1(method: str) -> list[dict]:
 
         paper = paper_case(number).paper
         job = AAOConfig(case=f"paper{number}", method=method, mu=TABLE1_MU[number],
-                        max_iterations=MAX_IT, error_target=paper["rel_error"], error_every=10)
+                        max_iter=MAX_IT, error_target=paper["rel_error"], error_every=10)
         s = run(job)
         rows.append({"test": number, "method": method, "iterations": s["iterations"],
                      "rel_error": s["rel_error"], "seconds": s["seconds"],
@@ -69,15 +69,15 @@ def table1(method: str) -> list[dict]:
     return rows
 
 
-TABLE3 = {"observe": True, "estimate_parameters": True, "a_init": (1.5, 0.5),
-          "m_init": "perturbed", "tau": 2.5, "mu": 0.3, "grow": 1.1, "model_weight": 1000.0,
+TABLE3 = {"observe": True, "estimate_parameters": True, "a0": (1.5, 0.5),
+          "state_guess": "perturbed", "tau": 2.5, "mu": 0.3, "grow": 1.1, "model_weight": 1000.0,
           "param_weight": 1.0}
 
 
 def table3(method: str) -> list[dict]:
     rows = []
     for delta, paper in PAPER_T3.items():
-        job = AAOConfig(case="paper3", method=method, delta=delta, max_iterations=MAX_IT,
+        job = AAOConfig(case="paper3", method=method, delta=delta, max_iter=MAX_IT,
                         **TABLE3)
         s = run(job)
         row = {k: s[k] for k in ("iterations", "r_llg", "r_obs", "e_a1", "e_a2", "seconds",
@@ -93,8 +93,8 @@ def table3(method: str) -> list[dict]:
 
 
 def test2_exact(method: str) -> dict:
-    job = AAOConfig(case="paper2", method=method, max_iterations=MAX_IT,
-                    error_target=0.002, **{**TABLE3, "m_init": "m0"})
+    job = AAOConfig(case="paper2", method=method, max_iter=MAX_IT,
+                    error_target=0.002, **{**TABLE3, "state_guess": "m0"})
     s = run(job)
     print(f"Test 2 exact data ({method}): {s['iterations']} it, m error {s['rel_error']:.2e}, "
           f"e_a1 {s['e_a1']:.3f}, e_a2 {s['e_a2']:.3f}, {s['seconds']:.1f} s   "

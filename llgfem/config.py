@@ -325,6 +325,11 @@ def parse_section(cls: type, table: dict[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(table) - set(fields))
+    renamed = getattr(cls, "RENAMED", {})
+    for key in unknown:
+        if key in renamed:
+            raise ConfigError(f"{where}.{key}: renamed to {where}.{renamed[key]} (one "
+                              "vocabulary for every identification job)")
     if unknown:
         raise ConfigError(f"{where}.{unknown[0]}: unknown key{nearest(unknown[0], fields)} "
                           f"(allowed: {', '.join(sorted(fields))})")

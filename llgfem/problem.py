@@ -37,7 +37,7 @@ from llgfem.physics import FieldSpec, LLGParameters, Units
 from llgfem.solvers.llg import LLGSolver
 from llgfem.spacetime import TimeGrid, create_vector_space, interpolate_levels
 
-__all__ = ["SCHEMES", "LLGProblem", "scheme_form"]
+__all__ = ["SCHEMES", "LLGProblem", "parameter_errors", "scheme_form"]
 
 SCHEMES = {"midpoint": "gilbert", "bartels_prohl": "landau_lifshitz"}
 
@@ -156,3 +156,9 @@ def paper_observation(V, grid: TimeGrid) -> Observation:
     """The §4.3 observation of paper 002: ``mu0 = 1``, ``a~ = 1``, ``c = 1``, ``p = (1, 1, 1)``."""
     return Observation(V, grid, [Concentration(1.0)],
                        [Coil((1.0, 1.0, 1.0), ("constant", 1.0), "p111")], mu0=1.0)
+
+
+def parameter_errors(a, a_true) -> tuple[float, float]:
+    """``e_ai = |a_i - a_i^true| / |a_i^true|`` (the absolute error where ``a_i^true = 0``):
+    the one error definition of every identification job."""
+    return tuple(float(abs(x - t) / (abs(t) if t != 0 else 1.0)) for x, t in zip(a, a_true))

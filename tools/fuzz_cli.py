@@ -46,7 +46,7 @@ FAST = {
     "heat": ["time.n_t=5"],
     "llg_forward": ["time.n_t=5"],
     "calibrate": ["time.n_t=5", "calibrate.max_iter=2"],
-    "all_at_once": ["time.n_t=5", "aao.max_iterations=2"],
+    "all_at_once": ["time.n_t=5", "aao.max_iter=2"],
     "brown_neel_fom": ["brown_neel.n_m=4", "brown_neel.n_n=2",
                        "brown_neel.samples_per_period=20"],
     "brown_neel_pod": ["brown_neel.n_m=4", "brown_neel.n_n=2",

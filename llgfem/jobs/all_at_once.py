@@ -7,9 +7,10 @@ rectangle ``[0, 2 pi] x [0, w]`` is a genuine 2-D test).  Config table ``[aao]``
     case = "paper3"          # paper1 | paper2 | paper3 (Table 1)
     observe = true           # Table 3 data: a~ = 1, c = 1, p = (1, 1, 1), mu0 = 1
     estimate_parameters = true
-    a_init = [1.5, 0.5]      # initial (a1, a2) (only with estimate_parameters)
-    m_init = "paper"         # paper (Table 1 guess) | m0 | perturbed (m0 - 0.1 sin(20 t))
-    delta = 0.03             # relative noise of the data (uniform per sample, see below)
+    a0 = [1.5, 0.5]          # initial (a1, a2) (only with estimate_parameters)
+    state_guess = "table1"   # table1 (Table 1 guess) | m0 | perturbed (m0 - 0.1 sin(20 t))
+    delta = 0.03             # relative noise level of the data
+    noise = "uniform"        # uniform (paper: y + delta |y| U(-1, 1)) | norm (see calibrate)
     seed = 0
     tau = 2.5                # discrepancy principle (stops when ||F(x) - y|| <= tau delta_abs)
     method = "landweber"     # landweber | nesterov | kaczmarz_time | kaczmarz_data
@@ -19,13 +20,16 @@ rectangle ``[0, 2 pi] x [0, w]`` is a genuine 2-D test).  Config table ``[aao]``
     model_weight = 1.0       # weight of the model residual's W norm against the data part
     grow = 1.0               # > 1 lets mu grow after accepted steps
     mu_min = 1e-8
-    max_iterations = 500
+    max_iter = 500
     error_every = 10         # relative error against the exact solution every k iterations
     checkpoint_every = 0     # > 0: checkpoint (and resume with resume = true)
     resume = false
 
 Noise: ``y_delta = y + delta |y| U(-1, 1)`` per sample (the paper's "delta % random noise",
 whose reported r_obs ~ 0.62 delta matches this uniform model), ``delta_abs = ||y_delta - y||_Y``.
+The vocabulary (``a0``, ``max_iter``, ``state_guess``, ``noise``, ``delta``, ``seed``, ``tau``,
+``e_a1``/``e_a2`` relative, absolute where the true value is 0) is that of ``calibrate``; the old
+names (``a_init``, ``max_iterations``, ``m_init``) are refused with the new ones.
 Outputs: ``summary.json``, ``history.json``, ``plots/`` (residual, step size, a1/a2 traces,
 error), ``fields/m.bp`` (reconstruction) in the run directory.
 """
@@ -45,8 +49,9 @@ from llgfem.io.progress import get_logger
 from llgfem.io.results import write_json
 from llgfem.mesh import create_domain
 from llgfem.operators.all_at_once import AllAtOnceOperator
+from llgfem.operators.observation import NOISE_MODELS, noisy_data
 from llgfem.paper_cases import relative_error
-from llgfem.problem import LLGProblem
+from llgfem.problem import LLGProblem, parameter_errors
 from llgfem.regularisation import (
     AdaptiveStep,
     Checkpoint,
@@ -65,6 +70,7 @@ from llgfem.spacetime import TimeGrid, interpolate_levels
 __all__ = ["AAOConfig", "ErrorTarget", "build_problem", "run", "solve"]
 
 METHODS = ("landweber", "nesterov", "kaczmarz_time", "kaczmarz_data")
+STATE_GUESSES = ("table1", "m0", "perturbed")
 
 
 @dataclass(frozen=True)
@@ -72,9 +78,10 @@ class AAOConfig:
     case: str = "paper3"
     observe: bool = False
     estimate_parameters: bool = False
-    a_init: tuple[float, float] = (1.5, 0.5)
-    m_init: str = "paper"
+    a0: tuple[float, float] = (1.5, 0.5)
+    state_guess: str = "table1"
     delta: float = 0.0
+    noise: str = "uniform"
     seed: int = 0
     tau: float = 2.5
     method: str = "landweber"
@@ -84,17 +91,23 @@ class AAOConfig:
     model_weight: float = 1.0
     grow: float = 1.0
     mu_min: float = 1e-8
-    max_iterations: int = 500
+    max_iter: int = 500
     error_every: int = 10
     error_target: float = 0.0
     checkpoint_every: int = 0
     resume: bool = False
 
+    RENAMED = {"a_init": "a0", "max_iterations": "max_iter", "m_init": "state_guess",
+               "paper_noise": "noise"}
+
     def validate(self, where: str) -> None:
         if self.case not in ("paper1", "paper2", "paper3"):
             raise ConfigError(f"{where}.case: {self.case!r} is not paper1, paper2 or paper3")
-        if self.m_init not in ("paper", "m0", "perturbed"):
-            raise ConfigError(f"{where}.m_init: {self.m_init!r} is not paper, m0 or perturbed")
+        if self.state_guess not in STATE_GUESSES:
+            raise ConfigError(f"{where}.state_guess: {self.state_guess!r} is not one of "
+                              f"{STATE_GUESSES}")
+        if self.noise not in NOISE_MODELS:
+            raise ConfigError(f"{where}.noise: {self.noise!r} is not one of {NOISE_MODELS}")
         if self.method not in METHODS:
             raise ConfigError(f"{where}.method: {self.method!r} is not one of {METHODS}")
         if self.delta < 0 or (self.delta > 0 and not self.observe):
@@ -103,8 +116,8 @@ class AAOConfig:
             raise ConfigError(f"{where}.tau: must exceed 1, got {self.tau}")
         if self.mu <= 0 or self.mu_min <= 0 or self.grow < 1:
             raise ConfigError(f"{where}.mu: need mu > 0, mu_min > 0, grow >= 1")
-        if self.max_iterations < 1 or self.segments < 1:
-            raise ConfigError(f"{where}.max_iterations: must be >= 1")
+        if self.max_iter < 1 or self.segments < 1:
+            raise ConfigError(f"{where}.max_iter: must be >= 1")
 
 
 class ErrorTarget(StoppingRule):
@@ -123,20 +136,14 @@ class ErrorTarget(StoppingRule):
 
 
 def _initial_guess(job: AAOConfig, case, V, grid: TimeGrid, m0: np.ndarray) -> np.ndarray:
-    if job.m_init == "paper":
+    if job.state_guess == "table1":
         guess = interpolate_levels(V, case.initial_guess_np, grid.times)
-    elif job.m_init == "perturbed":  # m_init = m0 - 0.1 sin(20 t) (paper §4.3)
+    elif job.state_guess == "perturbed":  # m_init = m0 - 0.1 sin(20 t) (paper §4.3)
         guess = -0.1 * np.sin(20 * grid.times)[:, None] * np.ones((1, m0.size))
     else:
         guess = np.zeros((grid.n_t, m0.size))
     guess[0] = 0.0
     return guess
-
-
-def paper_noise(y: np.ndarray, delta: float, seed: int) -> np.ndarray:
-    """``y + delta |y| U(-1, 1)`` per sample (rank-independent seed)."""
-    rng = np.random.default_rng(seed)
-    return y + delta * np.abs(y) * rng.uniform(-1.0, 1.0, size=y.shape)
 
 
 def build_problem(job: AAOConfig, mesh, T: float = 0.2, n_t: int = 51) -> dict:
@@ -148,9 +155,9 @@ def build_problem(job: AAOConfig, mesh, T: float = 0.2, n_t: int = 51) -> dict:
     m_exact = interpolate_levels(V, case.exact_np, grid.times)
     a_true = np.array([case.params.a1, case.params.a2])
     y_obs = obs.apply(m_exact) if obs else None
-    y_delta = paper_noise(y_obs, job.delta, job.seed) if obs else None
-    delta_abs = obs.norm_range(y_delta - y_obs) if obs else 0.0
-    a0 = np.asarray(job.a_init) if job.estimate_parameters else a_true
+    y_delta, delta_abs = (noisy_data(y_obs, job.delta, job.seed, job.noise, obs.inner_range)
+                          if obs else (None, 0.0))
+    a0 = np.asarray(job.a0) if job.estimate_parameters else a_true
     x0 = F.join(_initial_guess(job, case, V, grid, m0), a0)
     return {"F": F, "case": case, "V": V, "grid": grid, "obs": obs, "x0": x0, "y": F.data(y_delta),
             "y_obs": y_obs, "delta_abs": delta_abs, "a_true": a_true, "m_exact": m_exact}
@@ -159,7 +166,7 @@ def build_problem(job: AAOConfig, mesh, T: float = 0.2, n_t: int = 51) -> dict:
 def solve(job: AAOConfig, prob: dict, callbacks=(), checkpoint=None):
     """Run the configured iteration on the problem of :func:`build_problem`."""
     F, V, grid, case = prob["F"], prob["V"], prob["grid"], prob["case"]
-    stop = MaxIterations(job.max_iterations) | StepSizeFloor(job.mu_min)
+    stop = MaxIterations(job.max_iter) | StepSizeFloor(job.mu_min)
     error = ErrorTarget(lambda x: relative_error(V, grid, F.state(x), case.exact_ufl),
                         job.error_target, job.error_every)
     stop = stop | error
@@ -174,7 +181,7 @@ def solve(job: AAOConfig, prob: dict, callbacks=(), checkpoint=None):
                 else data_selection(F))
         ys = [prob["y"]] * len(subs)
         if job.delta > 0:
-            kw["stop"] = (MaxIterations(job.max_iterations) | StepSizeFloor(job.mu_min) | error
+            kw["stop"] = (MaxIterations(job.max_iter) | StepSizeFloor(job.mu_min) | error
                           | DiscrepancyPrinciple(job.tau, [prob["delta_abs"]] * len(subs)))
         return landweber_kaczmarz(subs, ys, prob["x0"], **kw), error
     return landweber(F, prob["y"], prob["x0"], **kw), error
@@ -239,7 +246,7 @@ def run(cfg: Config) -> dict:
     history = History({"a1": lambda x: x[-2], "a2": lambda x: x[-1]})
     callbacks = [history]
     if cfg.output.progress:
-        callbacks.append(ProgressBar(total=job.max_iterations, rank=comm.rank))
+        callbacks.append(ProgressBar(total=job.max_iter, rank=comm.rank))
     ckpt = None
     if job.checkpoint_every:
         ckpt = Checkpoint(cfg.run_dir / "checkpoint" / "aao", every=job.checkpoint_every,
@@ -269,8 +276,8 @@ def summarise(job: AAOConfig, prob: dict, result, seconds: float) -> dict:
            "seconds_per_iteration": seconds / max(result.iterations, 1),
            "rel_error": relative_error(V, grid, F.state(result.x), case.exact_ufl),
            "r_llg": float(r_llg), "a1": float(a[0]), "a2": float(a[1]),
-           "e_a1": abs(float(a[0]) - prob["a_true"][0]),
-           "e_a2": abs(float(a[1]) - prob["a_true"][1]), "delta": job.delta,
+           **dict(zip(("e_a1", "e_a2"), parameter_errors(a, prob["a_true"]))),
+           "delta": job.delta,
            "dofs": V.dofmap.index_map.size_global * 3, "n_t": grid.n_t,
            "mpi_size": V.mesh.comm.size, "counters": dict(F.counters)}
     if prob["obs"] is not None:

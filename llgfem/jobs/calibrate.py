@@ -23,7 +23,7 @@ Config tables::
     a0 = [1.5, 0.5]                # initial guess of (a1, a2)
     delta = 0.03                   # relative noise level
     noise = "norm"                 # norm: ||y_delta - y|| = delta ||y|| (Gaussian direction);
-                                   # uniform: y_delta = y (1 + delta u), u ~ U(-1, 1) per sample
+                                   # uniform: y + delta |y| u, u ~ U(-1, 1) per sample (paper)
     seed = 0                       # noise seed
     tau = 2.5                      # discrepancy principle (paper: tau > 2)
     step = "adaptive"              # adaptive | constant | steepest
@@ -34,7 +34,7 @@ Config tables::
     rtol = 0.0                     # also stop at ||r|| <= rtol ||r_0|| (exact data: delta = 0)
     segments = 5                   # kaczmarz_time: number of windows
     lm_q = 0.7                     # levenberg_marquardt: linearised residual ratio
-    state_guess = "paper"          # Newton guess of the first solve: "paper"
+    state_guess = "perturbed"      # Newton guess of the first solve: "perturbed"
                                    # (m0 - 0.1 sin(20 t)(1,1,1), §4.3) or "m0"
 
 Without ``[[coil]]`` tables the observation is the paper's §4.3 one: ``mu0 = 1``,
@@ -69,8 +69,9 @@ from llgfem.io.plots import plot_series
 from llgfem.io.progress import get_logger
 from llgfem.io.results import write_json
 from llgfem.mesh import create_domain
+from llgfem.operators.observation import NOISE_MODELS, noisy_data
 from llgfem.operators.reduced import ReducedOperator
-from llgfem.problem import paper_observation
+from llgfem.problem import paper_observation, parameter_errors
 from llgfem.regularisation import (
     AdaptiveStep,
     ConstantStep,
@@ -105,7 +106,10 @@ class CalibrateConfig:
     rtol: float = 0.0
     segments: int = 5
     lm_q: float = 0.7
-    state_guess: str = "paper"
+    state_guess: str = "perturbed"
+
+    RENAMED = {"a_init": "a0", "max_iterations": "max_iter", "m_init": "state_guess",
+               "paper_noise": "noise"}
 
     def validate(self, where: str) -> None:
         checks = [
@@ -121,17 +125,13 @@ class CalibrateConfig:
              "need max_iter >= 0, segments >= 1"),
             (0 < self.lm_q < 1, "lm_q", "must lie in (0, 1)"),
             (0 <= self.rtol < 1, "rtol", "must lie in [0, 1)"),
-            (self.state_guess in ("paper", "m0"), "state_guess", "paper | m0"),
-            (self.noise in ("norm", "uniform"), "noise", "norm | uniform"),
+            (self.state_guess in ("perturbed", "m0"), "state_guess",
+             "perturbed | m0 (the old value 'paper' is now 'perturbed')"),
+            (self.noise in NOISE_MODELS, "noise", " | ".join(NOISE_MODELS)),
         ]
         for ok, key, msg in checks:
             if not ok:
                 raise ConfigError(f"{where}.{key}: {msg}")
-
-
-def parameter_errors(a: np.ndarray, a_true: np.ndarray) -> tuple[float, float]:
-    """``e_ai = |a_i - a_i^true| / |a_i^true|`` (absolute error if ``a_i^true = 0``)."""
-    return tuple(float(abs(x - t) / (abs(t) if t != 0 else 1.0)) for x, t in zip(a, a_true))
 
 
 @dataclass
@@ -172,7 +172,7 @@ def setup(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD) -> Calibration:
     problem.observation = built[0] if built is not None else paper_observation(V, grid)
     obs = problem.observation
     guess = None
-    if cal.state_guess == "paper":
+    if cal.state_guess == "perturbed":
         guess = m0[None, :] - 0.1 * np.sin(20 * grid.times)[:, None]
     a_true = problem.a.copy()
     op = ReducedOperator(problem, m_guess=guess, failed_solve="nan")
@@ -182,12 +182,7 @@ def setup(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD) -> Calibration:
         raise ConfigError("calibrate: the simulated signals are identically zero (m does not "
                           "move: a field collinear with m0, or concentrations/coils that see "
                           "nothing); nothing can be identified from them")
-    if cal.noise == "uniform":  # pointwise relative noise of amplitude delta
-        u = np.random.default_rng(cal.seed).uniform(-1.0, 1.0, y.shape)
-        y_delta = y * (1.0 + cal.delta * u)
-        noise = math.sqrt(op.inner_range(y_delta - y, y_delta - y))
-    else:
-        y_delta, noise = obs.add_noise(y.reshape(obs.signals_shape), cal.delta, cal.seed)
+    y_delta, noise = noisy_data(y, cal.delta, cal.seed, cal.noise, op.inner_range)
     return Calibration(op, y, y_delta.ravel(), noise, a_true, cal)
 
 

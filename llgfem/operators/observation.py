@@ -66,6 +66,9 @@ __all__ = [
     "concentration_expression",
     "parse_transfer",
     "sensitivity_expression",
+    "NOISE_MODELS",
+    "noisy_data",
+    "relative_uniform_noise",
     "tag_indicator",
 ]
 
@@ -271,6 +274,33 @@ def add_noise(y: np.ndarray, delta: float, seed: int,
     noise = xi * (level / math.sqrt(inner(xi, xi))) if level > 0 else np.zeros_like(y)
     y_delta = y + noise
     return y_delta, math.sqrt(max(inner(noise, noise), 0.0))
+
+
+def relative_uniform_noise(y: np.ndarray, delta: float, seed: int) -> np.ndarray:
+    """``y + delta |y| U(-1, 1)`` per sample: paper 002's "delta % random noise" (rank-independent
+    seed; its measured ``||y_delta - y|| / ||y|| ~ 0.58 delta``)."""
+    rng = np.random.default_rng(int(seed))
+    y = np.asarray(y, dtype=float)
+    return y + delta * np.abs(y) * rng.uniform(-1.0, 1.0, size=y.shape)
+
+
+NOISE_MODELS = ("norm", "uniform")
+
+
+def noisy_data(y: np.ndarray, delta: float, seed: int, model: str,
+               inner: Callable[[np.ndarray, np.ndarray], float] | None = None
+               ) -> tuple[np.ndarray, float]:
+    """``(y_delta, |y_delta - y|)`` for a noise model: ``"norm"`` (:func:`add_noise`: Gaussian
+    direction, ``|y_delta - y| = delta |y|`` exactly) or ``"uniform"``
+    (:func:`relative_uniform_noise`); the norm is that of ``inner`` (default Euclidean)."""
+    if model == "norm":
+        return add_noise(y, delta, seed, inner)
+    if model != "uniform":
+        raise ValueError(f"noise model {model!r} is not one of {NOISE_MODELS}")
+    inner = inner or (lambda a, b: float(np.vdot(a, b)))
+    y_delta = relative_uniform_noise(y, delta, seed)
+    e = y_delta - np.asarray(y, dtype=float)
+    return y_delta, math.sqrt(max(inner(e, e), 0.0))
 
 
 def _is_single(items: Any, vector: bool) -> bool:
