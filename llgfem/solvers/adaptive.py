@@ -46,128 +46,30 @@ vectors).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import dolfinx.fem.petsc as fem_petsc
 import numpy as np
 import ufl
 from dolfinx import fem
+from dolfinx.la import InsertMode
 from petsc4py import PETSc
 
 from llgfem.config import ConfigError
 from llgfem.forms.llg import LLGCoefficients, ll_residuals
+from llgfem.solvers.esdirk import (
+    TABLEAUS,
+    AdaptiveOptions,
+    AdaptiveTrajectory,
+    Tableau,
+    direct_solver_options,
+    esdirk_tableau,
+    set_options,
+)
 from llgfem.spacetime import n_owned
 
 __all__ = ["TABLEAUS", "AdaptiveLL", "AdaptiveOptions", "AdaptiveTrajectory", "Tableau",
            "esdirk_tableau"]
-
-
-@dataclass(frozen=True)
-class Tableau:
-    """Implicit Butcher tableau ``(A, c)`` of a stiffly accurate ESDIRK (``b = A[-1]``)."""
-
-    name: str
-    A: np.ndarray
-
-    @property
-    def c(self) -> np.ndarray:
-        return self.A.sum(axis=1)
-
-    @property
-    def stages(self) -> int:
-        return self.A.shape[0]
-
-
-def _ark3() -> np.ndarray:
-    g = 1767732205903.0 / 4055673282236.0
-    return np.array([
-        [0.0, 0.0, 0.0, 0.0],
-        [g, g, 0.0, 0.0],
-        [2746238789719.0 / 10658868560708.0, -640167445237.0 / 6845629431997.0, g, 0.0],
-        [1471266399579.0 / 7840856788654.0, -4482444167858.0 / 7529755066697.0,
-         11266239266428.0 / 11593286722821.0, g]])
-
-
-def _ark4() -> np.ndarray:
-    return np.array([
-        [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
-        [1.0 / 4, 1.0 / 4, 0.0, 0.0, 0.0, 0.0],
-        [8611.0 / 62500, -1743.0 / 31250, 1.0 / 4, 0.0, 0.0, 0.0],
-        [5012029.0 / 34652500, -654441.0 / 2922500, 174375.0 / 388108, 1.0 / 4, 0.0, 0.0],
-        [15267082809.0 / 155376265600, -71443401.0 / 120774400, 730878875.0 / 902184768,
-         2285395.0 / 8070912, 1.0 / 4, 0.0],
-        [82889.0 / 524892, 0.0, 15625.0 / 83664, 69875.0 / 102672, -2260.0 / 8211, 1.0 / 4]])
-
-
-#: Implicit tableaus of PETSc's ARKIMEX types (Kennedy & Carpenter 2003), as registered in
-#: PETSc ``src/ts/impls/arkimex/arkimex.c``: ``"3"`` = ARK3(2)4L[2]SA, ``"4"`` = ARK4(3)6L[2]SA.
-TABLEAUS = {"3": _ark3, "4": _ark4}
-
-
-def esdirk_tableau(tstype: str) -> Tableau:
-    """The implicit tableau of ARKIMEX type ``tstype`` (``"3"`` or ``"4"``)."""
-    if tstype not in TABLEAUS:
-        raise ConfigError(f"llg.adaptive.tstype: {tstype!r} is not one of {sorted(TABLEAUS)}")
-    return Tableau(tstype, TABLEAUS[tstype]())
-
-
-@dataclass(frozen=True)
-class AdaptiveOptions:
-    """Options of the adaptive scheme (PETSc options under ``prefix`` win over these).
-
-    Attributes:
-        tstype: ARKIMEX type, ``"4"`` (ARK4(3)6L[2]SA) or ``"3"`` (ARK3(2)4L[2]SA).
-        rtol, atol: TSAdapt tolerances on ``m`` (``atol = None``: same as ``rtol``).
-        dt0: first trial step (``None``: ``T / 1000``).
-        max_steps: limit of accepted steps.
-        newton_rtol, newton_atol: stage Newton tolerances (TS and replay).
-        prefix: PETSc options prefix of the TS (the replay SNES uses ``prefix + "stage_"``).
-    """
-
-    tstype: str = "4"
-    rtol: float = 1e-5
-    atol: float | None = None
-    dt0: float | None = None
-    max_steps: int = 100000
-    newton_rtol: float = 1e-12
-    newton_atol: float = 1e-12
-    prefix: str = "llgfem_llg_ts_"
-
-    def validate(self, where: str = "llg.adaptive") -> None:
-        """Raise :class:`ConfigError` naming the key of a bad value (same on all ranks)."""
-        esdirk_tableau(self.tstype)
-        for key in ("rtol", "newton_rtol", "newton_atol"):
-            if not getattr(self, key) > 0:
-                raise ConfigError(f"{where}.{key}: must be > 0, got {getattr(self, key)!r}")
-        if self.atol is not None and not self.atol > 0:
-            raise ConfigError(f"{where}.atol: must be > 0, got {self.atol!r}")
-        if self.dt0 is not None and not self.dt0 > 0:
-            raise ConfigError(f"{where}.dt0: must be > 0, got {self.dt0!r}")
-        if int(self.max_steps) < 1:
-            raise ConfigError(f"{where}.max_steps: must be >= 1, got {self.max_steps!r}")
-
-
-@dataclass
-class AdaptiveTrajectory:
-    """Step values of a run: ``times (N+1,)``, ``m``, ``mdot``, ``H`` of shape ``(N+1, n)``.
-
-    ``stages`` (replay only): per step the stage values ``Y_i`` and derivatives ``K_i`` as
-    block arrays, shape ``(N, s, 2 n)``; used by :meth:`AdaptiveLL.tangent`/``adjoint``.
-    """
-
-    times: np.ndarray
-    m: np.ndarray
-    mdot: np.ndarray
-    H: np.ndarray
-    Y: np.ndarray | None = None
-    K: np.ndarray | None = None
-    a: tuple[float, float] | None = None
-    rejected: int = 0
-    steps_taken: int | None = None
-
-    @property
-    def steps(self) -> int:
-        return len(self.times) - 1
 
 
 def _vertex_measure(mesh):
@@ -194,6 +96,8 @@ class AdaptiveLL:
                  T: float, options: AdaptiveOptions | None = None):
         self.options = options or AdaptiveOptions()
         self.options.validate()
+        if not all(isinstance(a, fem.Constant) for a in (coefficients.a1, coefficients.a2)):
+            raise TypeError("AdaptiveLL: coefficients.a1 and a2 must be dolfinx.fem.Constant")
         if not T > 0:
             raise ConfigError(f"time.T: must be > 0, got {T!r}")
         self.V, self.mesh, self.comm = V, V.mesh, V.mesh.comm
@@ -214,7 +118,7 @@ class AdaptiveLL:
         v, w = ufl.TestFunction(V), ufl.TestFunction(V)
         Q = fem.functionspace(mesh, ("Lagrange", 1))
         lumped = fem.assemble_vector(fem.form(ufl.TestFunction(Q) * _vertex_measure(mesh)))
-        lumped.scatter_reverse(_add_mode())
+        lumped.scatter_reverse(InsertMode.add)
         lumped.scatter_forward()
         self.inv_lumped = fem.Function(Q, name="inverse_lumped_mass")
         self.inv_lumped.x.array[:] = 1.0 / lumped.array
@@ -242,10 +146,10 @@ class AdaptiveLL:
         self.J = fem_petsc.create_matrix(self.J_forms, kind="mpi")
         self._b = fem_petsc.create_vector([self.V, self.V], kind="mpi")
         self.y = self._b.duplicate()
-        self._lin = _direct_solver_options(self.J)
+        self._lin = direct_solver_options(self.J)
         self.ksp = PETSc.KSP().create(self.comm)
         self.ksp.setOptionsPrefix(self.options.prefix + "stage_")
-        _set_options(self.ksp, self.options.prefix + "stage_", self._lin)
+        set_options(self.ksp, self.options.prefix + "stage_", self._lin)
 
     def set_parameters(self, a) -> None:
         """Set ``(a1, a2)``."""
@@ -289,7 +193,7 @@ class AdaptiveLL:
         out = []
         for form in self.Fa_forms:
             vec = fem.assemble_vector(form)
-            vec.scatter_reverse(_add_mode())
+            vec.scatter_reverse(InsertMode.add)
             out.append(vec.array[: self.n].copy())
         return out
 
@@ -297,7 +201,7 @@ class AdaptiveLL:
         """The nodal field ``H`` with ``F_H(m, H) = 0`` at time ``t`` (linear, lumped)."""
         self._set_state(t, np.concatenate([m, np.zeros(self.n)]), None)
         vec = fem.assemble_vector(self.FH_form)
-        vec.scatter_reverse(_add_mode())
+        vec.scatter_reverse(InsertMode.add)
         return -vec.array[: self.n] / self.lumped3
 
     def _inner(self, x: np.ndarray, y: np.ndarray) -> float:
@@ -381,7 +285,7 @@ class AdaptiveLL:
                    "snes_linesearch_type": "basic", "snes_rtol": opts.newton_rtol,
                    "snes_atol": opts.newton_atol, "snes_stol": 0.0, "snes_max_it": 30,
                    **self._lin}
-        _set_options(ts, opts.prefix, presets)
+        set_options(ts, opts.prefix, presets)
         return ts
 
     def _tolerance_vectors(self):
@@ -443,7 +347,7 @@ class AdaptiveLL:
         presets = {"snes_type": "newtonls", "snes_linesearch_type": "basic",
                    "snes_rtol": self.options.newton_rtol, "snes_atol": self.options.newton_atol,
                    "snes_stol": 0.0, "snes_max_it": 30, **self._lin}
-        _set_options(snes, prefix, presets)
+        set_options(snes, prefix, presets)
         return snes
 
     def _solve_stage(self, snes, t: float, z: np.ndarray, shift: float,
@@ -491,6 +395,7 @@ class AdaptiveLL:
 
         ``traj`` must come from :meth:`replay` (stage values); its parameters are used.
         """
+        _check_replayed(traj)
         self.set_parameters(traj.a)
         tab, n, times = self.tableau, self.n, traj.times
         s, N = tab.stages, traj.steps
@@ -519,6 +424,7 @@ class AdaptiveLL:
     def adjoint(self, traj: AdaptiveTrajectory, r_m: np.ndarray, r_mdot: np.ndarray) -> np.ndarray:
         """Exact transpose of :meth:`tangent`: ``sum_n (dm_n . r_m[n] + dmdot_n . r_mdot[n])``
         equals ``da . adjoint(...)`` for every ``da`` (Euclidean products of owned dofs)."""
+        _check_replayed(traj)
         self.set_parameters(traj.a)
         tab, n, times = self.tableau, self.n, traj.times
         s, N = tab.stages, traj.steps
@@ -556,37 +462,6 @@ class AdaptiveLL:
         return np.array([self._inner(d1, mu_m), self._inner(d2, mu_m)])
 
 
-#: Up to this many global unknowns, parallel runs gather the stage matrix on every rank and
-#: factorise it with PETSc's LU (``PCREDUNDANT``): measured 4x faster than MUMPS for the
-#: 7-node drive case on 2 ranks (many small factorisations); MUMPS above.
-REDUNDANT_LU_LIMIT = 20000
-
-
-def _direct_solver_options(J) -> dict:
-    """Direct LU presets for the stage matrices (forward and transposed solves)."""
-    if J.getType() == "seqaij":  # one rank: PETSc's own LU
-        return {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "petsc"}
-    if J.getSize()[0] <= REDUNDANT_LU_LIMIT:
-        return {"ksp_type": "preonly", "pc_type": "redundant", "redundant_pc_type": "lu"}
-    return {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
-
-
-def _add_mode():
-    from dolfinx.la import InsertMode
-
-    return InsertMode.add
-
-
-def _set_options(obj, prefix: str, presets: dict) -> None:
-    """Apply preset options unless the user set them under ``prefix``; read; remove ours."""
-    db = PETSc.Options()
-    user_solver = any(db.hasName(prefix + k) for k in ("ksp_type", "pc_type"))
-    ours = []
-    for key, value in presets.items():
-        if db.hasName(prefix + key) or (user_solver and key.startswith(("ksp_", "pc_"))):
-            continue
-        db[prefix + key] = value
-        ours.append(prefix + key)
-    obj.setFromOptions()
-    for name in ours:
-        db.delValue(name)
+def _check_replayed(traj: AdaptiveTrajectory) -> None:
+    if traj.Y is None or traj.K is None:
+        raise ValueError("AdaptiveLL: tangent/adjoint need the stages of AdaptiveLL.replay(times)")
