@@ -250,6 +250,9 @@ class AdaptiveLL:
         y.destroy()
         if reason < 0:
             raise RuntimeError(f"AdaptiveLL: TS diverged (reason {reason}) at t = {times[-1]:.6g}")
+        if times[-1] < self.T * (1.0 - 1e-12):
+            raise RuntimeError(f"AdaptiveLL: stopped at t = {times[-1]:.6g} < T = {self.T:.6g} "
+                               f"after {taken} steps (llg.adaptive.max_steps)")
         Y = np.array(states)
         n = self.n
         K = np.array([-self.residual(t_, y_, None) for t_, y_ in zip(times, Y)])

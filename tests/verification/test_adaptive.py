@@ -30,7 +30,8 @@ from llgfem.verification import dot_test, taylor_test
 COMM = MPI.COMM_WORLD
 
 
-def small_problem(tstype: str = "4", anisotropy: float = 0.0) -> AdaptiveLL:
+def small_problem(tstype: str = "4", anisotropy: float = 0.0, max_steps: int = 100000
+                  ) -> AdaptiveLL:
     """8 P1 cells, exchange, a rotating-in-time field; ``a = (0.5, -1)``, ``T = 5``."""
     msh = mesh.create_interval(COMM, 8, [-1.0, 1.0])
     V = fem.functionspace(msh, ("Lagrange", 1, (3,)))
@@ -46,7 +47,8 @@ def small_problem(tstype: str = "4", anisotropy: float = 0.0) -> AdaptiveLL:
     m0.interpolate(lambda X: np.vstack([np.cos(X[0]), np.sin(X[0]), 0.2 + 0 * X[0]])
                    / np.sqrt(1.04))
     n = V.dofmap.index_map.size_local * 3
-    return AdaptiveLL(V, c, t, m0.x.array[:n].copy(), 5.0, AdaptiveOptions(tstype=tstype))
+    return AdaptiveLL(V, c, t, m0.x.array[:n].copy(), 5.0,
+                      AdaptiveOptions(tstype=tstype, max_steps=max_steps))
 
 
 def global_max(x: np.ndarray) -> float:
@@ -148,3 +150,8 @@ def test_bad_options_raise_config_error():
         AdaptiveOptions(rtol=0.0).validate()
     with pytest.raises(ConfigError, match="max_steps"):
         AdaptiveOptions(max_steps=0).validate()
+
+
+def test_max_steps_reached_is_an_error():
+    with pytest.raises(RuntimeError, match="max_steps"):
+        small_problem(max_steps=2).forward()
