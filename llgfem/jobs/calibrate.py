@@ -64,7 +64,7 @@ import numpy as np
 from mpi4py import MPI
 
 from llgfem.builders import build_llg_problem, build_observation
-from llgfem.config import Config, ConfigError, write_resolved_config
+from llgfem.config import Config, ConfigError, config_to_dict, write_resolved_config
 from llgfem.io.plots import plot_series
 from llgfem.io.progress import get_logger
 from llgfem.io.results import write_json
@@ -74,6 +74,7 @@ from llgfem.operators.reduced import ReducedOperator
 from llgfem.problem import paper_observation, parameter_errors
 from llgfem.regularisation import (
     AdaptiveStep,
+    Checkpoint,
     ConstantStep,
     DiscrepancyPrinciple,
     History,
@@ -107,6 +108,8 @@ class CalibrateConfig:
     segments: int = 5
     lm_q: float = 0.7
     state_guess: str = "perturbed"
+    checkpoint_every: int = 0
+    resume: bool = False
 
     RENAMED = {"a_init": "a0", "max_iterations": "max_iter", "m_init": "state_guess",
                "paper_noise": "noise"}
@@ -128,6 +131,12 @@ class CalibrateConfig:
             (self.state_guess in ("perturbed", "m0"), "state_guess",
              "perturbed | m0 (the old value 'paper' is now 'perturbed')"),
             (self.noise in NOISE_MODELS, "noise", " | ".join(NOISE_MODELS)),
+            (self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0 (0: none)"),
+            (not (self.checkpoint_every and self.method == "levenberg_marquardt"),
+             "checkpoint_every", "levenberg_marquardt does not checkpoint (use a Landweber "
+             "method or checkpoint_every = 0)"),
+            (not (self.resume and not self.checkpoint_every), "resume",
+             "needs checkpoint_every > 0"),
         ]
         for ok, key, msg in checks:
             if not ok:
@@ -207,8 +216,12 @@ class _Counters:
         self.records["seconds"].append(time.perf_counter() - self.t0)
 
 
-def identify(cal: Calibration):
-    """Run the configured method; returns ``(Result, history records)``."""
+def identify(cal: Calibration, checkpoint: Checkpoint | None = None):
+    """Run the configured method; returns ``(Result, history records)``.
+
+    With a :class:`~llgfem.regularisation.Checkpoint` the iterate and the driver state are
+    saved periodically (atomically, one set for all ranks) and a killed run resumes from them.
+    """
     c = cal.cfg
     ops, data, deltas = cal.subproblems()
     history = History({"a1": lambda x: x[0], "a2": lambda x: x[1]})
@@ -224,11 +237,11 @@ def identify(cal: Calibration):
     elif len(ops) == 1 and c.method == "landweber":
         res = landweber(cal.op, cal.y_delta, np.array(c.a0), step=_step_rule(c),
                         stop=DiscrepancyPrinciple(c.tau, cal.noise) | stop,
-                        callbacks=cbs)
+                        callbacks=cbs, checkpoint=checkpoint)
     else:
         res = landweber_kaczmarz(ops, data, np.array(c.a0), step=_step_rule(c),
                                  stop=DiscrepancyPrinciple(c.tau, deltas) | stop,
-                                 callbacks=cbs)
+                                 callbacks=cbs, checkpoint=checkpoint)
     return res, {**history.state_dict(), **counters.records}
 
 
@@ -244,12 +257,12 @@ def evaluate(cal: Calibration, a: np.ndarray) -> dict:
             "r_llg": float(op.relative_residual(a)), "sensitivity_norms": sens}
 
 
-def calibrate(cal: Calibration) -> tuple[dict, dict]:
+def calibrate(cal: Calibration, checkpoint: Checkpoint | None = None) -> tuple[dict, dict]:
     """Identify and evaluate; returns ``(summary, history)``."""
     comm = cal.op.solver.comm
     comm.Barrier()
     t0 = time.perf_counter()
-    res, hist = identify(cal)
+    res, hist = identify(cal, checkpoint)
     seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
     summary = {"method": cal.cfg.method, "iterations": int(res.iterations),
                "reason": res.reason, "seconds": seconds, **dict(cal.op.counters),
@@ -280,7 +293,12 @@ def run(cfg: Config) -> dict:
 def _run(cfg: Config) -> dict:
     cal = setup(cfg)
     comm = cal.op.solver.comm
-    summary, hist = calibrate(cal)
+    ckpt = None
+    if cal.cfg.checkpoint_every:
+        ckpt = Checkpoint(cfg.run_dir / "checkpoint" / "calibrate", every=cal.cfg.checkpoint_every,
+                          resume=cal.cfg.resume, rank=comm.rank, size=comm.size, comm=comm,
+                          problem=_problem_description(cfg))
+    summary, hist = calibrate(cal, ckpt)
     cal.op.cache.destroy()  # collectively, while the ranks are in step
     summary["job"] = "calibrate"
     out = cfg.run_dir
@@ -295,6 +313,19 @@ def _run(cfg: Config) -> dict:
         summary["method"], summary["a1"], summary["a2"], summary["e_a1"], summary["e_a2"],
         summary["iterations"], summary["seconds"], out)
     return summary
+
+
+def _problem_description(cfg: Config) -> dict:
+    """The config without what may change between a run and its resumption (iteration cap,
+    resume flag, output): a checkpoint set of another problem is refused by its hash."""
+    data = config_to_dict(cfg)
+    data.pop("output", None)
+    data.get("job", {}).pop("name", None)
+    cal = dict(data.get("calibrate", {}))
+    for key in ("resume", "max_iter", "checkpoint_every"):
+        cal.pop(key, None)
+    data["calibrate"] = cal
+    return data
 
 
 def write_plots(cal: Calibration, summary: dict, hist: dict, out, comm) -> None:

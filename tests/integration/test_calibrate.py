@@ -132,3 +132,28 @@ def test_scanner_demo_config_fast(mpi_tmp_path):
     assert summary["iterations"] == 4
     assert summary["r_llg"] < 1e-8
     assert summary["mpi_size"] == MPI.COMM_WORLD.size
+
+
+def test_calibrate_resumes_from_its_checkpoint(mpi_tmp_path):
+    """A run stopped after 3 iterations and resumed to 8 equals a straight run of 8."""
+    def go(sub, max_iter, resume=False):
+        cfg = config(mpi_tmp_path / sub, "kaczmarz_time", max_iter=max_iter, delta=0.0,
+                     checkpoint_every=1, resume=resume, rtol=0.0)
+        return run(cfg)
+
+    straight = go("a", 8)
+    go("b", 3)
+    resumed = go("b", 8, resume=True)
+    assert resumed["iterations"] == straight["iterations"] == 8
+    # equal to the Newton tolerance (the resumed run has no warm-start trajectory)
+    assert resumed["a1"] == pytest.approx(straight["a1"], rel=1e-10)
+    assert resumed["a2"] == pytest.approx(straight["a2"], rel=1e-10, abs=1e-12)
+
+
+def test_calibrate_refuses_a_foreign_checkpoint(mpi_tmp_path):
+    from llgfem.regularisation.checkpoint import CheckpointError
+
+    run(config(mpi_tmp_path, "landweber", max_iter=2, checkpoint_every=1))
+    with pytest.raises(CheckpointError):  # another noise seed: another problem
+        run(config(mpi_tmp_path, "landweber", max_iter=4, checkpoint_every=1, resume=True,
+                   seed=5))
