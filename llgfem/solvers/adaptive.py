@@ -209,18 +209,17 @@ class AdaptiveLL:
 
     # -- forward with PETSc TS -------------------------------------------------------------
     def forward(self, a=None, stop_times: np.ndarray | None = None) -> AdaptiveTrajectory:
-        """Adaptive ARKIMEX run on ``[0, T]``.
+        """Adaptive ARKIMEX run on ``[0, T]``; the values at ``t_0 = 0`` and every accepted step.
 
         Args:
             a: parameters ``(a1, a2)`` (default: the current ones).
-            stop_times: if given (increasing, in ``(0, T]``), the TS is also made to stop
-                exactly at these times (one ``TSSolve`` per interval, last step clipped) and the
-                trajectory returned holds the values there instead of at every accepted step
-                (e.g. a fine reference at a coarse run's step times).
+            stop_times: times in ``(0, T)`` the TS must step onto exactly (one ``TSSolve`` per
+                interval, the last step of each clipped), e.g. sampling times of data or a
+                coarse run's steps for a fine reference; they are among ``times`` of the
+                result (:meth:`AdaptiveTrajectory.at`).
 
         Returns:
-            The values at ``t_0 = 0`` and the accepted step ends (or ``stop_times``); ``m_t``
-            is ``-F(t, y, 0)`` there.  ``steps_taken`` counts all accepted steps.
+            The trajectory (``m_t = -F(t, y, 0)`` at the step ends, no stages).
         """
         if a is not None:
             self.set_parameters(a)
@@ -228,36 +227,32 @@ class AdaptiveLL:
         y = self.y.duplicate()
         y.array_w[:] = np.concatenate([self.m0, self.consistent_field(0.0, self.m0)])
         times, states = [0.0], [y.array_r.copy()]
-        record = stop_times is None
 
         def monitor(ts_, k, t, u):
-            if k > 0 and record:
+            if t > times[-1]:  # accepted steps (a restarted solve reports its start again)
                 times.append(t)
                 states.append(u.array_r.copy())
 
         ts.setMonitor(monitor)
-        for t_stop in ([self.T] if record else np.asarray(stop_times, dtype=float)):
+        stops = np.asarray([] if stop_times is None else stop_times, dtype=float)
+        for t_stop in [*stops[(stops > 0) & (stops < self.T)], self.T]:
             ts.setMaxTime(float(t_stop))
             ts.solve(y)
-            if not record:
-                times.append(ts.getTime())
-                states.append(y.array_r.copy())
-            if ts.getConvergedReason() < 0:
+            if ts.getConvergedReason() < 0 or ts.getTime() < t_stop:
                 break
-        reason, rejected, taken = (ts.getConvergedReason(), ts.getStepRejections(),
-                                   ts.getStepNumber())
+        reason, rejected = ts.getConvergedReason(), ts.getStepRejections()
         ts.destroy()
         y.destroy()
         if reason < 0:
             raise RuntimeError(f"AdaptiveLL: TS diverged (reason {reason}) at t = {times[-1]:.6g}")
         if times[-1] < self.T * (1.0 - 1e-12):
             raise RuntimeError(f"AdaptiveLL: stopped at t = {times[-1]:.6g} < T = {self.T:.6g} "
-                               f"after {taken} steps (llg.adaptive.max_steps)")
+                               f"after {len(times) - 1} steps (llg.adaptive.max_steps)")
         Y = np.array(states)
         n = self.n
         K = np.array([-self.residual(t_, y_, None) for t_, y_ in zip(times, Y)])
         return AdaptiveTrajectory(np.array(times), Y[:, :n], K[:, :n], Y[:, n:],
-                                  a=self.parameters(), rejected=rejected, steps_taken=taken)
+                                  a=self.parameters(), rejected=rejected)
 
     def _create_ts(self):
         opts = self.options
@@ -286,7 +281,7 @@ class AdaptiveLL:
         ts.setTolerances(rtol=rtol, atol=atol)
         presets = {"ts_adapt_type": "basic", "snes_type": "newtonls",
                    "snes_linesearch_type": "basic", "snes_rtol": opts.newton_rtol,
-                   "snes_atol": opts.newton_atol, "snes_stol": 0.0, "snes_max_it": 30,
+                   "snes_atol": opts.newton_atol, "snes_stol": 1e-13, "snes_max_it": 30,
                    **self._lin}
         set_options(ts, opts.prefix, presets)
         return ts
@@ -349,7 +344,7 @@ class AdaptiveLL:
         snes.setJacobian(jacobian, self.J, self.J)
         presets = {"snes_type": "newtonls", "snes_linesearch_type": "basic",
                    "snes_rtol": self.options.newton_rtol, "snes_atol": self.options.newton_atol,
-                   "snes_stol": 0.0, "snes_max_it": 30, **self._lin}
+                   "snes_stol": 1e-13, "snes_max_it": 30, **self._lin}
         set_options(snes, prefix, presets)
         return snes
 

@@ -81,7 +81,9 @@ class AdaptiveOptions:
         rtol, atol: TSAdapt tolerances on ``m`` (``atol = None``: same as ``rtol``).
         dt0: first trial step (``None``: ``T / 1000``).
         max_steps: limit of accepted steps.
-        newton_rtol, newton_atol: stage Newton tolerances (TS and replay).
+        newton_rtol, newton_atol: stage Newton tolerances (TS and replay); Newton also stops
+            when the update is below 1e-13 of the state (round-off with tiny steps, where
+            the residual ``shift (Y - Z) - rhs`` cannot get below ``shift`` x round-off).
         prefix: PETSc options prefix of the TS (the replay SNES uses ``prefix + "stage_"``).
     """
 
@@ -115,8 +117,7 @@ class AdaptiveTrajectory:
     ``Y``, ``K`` (replay only): per step the stage values ``Y_i`` and derivatives ``K_i`` as
     block arrays, shape ``(N, s, 2 n)`` (memory ``2 s`` block vectors per step); used by
     :meth:`AdaptiveLL.tangent` and :meth:`AdaptiveLL.adjoint`.  ``a`` the parameters of the
-    run, ``rejected`` TS step rejections, ``steps_taken`` accepted TS steps (differs from
-    ``steps`` for ``forward(stop_times=...)``).
+    run, ``rejected`` TS step rejections.
     """
 
     times: np.ndarray
@@ -127,11 +128,23 @@ class AdaptiveTrajectory:
     K: np.ndarray | None = None
     a: tuple[float, float] | None = None
     rejected: int = 0
-    steps_taken: int | None = None
 
     @property
     def steps(self) -> int:
         return len(self.times) - 1
+
+    def at(self, times: np.ndarray) -> np.ndarray:
+        """Indices of ``times`` among the step times (they must be step times, e.g. the
+        ``stop_times`` of :meth:`AdaptiveLL.forward`)."""
+        times = np.asarray(times, dtype=float)
+        idx = np.clip(np.searchsorted(self.times, times), 0, len(self.times) - 1)
+        lower = np.clip(idx - 1, 0, None)
+        idx = np.where(np.abs(self.times[lower] - times) < np.abs(self.times[idx] - times),
+                       lower, idx)
+        scale = max(abs(self.times[-1]), 1.0)
+        if np.any(np.abs(self.times[idx] - times) > 1e-12 * scale):
+            raise ValueError("AdaptiveTrajectory.at: some times are not step times")
+        return idx
 
 
 #: Up to this many global unknowns, parallel runs gather the stage matrix on every rank and

@@ -112,6 +112,16 @@ def test_replay_reproduces_ts(tstype):
     assert global_max(rp.H - ts.H) < 1e-9
 
 
+def test_stop_times_are_step_times():
+    problem = small_problem()
+    stops = np.array([1.0, 2.5, 2.5000001])
+    ts = problem.forward(stop_times=stops)
+    idx = ts.at(stops)
+    assert np.array_equal(ts.times[idx], stops)
+    assert np.all(np.diff(ts.times) > 0)
+    assert global_max(problem.replay(ts.times).m - ts.m) < 1e-9
+
+
 def test_dot_and_taylor():
     """ARK4(3)6L[2]SA (the recursion is the same code for every tableau)."""
     problem = small_problem("4", anisotropy=0.5)
