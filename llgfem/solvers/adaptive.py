@@ -13,7 +13,7 @@ evaluates the first stage derivative as ``-F(t, y_n, 0)``, which needs that iden
 
 Forward: PETSc TS ARKIMEX, fully implicit (an L-stable, stiffly accurate ESDIRK, default
 ``ARK4(3)6L[2]SA``, type ``"4"``), adaptive (``TSAdapt basic``, embedded error estimate on the
-``m`` block only: the ``H`` entries get infinite tolerances), IFunction and IJacobian
+``m`` block only: the ``H`` entries get tolerances 1e300), IFunction and IJacobian
 ``shift dF/dy_t + dF/dy`` assembled from the SAME forms (``ufl.derivative``).  The accepted step
 times ``t_0 < ... < t_N`` are recorded.
 
@@ -24,6 +24,12 @@ library's): with the tableau ``(A, c)`` (``A[0, 0] = 0``, stiffly accurate), on 
     K_0 = -F(t_n, y_n, 0),
     Z_i = y_n + h sum_{j<i} A_ij K_j,   F(t_n + c_i h, Y_i, (Y_i - Z_i) / (h A_ii)) = 0,
     K_i = (Y_i - Z_i) / (h A_ii)   (i = 1 .. s-1),        y_{n+1} = Y_{s-1}.
+
+(this is PETSc's ARKIMEX step for an IFunction of unspecified equation type; the test
+``replay == TS`` checks it to round-off).  The step sequence is frozen: the derivatives are
+those of ``a -> y`` on the given steps, not of the (non-differentiable) step selection, so an
+inverse problem evaluates ``F(a)`` by :meth:`AdaptiveLL.replay` on one step sequence and
+``F'(a)``, ``F'(a)*`` on the same one.
 
 ``m_t`` at a step end is the last stage derivative ``K_{s-1}`` (the coil signal is ``K m_t``);
 at ``t_0`` it is ``K_0`` of the first step.  :meth:`AdaptiveLL.replay` solves these stage
