@@ -73,6 +73,7 @@ class IntegrationResult:
 
 
 MUMPS_MIN_SIZE = 500
+MAX_STEP_REJECTIONS, MAX_SNES_FAILURES = 100, 1000
 
 
 def _lu_solver(mat, choice: str) -> str:
@@ -221,8 +222,11 @@ def integrate_petsc(
     ts.setMaxSteps(settings.max_steps)
     ts.setExactFinalTime(PETSc.TS.ExactFinalTime.MATCHSTEP)
     ts.setTolerances(rtol=settings.rtol, atol=settings.atol)
-    ts.setMaxStepRejections(-1)
-    ts.setMaxSNESFailures(-1)
+    # bounded: with unlimited failures a step size that collapsed to 0 retried forever
+    # (an under-resolved truncation at 10 kHz looped for > 10 min); failures end as SolverError
+    ts.setMaxStepRejections(MAX_STEP_REJECTIONS)
+    ts.setMaxSNESFailures(MAX_SNES_FAILURES)
+    ts.setErrorIfStepFails(False)  # a failed step sets a negative reason -> SolverError
     ts.setMonitor(monitor)
     snes = ts.getSNES()
     snes.setType("ksponly")

@@ -31,6 +31,7 @@ __all__ = ["JOB_KINDS", "BrownNeelConfig", "run_job"]
 
 JOB_KINDS = ("brown_neel_fom", "brown_neel_pod", "brown_neel_rom", "brown_neel_identify")
 IDENTIFY_BOX = ((19.0, 22.0), (5.0, 8.0))  # (d_c nm, K kJ/m³) search box of the identification
+STEPS_PER_SAMPLE, MIN_STEP_BUDGET = 25, 20_000  # integrator step budget (see _settings)
 #: Plausibility limits of [brown_neel] (larger values are typos: days of integration or
 #: overflowing Boltzmann factors, not runs).
 LIMITS = {"d_c_nm": 1e3, "d_h_nm": 1e4, "K_kJ": 1e4, "B_d_mT": 1e4, "f_d_kHz": 1e5,
@@ -152,9 +153,14 @@ def _particle(cfg: BrownNeelConfig, d_nm: float, k_kj: float):
 
 
 def _settings(cfg: BrownNeelConfig):
+    """Integrator settings with a step budget: a run needing more than ``STEPS_PER_SAMPLE``
+    steps per output sample (at least ``MIN_STEP_BUDGET``) ends as a SolverError instead of
+    crawling on (an under-resolved truncation at a high frequency took > 10 min)."""
     from llgfem.brownneel.integrate import TSSettings
 
-    return TSSettings(rtol=cfg.rtol, atol=cfg.rtol * 1e-5)
+    samples = cfg.samples_per_period * (cfg.warmup_periods + cfg.periods)
+    budget = max(MIN_STEP_BUDGET, int(STEPS_PER_SAMPLE * samples))
+    return TSSettings(rtol=cfg.rtol, atol=cfg.rtol * 1e-5, max_steps=budget)
 
 
 def _fom(cfg: BrownNeelConfig, d_nm: float, k_kj: float, f_khz: float):
