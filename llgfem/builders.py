@@ -41,7 +41,13 @@ import numpy as np
 from mpi4py import MPI
 
 from llgfem.config import Config, ConfigError
-from llgfem.operators.observation import Coil, Concentration, Observation, tag_indicator
+from llgfem.operators.observation import (
+    NOISE_MODELS,
+    Coil,
+    Concentration,
+    Observation,
+    tag_indicator,
+)
 from llgfem.paper_cases import paper_case
 from llgfem.physics import (
     MU0,
@@ -55,7 +61,8 @@ from llgfem.problem import SCHEMES, LLGProblem
 from llgfem.solvers.llg import LLGSolver
 from llgfem.spacetime import TimeGrid, create_vector_space, interpolate_levels
 
-__all__ = ["CoilConfig", "ConcentrationConfig", "LLGConfig", "ObservationConfig",
+__all__ = ["CoilConfig", "ConcentrationConfig", "IdentificationConfig", "LLGConfig",
+           "ObservationConfig",
            "aligned_with_field", "build_llg_problem", "build_observation", "initial_state",
            "section"]
 
@@ -233,6 +240,53 @@ def aligned_with_field(solver: LLGSolver, job: LLGConfig) -> np.ndarray:
     h[small] = d
     h[~small] /= size[~small, None]
     return h.reshape(-1)[: solver.n].copy()
+
+
+# -- identification: the vocabulary shared by [calibrate] and [aao] ---------------------------
+@dataclass(frozen=True)
+class IdentificationConfig:
+    """Keys every identification job shares (``calibrate``, ``all_at_once``).
+
+    ``a0`` initial (a1, a2); ``state_guess`` the initial state trajectory (``table1`` paper 002
+    Table 1's guess, ``perturbed`` m0 - 0.1 sin(20 t) of §4.3, ``m0``); ``delta`` relative noise
+    level, ``noise`` its model (``uniform``: y + delta |y| U(-1, 1), the paper's; ``norm``:
+    ||y_delta - y|| = delta ||y||), ``seed``; ``tau`` the discrepancy factor; ``max_iter``;
+    ``segments`` (Kaczmarz over time windows); ``checkpoint_every``/``resume``.  Errors
+    ``e_a1, e_a2`` are relative (absolute where the true value is 0) in every job.
+    """
+
+    a0: tuple[float, float] = (1.5, 0.5)
+    state_guess: str = "perturbed"
+    delta: float = 0.0
+    noise: str = "norm"
+    seed: int = 0
+    tau: float = 2.5
+    max_iter: int = 500
+    segments: int = 5
+    checkpoint_every: int = 0
+    resume: bool = False
+
+    RENAMED = {"a_init": "a0", "max_iterations": "max_iter", "m_init": "state_guess",
+               "paper_noise": "noise"}
+    STATE_GUESSES = ("table1", "perturbed", "m0")
+
+    def validate(self, where: str) -> None:
+        checks = [
+            (len(self.a0) == 2 and all(map(math.isfinite, self.a0)), "a0", "needs 2 finite"),
+            (self.state_guess in self.STATE_GUESSES, "state_guess",
+             f"{self.state_guess!r} is not one of {self.STATE_GUESSES}"),
+            (math.isfinite(self.delta) and self.delta >= 0, "delta", "must be >= 0"),
+            (self.noise in NOISE_MODELS, "noise", " | ".join(NOISE_MODELS)),
+            (self.tau > 1, "tau", "must be > 1 (the paper takes tau > 2)"),
+            (self.max_iter >= 1, "max_iter", "must be >= 1"),
+            (self.segments >= 1, "segments", "must be >= 1"),
+            (self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0 (0: none)"),
+            (not (self.resume and not self.checkpoint_every), "resume",
+             "needs checkpoint_every > 0"),
+        ]
+        for ok, key, msg in checks:
+            if not ok:
+                raise ConfigError(f"{where}.{key}: {msg}")
 
 
 # -- observation: [observation], [[coil]], [[concentration]] ------------------------------------

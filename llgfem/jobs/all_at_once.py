@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 from mpi4py import MPI
 
+from llgfem.builders import IdentificationConfig
 from llgfem.config import Config, ConfigError, write_resolved_config
 from llgfem.io.fields import write_trajectory
 from llgfem.io.plots import plot_series
@@ -49,7 +50,7 @@ from llgfem.io.progress import get_logger
 from llgfem.io.results import write_json
 from llgfem.mesh import create_domain
 from llgfem.operators.all_at_once import AllAtOnceOperator
-from llgfem.operators.observation import NOISE_MODELS, noisy_data
+from llgfem.operators.observation import noisy_data
 from llgfem.paper_cases import relative_error
 from llgfem.problem import LLGProblem, parameter_errors
 from llgfem.regularisation import (
@@ -70,54 +71,36 @@ from llgfem.spacetime import TimeGrid, interpolate_levels
 __all__ = ["AAOConfig", "ErrorTarget", "build_problem", "run", "solve"]
 
 METHODS = ("landweber", "nesterov", "kaczmarz_time", "kaczmarz_data")
-STATE_GUESSES = ("table1", "m0", "perturbed")
 
 
 @dataclass(frozen=True)
-class AAOConfig:
+class AAOConfig(IdentificationConfig):
+    """``[aao]``: the shared identification keys plus the all-at-once operator's own."""
+
     case: str = "paper3"
     observe: bool = False
     estimate_parameters: bool = False
-    a0: tuple[float, float] = (1.5, 0.5)
     state_guess: str = "table1"
-    delta: float = 0.0
     noise: str = "uniform"
-    seed: int = 0
-    tau: float = 2.5
     method: str = "landweber"
-    segments: int = 5
     mu: float = 300.0
     param_weight: float = 1.0
     model_weight: float = 1.0
     grow: float = 1.0
     mu_min: float = 1e-8
-    max_iter: int = 500
     error_every: int = 10
     error_target: float = 0.0
-    checkpoint_every: int = 0
-    resume: bool = False
-
-    RENAMED = {"a_init": "a0", "max_iterations": "max_iter", "m_init": "state_guess",
-               "paper_noise": "noise"}
 
     def validate(self, where: str) -> None:
+        super().validate(where)
         if self.case not in ("paper1", "paper2", "paper3"):
             raise ConfigError(f"{where}.case: {self.case!r} is not paper1, paper2 or paper3")
-        if self.state_guess not in STATE_GUESSES:
-            raise ConfigError(f"{where}.state_guess: {self.state_guess!r} is not one of "
-                              f"{STATE_GUESSES}")
-        if self.noise not in NOISE_MODELS:
-            raise ConfigError(f"{where}.noise: {self.noise!r} is not one of {NOISE_MODELS}")
         if self.method not in METHODS:
             raise ConfigError(f"{where}.method: {self.method!r} is not one of {METHODS}")
-        if self.delta < 0 or (self.delta > 0 and not self.observe):
-            raise ConfigError(f"{where}.delta: needs observe = true and delta >= 0")
-        if self.tau <= 1:
-            raise ConfigError(f"{where}.tau: must exceed 1, got {self.tau}")
+        if self.delta > 0 and not self.observe:
+            raise ConfigError(f"{where}.delta: needs observe = true")
         if self.mu <= 0 or self.mu_min <= 0 or self.grow < 1:
             raise ConfigError(f"{where}.mu: need mu > 0, mu_min > 0, grow >= 1")
-        if self.max_iter < 1 or self.segments < 1:
-            raise ConfigError(f"{where}.max_iter: must be >= 1")
 
 
 class ErrorTarget(StoppingRule):

@@ -63,13 +63,13 @@ from dataclasses import dataclass
 import numpy as np
 from mpi4py import MPI
 
-from llgfem.builders import build_llg_problem, build_observation
+from llgfem.builders import IdentificationConfig, build_llg_problem, build_observation
 from llgfem.config import Config, ConfigError, config_to_dict, write_resolved_config
 from llgfem.io.plots import plot_series
 from llgfem.io.progress import get_logger
 from llgfem.io.results import write_json
 from llgfem.mesh import create_domain
-from llgfem.operators.observation import NOISE_MODELS, noisy_data
+from llgfem.operators.observation import noisy_data
 from llgfem.operators.reduced import ReducedOperator
 from llgfem.problem import paper_observation, parameter_errors
 from llgfem.regularisation import (
@@ -92,51 +92,33 @@ METHODS = ("landweber", "kaczmarz_time", "kaczmarz_data", "levenberg_marquardt")
 
 
 @dataclass(frozen=True)
-class CalibrateConfig:
+class CalibrateConfig(IdentificationConfig):
+    """``[calibrate]``: the shared identification keys plus the reduced methods' own."""
+
     method: str = "landweber"
-    a0: tuple[float, float] = (1.5, 0.5)
     delta: float = 0.03
-    noise: str = "norm"
-    seed: int = 0
-    tau: float = 2.5
     step: str = "adaptive"
     mu: float = 1.0
     grow: float = 2.0
     armijo: float = 0.5
-    max_iter: int = 500
     rtol: float = 0.0
-    segments: int = 5
     lm_q: float = 0.7
-    state_guess: str = "perturbed"
-    checkpoint_every: int = 0
-    resume: bool = False
 
-    RENAMED = {"a_init": "a0", "max_iterations": "max_iter", "m_init": "state_guess",
-               "paper_noise": "noise"}
+    STATE_GUESSES = ("perturbed", "m0")
 
     def validate(self, where: str) -> None:
+        super().validate(where)
         checks = [
             (self.method in METHODS, "method", f"{self.method!r} is not one of {METHODS}"),
-            (len(self.a0) == 2 and all(map(math.isfinite, self.a0)), "a0", "needs 2 finite"),
-            (math.isfinite(self.delta) and self.delta >= 0, "delta", "must be >= 0"),
-            (self.tau > 1, "tau", "must be > 1 (the paper takes tau > 2)"),
             (self.step in ("adaptive", "constant", "steepest"), "step",
              "adaptive | constant | steepest"),
             (self.mu > 0 and self.grow >= 1 and 0 <= self.armijo < 1, "mu",
              "need mu > 0, grow >= 1, 0 <= armijo < 1"),
-            (self.max_iter >= 0 and self.segments >= 1, "max_iter",
-             "need max_iter >= 0, segments >= 1"),
             (0 < self.lm_q < 1, "lm_q", "must lie in (0, 1)"),
             (0 <= self.rtol < 1, "rtol", "must lie in [0, 1)"),
-            (self.state_guess in ("perturbed", "m0"), "state_guess",
-             "perturbed | m0 (the old value 'paper' is now 'perturbed')"),
-            (self.noise in NOISE_MODELS, "noise", " | ".join(NOISE_MODELS)),
-            (self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0 (0: none)"),
             (not (self.checkpoint_every and self.method == "levenberg_marquardt"),
              "checkpoint_every", "levenberg_marquardt does not checkpoint (use a Landweber "
              "method or checkpoint_every = 0)"),
-            (not (self.resume and not self.checkpoint_every), "resume",
-             "needs checkpoint_every > 0"),
         ]
         for ok, key, msg in checks:
             if not ok:
