@@ -438,9 +438,9 @@ class LissajousModel:
                              f"{self.b_max:.4g} T of this model")
 
     # -- shift κ(t) --------------------------------------------------------------------------
-    def shift_table(self, drive: LissajousDrive, t_end: float,
-                    reduced=None) -> tuple[np.ndarray, np.ndarray]:
-        """(s_k, κ_k) at ``shift_samples`` times over [0, t_end] (s = t/τ_N).
+    def shift_table(self, drive: LissajousDrive, t_end: float, reduced=None,
+                    t_start: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """(s_k, κ_k) at ``shift_samples`` times over [t_start, t_end] (s = t/τ_N).
 
         FOM: κ(ξ) is the leak rate of F(ξ): two steps of inverse iteration from the Boltzmann
         state w(ξ), then the Rayleigh quotient −vᵀF(ξ)v (‖v‖ = 1).  With ``reduced`` (a model
@@ -448,7 +448,7 @@ class LissajousModel:
         reduced operator plus κ never has a growing mode, whatever the basis.  The outputs are
         mass-normalised ratios and do not depend on κ.
         """
-        tk = np.linspace(0.0, t_end, self.shift_samples)
+        tk = np.linspace(t_start, t_end, self.shift_samples)
         xi, _ = self.xi(drive, tk)
         c = coefficients(self.table, xi, np.zeros_like(xi), np.zeros(tk.size))
         kappa = np.empty(tk.size)
@@ -468,6 +468,14 @@ class LissajousModel:
         """c_k(s), s = t/τ_N, for the integrators."""
         tau, cxi = self.params.tau_n, self.params.xi_per_tesla
         s_k, kappa = table
+        if not isinstance(drive, LissajousDrive):  # any field object with fields()/rates()
+            def generic(s: float) -> np.ndarray:
+                t = np.array([s * tau])
+                kap = np.interp(s, s_k, kappa)
+                return coefficients(self.table, cxi * drive.fields(t),
+                                    cxi * tau * drive.rates(t), kap)[0]
+
+            return generic
         amp = np.asarray(drive.amplitudes) * cxi
         off = np.asarray(drive.offset) * cxi
         w = 2 * np.pi * np.asarray(drive.frequencies)
@@ -495,9 +503,9 @@ class LissajousModel:
         return coefficients(self.table, xi, dxi * self.params.tau_n, kappa)
 
     # -- states and outputs ------------------------------------------------------------------
-    def initial_state(self, drive: LissajousDrive) -> np.ndarray:
-        """Boltzmann state q₀ ∝ w(ξ(0)), normalised to unit mass."""
-        xi0, _ = self.xi(drive, np.zeros(1))
+    def initial_state(self, drive: LissajousDrive, t0: float = 0.0) -> np.ndarray:
+        """Boltzmann state q₀ ∝ w(ξ(t0)), normalised to unit mass."""
+        xi0, _ = self.xi(drive, np.array([t0]))
         w = self.quad.weight_vectors(xi0)[:, 0]
         _, _, a1 = self.quad.moments(xi0, self.quad.g @ w[:, None])
         return w / a1[0]
@@ -516,12 +524,12 @@ class LissajousModel:
 
     def simulate(self, drive: LissajousDrive, t: np.ndarray,
                  settings: TSSettings = TSSettings(), keep_states: bool = True) -> LissajousRun:
-        """Integrate from t[0] = 0 (Boltzmann start) and observe at the times t [s]."""
+        """Integrate from t[0] (Boltzmann start at B(t[0])) and observe at the times t [s]."""
         self.check_drive(drive)
         t = np.asarray(t, float)
         t0 = time.perf_counter()
-        table = self.shift_table(drive, float(t[-1]))
-        y0 = self.initial_state(drive)
+        table = self.shift_table(drive, float(t[-1]), t_start=float(t[0]))
+        y0 = self.initial_state(drive, float(t[0]))
         mats = self.petsc_matrices()
         res = integrate_petsc(mats, self.coefficient_function(drive, table), y0,
                               t / self.params.tau_n, settings)

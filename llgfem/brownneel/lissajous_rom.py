@@ -59,8 +59,9 @@ def reductor_for(model: LissajousModel, residual: bool = True) -> ParametricRedu
     return ParametricReductor(model.matrices(), model.quad.g, residual=residual)
 
 
-def _reduced_initial(model: LissajousModel, rom: ParametricROM, drive) -> np.ndarray:
-    xi0, _ = model.xi(drive, np.zeros(1))
+def _reduced_initial(model: LissajousModel, rom: ParametricROM, drive,
+                     t0: float) -> np.ndarray:
+    xi0, _ = model.xi(drive, np.array([t0]))
     a0 = rom.psi.T @ model.quad.kernel(xi0)[0]
     _, _, a1 = model.quad.moments(xi0, (rom.psi @ a0)[:, None])
     return a0 / a1[0]
@@ -82,8 +83,8 @@ def simulate_reduced(model: LissajousModel, rom: ParametricROM, drive: Lissajous
     model.check_drive(drive)
     t = np.asarray(t, float)
     t0 = time.perf_counter()
-    table = model.shift_table(drive, float(t[-1]), reduced=rom)
-    a0 = _reduced_initial(model, rom, drive)
+    table = model.shift_table(drive, float(t[-1]), reduced=rom, t_start=float(t[0]))
+    a0 = _reduced_initial(model, rom, drive, float(t[0]))
     mats = rom.petsc_matrices()
     res = integrate_petsc(mats, model.coefficient_function(drive, table), a0,
                           t / model.params.tau_n, settings, prefix="llgfem_bnrom_ts_")
@@ -110,7 +111,7 @@ def rom_indicator(model: LissajousModel, rom: ParametricROM, drive: LissajousDri
         run = simulate_reduced(model, rom, drive, t, settings)
     except RuntimeError:
         return float("inf")
-    table = model.shift_table(drive, float(t[-1]), reduced=rom)
+    table = model.shift_table(drive, float(t[-1]), reduced=rom, t_start=float(t[0]))
     c = model.coefficient_samples(drive, t, table)[::stride]
     a = run.y[:, ::stride]
     res = rom.residual(c, a)

@@ -293,6 +293,8 @@ Factory = Callable[[TracerConfig, dict, str], ParticleModel]
 MODELS: dict[str, Factory] = {
     "langevin": _langevin,
     "brown_neel": _brown_neel,
+    "brown_neel_rom": lambda *a: __import__(  # offset-parametric POD ROM, lazy import
+        "llgfem.scanner.brown_neel_rom", fromlist=["_"]).brown_neel_rom(*a),
 }
 
 
