@@ -60,7 +60,7 @@ CASES = {
     "2d": {"dividers": (102, 96, 1), "amplitudes": (12e-3, 12e-3, 0.0), "grid": (19, 19, 1),
            "train_grid": (5, 5, 1)},
     "3d": {"dividers": (102, 96, 136), "amplitudes": (12e-3, 12e-3, 6e-3), "grid": (7, 7, 3),
-           "train_grid": (3, 3, 3)},
+           "train_grid": (2, 2, 2)},
 }
 
 
@@ -123,11 +123,14 @@ def tag(case_key, model, args, x) -> str:
 def train(case_key: str, args, out: dict) -> dict:
     case, drive, model, t, start = setup(case_key, args)
     settings = TSSettings(rtol=args.rtol, atol=1e-10)
-    cands = corner_positions(case, case["train_grid"])
+    shape = case["train_grid"]
+    if args.train_grid and case_key == "2d":
+        shape = (args.train_grid, args.train_grid, 1)
+    cands = corner_positions(case, shape)
     t0 = time.perf_counter()
     training = select_positions(
         model, drive, GRADIENT, cands, t, settings, rom_settings=rom_settings(args),
-        max_selected=args.max_train,
+        max_selected=args.max_train if case_key == "2d" else args.max_train_3d,
         tol=args.greedy_tol, rank=args.rank, energy=1 - args.pod_tol,
         fom_states=lambda d, x: fom_cached(model, d, t, settings,
                                            tag(case_key, model, args, x))["y"])
@@ -140,6 +143,7 @@ def train(case_key: str, args, out: dict) -> dict:
     return {"truncation": list(model.truncation), "unknowns": model.size, "r": g.pod.rank,
             "training_positions": len(g.selected),
             "training_position_list": [cands[i].tolist() for i in g.selected],
+            "candidate_grid": list(shape),
             "greedy_history": g.history, "candidates": len(cands),
             "pod_discarded_energy": g.pod.discarded_energy,
             "singular_values_head": (s[:120] / s[0]).tolist(),
@@ -269,16 +273,22 @@ def main() -> None:
     ap.add_argument("--window", type=float, default=1 / 16,
                     help="recorded fraction of the repetition time")
     ap.add_argument("--rtol", type=float, default=1e-6)
-    ap.add_argument("--max-train", type=int, default=5)
+    ap.add_argument("--max-train", type=int, default=4)
+    ap.add_argument("--train-grid", type=int, default=3,
+                    help="2-D candidate grid n x n over the field of view (borders included)")
     ap.add_argument("--greedy-tol", type=float, default=0.0)
-    ap.add_argument("--rank", type=int, default=100)
+    ap.add_argument("--rank", type=int, default=80)
     ap.add_argument("--pod-tol", type=float, default=1e-12,
                     help="discarded POD energy")
     ap.add_argument("--held-out", type=int, default=20)
     ap.add_argument("--rom-max-steps", type=int, default=100_000)
     ap.add_argument("--held-out-3d", type=int, default=8)
+    ap.add_argument("--max-train-3d", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--worker", default=None)
+    ap.add_argument("--out", default=None,
+                    help="JSON to write (default outputs/bench/brown_neel_rom2d.json); "
+                         "stage 'merge3d' copies case_3d from this file into the default one")
     args = ap.parse_args()
     global OUT, CACHE
     if args.quick:
@@ -292,7 +302,8 @@ def main() -> None:
         return
     args.check_truncations = args.check_truncations or [(4, 2), (6, 4), (8, 6)]
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / "brown_neel_rom2d.json"
+    path = Path(args.out) if args.out and "merge3d" not in args.stages else \
+        OUT / "brown_neel_rom2d.json"
     out = json.loads(path.read_text()) if path.exists() else {}
     case = CASES["2d"]
     out["geometry"] = {
@@ -314,10 +325,16 @@ def main() -> None:
             out.update(validate("2d", args, out))
         elif stage == "matrix":
             out.update(matrix(args, out))
+        elif stage == "merge3d":
+            out["case_3d"] = json.loads(Path(args.out).read_text())["case_3d"]
         elif stage == "3d":
             res = train("3d", args, out)
             res.update(validate("3d", args, out))
             res["geometry"] = {"dividers": list(CASES["3d"]["dividers"]),
+                               "repetition_s": LissajousDrive.from_dividers(
+                                   BASE, CASES["3d"]["dividers"],
+                                   CASES["3d"]["amplitudes"]).period,
+                               "max_train": args.max_train_3d,
                                "amplitudes_T": list(CASES["3d"]["amplitudes"]),
                                "grid": list(CASES["3d"]["grid"])}
             out["case_3d"] = res
