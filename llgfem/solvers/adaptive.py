@@ -13,9 +13,9 @@ evaluates the first stage derivative as ``-F(t, y_n, 0)``, which needs that iden
 
 Forward: PETSc TS ARKIMEX, fully implicit (an L-stable, stiffly accurate ESDIRK, default
 ``ARK4(3)6L[2]SA``, type ``"4"``), adaptive (``TSAdapt basic``, embedded error estimate on the
-``m`` block only: the ``H`` entries get tolerances 1e300), IFunction and IJacobian
-``shift dF/dy_t + dF/dy`` assembled from the SAME forms (``ufl.derivative``).  The accepted step
-times ``t_0 < ... < t_N`` are recorded.
+``m`` block only: the ``H`` entries get tolerance 0, which PETSc leaves out of the RMS norm),
+IFunction and IJacobian ``shift dF/dy_t + dF/dy`` assembled from the SAME forms
+(``ufl.derivative``).  The accepted step times ``t_0 < ... < t_N`` are recorded.
 
 Exact discrete derivatives (own stage recursion on a frozen step sequence, the same scheme as the
 library's): with the tableau ``(A, c)`` (``A[0, 0] = 0``, stiffly accurate), on step
@@ -293,12 +293,15 @@ class AdaptiveLL:
         return ts
 
     def _tolerance_vectors(self):
-        """Tolerances on the ``m`` block; the algebraic ``H`` block is not error-controlled."""
+        """Tolerances on the ``m`` block; the algebraic ``H`` block is not error-controlled.
+
+        Its entries get ``atol = rtol = 0``: PETSc's ``VecErrorWeightedNorms`` skips entries
+        with zero tolerance (sum and count), so the RMS error norm runs over ``m`` only.
+        """
         opts, n = self.options, self.n
-        big = 1e300
         rtol, atol = self.y.duplicate(), self.y.duplicate()
-        rtol.array_w[:n], rtol.array_w[n:] = opts.rtol, big
-        atol.array_w[:n], atol.array_w[n:] = opts.atol or opts.rtol, big
+        rtol.array_w[:n], rtol.array_w[n:] = opts.rtol, 0.0
+        atol.array_w[:n], atol.array_w[n:] = opts.atol or opts.rtol, 0.0
         return rtol, atol
 
     # -- own stage recursion on a frozen step sequence ----------------------------------------
