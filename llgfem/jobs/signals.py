@@ -46,6 +46,12 @@ def record_signals(cfg: Config, obs: Observation, obs_cfg: ObservationConfig, m:
                    summary: dict) -> None:
     """Compute the signals of trajectory ``m``, add noise, write HDF5 and a plot."""
     y = obs.apply(m)
+    norm = obs.norm_range(y)
+    if not (np.all(np.isfinite(y)) and np.isfinite(norm)):  # global: same on every rank
+        from llgfem.solvers.linear import SolverError
+
+        raise SolverError("receive-coil signals are not finite (overflow: check the coil "
+                          "sensitivities, concentrations, field and parameters)")
     y_delta, noise = obs.add_noise(y, obs_cfg.delta, obs_cfg.seed)
     out = cfg.run_dir
     save_signals(out / "signals.h5", y_delta, obs.times, list(obs.coil_names),
@@ -58,5 +64,5 @@ def record_signals(cfg: Config, obs: Observation, obs_cfg: ObservationConfig, m:
                     ylabel="voltage v_kl(t) (eq. 5)", title="receive-coil signals (eq. 5)",
                     comm=obs.comm)
     summary["signals"] = {"file": str(out / "signals.h5"), "shape": list(y.shape),
-                          "norm": obs.norm_range(y), "noise_level": noise,
+                          "norm": norm, "noise_level": noise,
                           "delta": obs_cfg.delta}
