@@ -111,3 +111,16 @@ def test_signal_ends_the_run_with_one_line(tmp_path, sig, code):
         pytest.fail("the run did not end after the signal")
     assert proc.returncode == code, err
     assert err.strip().splitlines() == [f"llgfem: interrupted by {signal.Signals(sig).name}"]
+
+
+def test_overflowing_signals_are_a_solver_failure(mpi_tmp_path, capsys):
+    """Absurd coil sensitivities: exit 3 on every rank, not exit 0 with inf in the summary."""
+    comm = MPI.COMM_WORLD
+    code = main(["run", str(CONFIGS / "physical_random.toml"), "-o", str(mpi_tmp_path),
+                 "--set", "time.n_t=21", "--set", "coil.0.sensitivity=[1e300,1e300,1e300]"])
+    assert comm.allgather(code) == [3] * comm.size
+    err = capsys.readouterr().err
+    if comm.rank == 0:
+        assert err.strip().splitlines() == [
+            "llgfem: solver failed: receive-coil signals are not finite (overflow: check the "
+            "coil sensitivities, concentrations, field and parameters)"]
