@@ -11,8 +11,9 @@ Stability: sym(F) ≤ κ(t) (dynamic formulation, ξ̇ term aside) gives sym(U�
 (``llgfem.rom.galerkin``); the shift κ(t) of a reduced run is its own leak rate (inverse
 iteration on UᵀFU from Uᵀw).
 
-Training positions are chosen greedily (``llgfem.rom.parametric.greedy_selection``) with the
-relative residual indicator η(b) = RMS_t ‖F U a − U ȧ‖ / RMS_t ‖ȧ‖ of a reduced run at b.
+Training positions are chosen greedily (``llgfem.rom.parametric.greedy_selection``; snapshots
+scaled to unit mass first) with the relative residual indicator
+η(b) = RMS_t ‖F U a − U ȧ‖ / RMS_t ‖ȧ‖ of a reduced run at b.
 
 The system matrix (receive signals d⟨m_a⟩/dt of every grid position) is computed with the
 positions split over the ranks of a communicator; each rank integrates its positions with
@@ -46,6 +47,7 @@ from llgfem.rom.parametric import (
 __all__ = [
     "PositionTraining",
     "compare",
+    "mass_normalised",
     "reductor_for",
     "rom_indicator",
     "rom_system_matrix",
@@ -119,6 +121,15 @@ def rom_indicator(model: LissajousModel, rom: ParametricROM, drive: LissajousDri
     return float(np.sqrt(np.mean(res**2) / np.mean(np.sum(adot**2, axis=0))))
 
 
+def mass_normalised(model: LissajousModel, drive, t: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """States scaled to unit mass a₁ = 1 per column (the outputs are homogeneous of degree 0
+    in q, and the shift leaves runs at different positions with very different scales, which
+    would make the POD energy follow the largest run only)."""
+    xi, _ = model.xi(drive, t)
+    _, _, a1 = model.quad.moments(xi, model.quad.g @ y)
+    return y / a1[None, :]
+
+
 @dataclass
 class PositionTraining:
     """Greedy training over positions: the FOM runs made and the resulting ROM.
@@ -166,9 +177,11 @@ def select_positions(model: LissajousModel, drive: LissajousDrive, gradient,
 
     def snapshots(i: int) -> np.ndarray:
         if fom_states is not None:
-            return fom_states(drives[i], positions[i])
-        runs[i] = model.simulate(drives[i], t, settings)
-        return runs[i].y
+            y = fom_states(drives[i], positions[i])
+        else:
+            runs[i] = model.simulate(drives[i], t, settings)
+            y = runs[i].y
+        return mass_normalised(model, drives[i], t, y)
 
     def indicator(rom: ParametricROM, i: int) -> float:
         return rom_indicator(model, rom, drives[i], t, rom_settings or settings, stride)
