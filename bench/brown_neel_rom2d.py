@@ -210,6 +210,9 @@ def validate(case_key: str, args, out: dict) -> dict:
         key = tag(case_key, model, args, grid[i])
         if args.cached_only and not (CACHE / f"{key}.npz").exists():
             continue
+        train = np.array(out.get("training_position_list", [[np.inf] * 3]))
+        if np.min(np.linalg.norm(train - grid[i], axis=1)) < 1e-9:
+            continue  # a training position is not held out
         fom = fom_cached(model, d, t, settings, key)
         try:
             r = simulate_reduced(model, rom, d, t, rom_settings(args), keep_states=False)
