@@ -274,7 +274,7 @@ def test_strip_matches_magnumnp():
 
 def test_coefficients_of_invalid_parameters_are_refused():
     """Built directly (not from a config), the parameters are validated before scaling."""
-    with pytest.raises(ConfigError, match=r"physical\.gamma"):
+    with pytest.raises(ParameterError, match=r"physical\.gamma"):
         PhysicalParameters(gamma=-1.75e11).llg()
-    with pytest.raises(ConfigError, match=r"physical\.alpha_D"):
+    with pytest.raises(ParameterError, match=r"physical\.alpha_D"):
         PhysicalParameters(alpha_D=-0.1).units(B_ref=1e-3)
