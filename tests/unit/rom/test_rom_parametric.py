@@ -152,3 +152,29 @@ def test_rom_system_matrix_gathers_every_position(fom):
         ref = simulate_reduced(model, rom, drive, T, SETTINGS).dm[1:, :2]
         np.testing.assert_allclose(res["signals"][i], ref, rtol=1e-10,
                                    atol=1e-10 * np.abs(ref).max())
+
+
+def test_select_positions_greedy_over_offsets(fom):
+    """Greedy over three positions: starts at the centre, adds the candidate with the largest
+    residual indicator, builds the basis from unit-mass snapshots of the selected runs."""
+    from llgfem.brownneel.lissajous_rom import mass_normalised, select_positions
+
+    model, drive, run = fom
+    positions = np.array([[0.0, 0.0, 0.0], [0.01, -0.01, 0.0], [-0.012, 0.012, 0.0]])
+    calls = []
+
+    def states(d, x):
+        calls.append(tuple(x))
+        return model.simulate(d, T, SETTINGS).y
+
+    res = select_positions(model, DRIVE, GRADIENT, positions, T, SETTINGS, max_selected=2,
+                           rank=8, fom_states=states)
+    g = res.greedy
+    assert g.selected[0] == 0
+    assert g.selected[1] == int(np.nanargmax(g.indicators[0]))
+    assert len(calls) == 2
+    assert res.rom.rank <= 8
+    y = mass_normalised(model, drive, T, run.y)
+    xi, _ = model.xi(drive, T)
+    _, _, a1 = model.quad.moments(xi, model.quad.g @ y)
+    np.testing.assert_allclose(a1, 1.0, rtol=1e-12)
