@@ -61,7 +61,6 @@ from dolfinx import fem
 from dolfinx.la import InsertMode
 from petsc4py import PETSc
 
-from llgfem.config import ConfigError
 from llgfem.forms.llg import LLGCoefficients, ll_residuals
 from llgfem.solvers.esdirk import (
     TABLEAUS,
@@ -105,7 +104,7 @@ class AdaptiveLL:
         if not all(isinstance(a, fem.Constant) for a in (coefficients.a1, coefficients.a2)):
             raise TypeError("AdaptiveLL: coefficients.a1 and a2 must be dolfinx.fem.Constant")
         if not T > 0:
-            raise ConfigError(f"time.T: must be > 0, got {T!r}")
+            raise ValueError(f"time.T: must be > 0, got {T!r}")
         self.V, self.mesh, self.comm = V, V.mesh, V.mesh.comm
         self.T, self.t, self.c = float(T), t, coefficients
         self.tableau = esdirk_tableau(self.options.tstype)

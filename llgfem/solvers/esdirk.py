@@ -17,8 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 from petsc4py import PETSc
 
-from llgfem.config import ConfigError
-
 __all__ = ["REDUNDANT_LU_LIMIT", "TABLEAUS", "AdaptiveOptions", "AdaptiveTrajectory", "Tableau",
            "direct_solver_options", "esdirk_tableau", "set_options"]
 
@@ -68,7 +66,7 @@ TABLEAUS = {"3": _ark3, "4": _ark4}
 def esdirk_tableau(tstype: str) -> Tableau:
     """The implicit tableau of ARKIMEX type ``tstype`` (``"3"`` or ``"4"``)."""
     if tstype not in TABLEAUS:
-        raise ConfigError(f"llg.adaptive.tstype: {tstype!r} is not one of {sorted(TABLEAUS)}")
+        raise ValueError(f"llg.adaptive.tstype: {tstype!r} is not one of {sorted(TABLEAUS)}")
     return Tableau(tstype, TABLEAUS[tstype]())
 
 
@@ -97,17 +95,18 @@ class AdaptiveOptions:
     prefix: str = "llgfem_llg_ts_"
 
     def validate(self, where: str = "llg.adaptive") -> None:
-        """Raise :class:`ConfigError` naming the key of a bad value (same on all ranks)."""
+        """Raise ``ValueError`` naming the config key of a bad value (same on all ranks; the
+        builders turn it into a ``ConfigError``)."""
         esdirk_tableau(self.tstype)
         for key in ("rtol", "newton_rtol", "newton_atol"):
             if not getattr(self, key) > 0:
-                raise ConfigError(f"{where}.{key}: must be > 0, got {getattr(self, key)!r}")
+                raise ValueError(f"{where}.{key}: must be > 0, got {getattr(self, key)!r}")
         if self.atol is not None and not self.atol > 0:
-            raise ConfigError(f"{where}.atol: must be > 0, got {self.atol!r}")
+            raise ValueError(f"{where}.atol: must be > 0, got {self.atol!r}")
         if self.dt0 is not None and not self.dt0 > 0:
-            raise ConfigError(f"{where}.dt0: must be > 0, got {self.dt0!r}")
+            raise ValueError(f"{where}.dt0: must be > 0, got {self.dt0!r}")
         if int(self.max_steps) < 1:
-            raise ConfigError(f"{where}.max_steps: must be >= 1, got {self.max_steps!r}")
+            raise ValueError(f"{where}.max_steps: must be >= 1, got {self.max_steps!r}")
 
 
 @dataclass
