@@ -69,8 +69,8 @@ from llgfem.solvers.esdirk import (
     Tableau,
     direct_solver_options,
     esdirk_tableau,
-    set_options,
 )
+from llgfem.solvers.linear import apply_options
 from llgfem.spacetime import n_owned
 
 __all__ = ["TABLEAUS", "AdaptiveLL", "AdaptiveOptions", "AdaptiveTrajectory", "Tableau",
@@ -154,7 +154,7 @@ class AdaptiveLL:
         self._lin = direct_solver_options(self.J)
         self.ksp = PETSc.KSP().create(self.comm)
         self.ksp.setOptionsPrefix(self.options.prefix + "stage_")
-        set_options(self.ksp, self.options.prefix + "stage_", self._lin)
+        apply_options(self.ksp, self.options.prefix + "stage_", self._lin)
 
     def set_parameters(self, a) -> None:
         """Set ``(a1, a2)``."""
@@ -288,7 +288,7 @@ class AdaptiveLL:
                    "snes_linesearch_type": "basic", "snes_rtol": opts.newton_rtol,
                    "snes_atol": opts.newton_atol, "snes_stol": 1e-13, "snes_max_it": 30,
                    **self._lin}
-        set_options(ts, opts.prefix, presets)
+        apply_options(ts, opts.prefix, presets)
         return ts
 
     def _tolerance_vectors(self):
@@ -353,7 +353,7 @@ class AdaptiveLL:
         presets = {"snes_type": "newtonls", "snes_linesearch_type": "basic",
                    "snes_rtol": self.options.newton_rtol, "snes_atol": self.options.newton_atol,
                    "snes_stol": 1e-13, "snes_max_it": 30, **self._lin}
-        set_options(snes, prefix, presets)
+        apply_options(snes, prefix, presets)
         return snes
 
     def _solve_stage(self, snes, t: float, z: np.ndarray, shift: float,

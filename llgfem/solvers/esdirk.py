@@ -15,10 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from petsc4py import PETSc
 
 __all__ = ["REDUNDANT_LU_LIMIT", "TABLEAUS", "AdaptiveOptions", "AdaptiveTrajectory", "Tableau",
-           "direct_solver_options", "esdirk_tableau", "set_options"]
+           "direct_solver_options", "esdirk_tableau"]
 
 
 @dataclass(frozen=True)
@@ -159,18 +158,3 @@ def direct_solver_options(J) -> dict:
     if J.getSize()[0] <= REDUNDANT_LU_LIMIT:
         return {"ksp_type": "preonly", "pc_type": "redundant", "redundant_pc_type": "lu"}
     return {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
-
-
-def set_options(obj, prefix: str, presets: dict) -> None:
-    """Apply preset options unless the user set them under ``prefix``; read; remove ours."""
-    db = PETSc.Options()
-    user_solver = any(db.hasName(prefix + k) for k in ("ksp_type", "pc_type"))
-    ours = []
-    for key, value in presets.items():
-        if db.hasName(prefix + key) or (user_solver and key.startswith(("ksp_", "pc_"))):
-            continue
-        db[prefix + key] = value
-        ours.append(prefix + key)
-    obj.setFromOptions()
-    for name in ours:
-        db.delValue(name)

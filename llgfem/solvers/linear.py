@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 from petsc4py import PETSc
 
-__all__ = ["DIRECT_LIMIT", "NATIVE_LU_LIMIT", "LinearSolver", "SolverError", "preset_options"]
+__all__ = ["DIRECT_LIMIT", "NATIVE_LU_LIMIT", "LinearSolver", "SolverError", "apply_options",
+           "preset_options"]
 
 DIRECT_LIMIT = 200_000
 NATIVE_LU_LIMIT = 20_000
@@ -46,6 +47,26 @@ def preset_options(kind: str, n_global: int, comm_size: int = 2) -> dict[str, An
     raise ValueError(f"unknown linear solver preset {kind!r} (auto, direct, iterative)")
 
 
+def apply_options(obj, prefix: str, presets: dict[str, Any]) -> None:
+    """Configure a KSP/SNES/TS from preset options unless the user set them under ``prefix``.
+
+    A user-given ``ksp_type`` or ``pc_type`` disables every ``ksp_*``/``pc_*`` preset (the
+    presets belong to another solver).  The presets are inserted, read once by
+    ``setFromOptions`` and deleted again, so nothing leaks into the next solver's configuration.
+    """
+    db = PETSc.Options()
+    user_solver = any(db.hasName(prefix + k) for k in ("ksp_type", "pc_type"))
+    ours = []
+    for key, value in presets.items():
+        if db.hasName(prefix + key) or (user_solver and key.startswith(("ksp_", "pc_"))):
+            continue
+        db[prefix + key] = value
+        ours.append(prefix + key)
+    obj.setFromOptions()
+    for name in ours:
+        db.delValue(name)
+
+
 class LinearSolver:
     """A KSP for a fixed matrix ``A``: set up (factorised) once, used for many right-hand sides.
 
@@ -60,19 +81,11 @@ class LinearSolver:
                  options: dict[str, Any] | None = None):
         self.A = A
         self.prefix = prefix
-        opts = PETSc.Options()
-        ours = []
         presets = preset_options(kind, A.getSize()[0], A.getComm().getSize())
-        for key, value in {**presets, **(options or {})}.items():
-            if not opts.hasName(prefix + key):  # the user's command-line options win
-                opts[prefix + key] = value
-                ours.append(prefix + key)
         self.ksp = PETSc.KSP().create(A.getComm())
         self.ksp.setOptionsPrefix(prefix)
         self.ksp.setOperators(A)
-        self.ksp.setFromOptions()
-        for name in ours:  # keep the global options database clean for the next solver
-            opts.delValue(name)
+        apply_options(self.ksp, prefix, {**presets, **(options or {})})  # the user's win
         self.ksp.setUp()
         self._x, self._b = A.createVecs()
 

@@ -23,7 +23,6 @@ import dolfinx.fem.petsc as fem_petsc
 import numpy as np
 import ufl
 from mpi4py import MPI
-from petsc4py import PETSc
 
 from llgfem.forms.llg import (
     LLGCoefficients,
@@ -32,7 +31,7 @@ from llgfem.forms.llg import (
     llg_step_residual,
 )
 from llgfem.physics import FieldSpec, LLGParameters, applied_field
-from llgfem.solvers.linear import SolverError, preset_options
+from llgfem.solvers.linear import SolverError, apply_options, preset_options
 from llgfem.solvers.step_derivatives import StepDerivatives
 from llgfem.spacetime import TimeGrid, array_to_function, n_owned
 
@@ -166,7 +165,7 @@ class LLGSolver:
         self.problem = fem_petsc.NonlinearProblem(
             residuals, unknowns if len(unknowns) > 1 else self.m1,
             petsc_options_prefix=prefix, kind="mpi" if len(unknowns) > 1 else None)
-        _configure(self.problem.solver, prefix, opts)
+        apply_options(self.problem.solver, prefix, opts)
         self.step_unknowns = unknowns
         self.newton_iterations: list[int] = []
         self.progress = lambda steps: steps
@@ -330,25 +329,6 @@ def _check_finite_collectively(comm: MPI.Comm, values: np.ndarray) -> None:
     bad = comm.allreduce(int(not np.all(np.isfinite(values))), op=MPI.SUM)
     if bad:
         raise ValueError("LLGSolver.solve: the initial magnetisation contains NaN/Inf")
-
-
-def _configure(snes, prefix: str, presets: dict) -> None:
-    """Apply the preset SNES/KSP options unless the user set them (command line), then tidy up.
-
-    (The options are inserted, read once by ``setFromOptions`` and deleted again, so nothing
-    leaks into the next solver's configuration.)
-    """
-    db = PETSc.Options()
-    user_solver = any(db.hasName(prefix + k) for k in ("ksp_type", "pc_type"))
-    ours = []
-    for key, value in presets.items():
-        if db.hasName(prefix + key) or (user_solver and key.startswith(("ksp_", "pc_"))):
-            continue
-        db[prefix + key] = value
-        ours.append(prefix + key)
-    snes.setFromOptions()
-    for name in ours:
-        db.delValue(name)
 
 
 def llg_space_time_residual(solver: LLGSolver, m: np.ndarray, a=None) -> np.ndarray:
