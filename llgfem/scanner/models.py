@@ -288,11 +288,18 @@ def _brown_neel(tracer: TracerConfig, options: dict, where: str) -> BrownNeelRes
     return BrownNeelResponse(tracer, parse_section(BrownNeelOptions, options, where))
 
 
+def _llg(tracer: TracerConfig, options: dict, where: str) -> ParticleModel:
+    from llgfem.scanner.llg_model import LLGOptions, LLGResponse  # DOLFINx: lazy
+
+    return LLGResponse(tracer, parse_section(LLGOptions, options, where))
+
+
 Factory = Callable[[TracerConfig, dict, str], ParticleModel]
 
 MODELS: dict[str, Factory] = {
     "langevin": _langevin,
     "brown_neel": _brown_neel,
+    "llg": _llg,
     "brown_neel_rom": lambda *a: __import__(  # offset-parametric POD ROM, lazy import
         "llgfem.scanner.brown_neel_rom", fromlist=["_"]).brown_neel_rom(*a),
 }
