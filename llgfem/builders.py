@@ -275,7 +275,8 @@ class IdentificationConfig:
             (len(self.a0) == 2 and all(map(math.isfinite, self.a0)), "a0", "needs 2 finite"),
             (self.state_guess in self.STATE_GUESSES, "state_guess",
              f"{self.state_guess!r} is not one of {self.STATE_GUESSES}"),
-            (math.isfinite(self.delta) and self.delta >= 0, "delta", "must be >= 0"),
+            (math.isfinite(self.delta) and 0 <= self.delta < 1, "delta",
+             "a relative noise level in [0, 1)"),
             (self.noise in NOISE_MODELS, "noise", " | ".join(NOISE_MODELS)),
             (self.tau > 1, "tau", "must be > 1 (the paper takes tau > 2)"),
             (self.max_iter >= 1, "max_iter", "must be >= 1"),
@@ -315,6 +316,8 @@ class CoilConfig:
             raise ConfigError(f"{where}.transfer: {self.transfer!r} is not delta or constant")
         if not any(self.sensitivity):
             raise ConfigError(f"{where}.sensitivity: must be non-zero (a coil that sees nothing)")
+        if not all(math.isfinite(v) and abs(v) <= 1e12 for v in self.sensitivity):
+            raise ConfigError(f"{where}.sensitivity: entries must be finite and <= 1e12 in size")
         if self.transfer == "constant" and self.transfer_value == 0:
             raise ConfigError(f"{where}.transfer_value: must be non-zero")
 
@@ -328,8 +331,8 @@ class ConcentrationConfig:
     width: float = 0.0
 
     def validate(self, where: str) -> None:
-        if self.center and self.width <= 0:
-            raise ConfigError(f"{where}.width: a Gaussian concentration needs width > 0")
+        if self.center and not 0 < self.width <= 1e6:
+            raise ConfigError(f"{where}.width: a Gaussian concentration needs 0 < width <= 1e6")
         if self.center and self.tags:
             raise ConfigError(f"{where}.center: give either tags or a Gaussian centre")
         if len(self.center) > 3:

@@ -323,6 +323,7 @@ def _signal_handlers() -> Iterator[list[int]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llgfem`` console script; returns the exit status."""
+    previous = os.environ.get("TQDM_DISABLE")
     if not sys.stderr.isatty():  # no progress bars (lines of \r updates) in log files
         os.environ.setdefault("TQDM_DISABLE", "1")
     try:
@@ -330,6 +331,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C before the run's handlers are installed
         print("llgfem: interrupted by SIGINT", file=sys.stderr, flush=True)
         return 128 + signal.SIGINT
+    finally:  # in-process callers (tests, notebooks) keep their environment
+        if previous is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = previous
 
 
 def _main(argv: Sequence[str] | None) -> int:
