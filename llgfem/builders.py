@@ -62,9 +62,8 @@ from llgfem.solvers.llg import LLGSolver
 from llgfem.spacetime import TimeGrid, create_vector_space, interpolate_levels
 
 __all__ = ["CoilConfig", "ConcentrationConfig", "IdentificationConfig", "LLGConfig",
-           "ObservationConfig",
-           "aligned_with_field", "build_llg_problem", "build_observation", "initial_state",
-           "section"]
+           "ObservationConfig", "aligned_with_field", "build_llg_problem", "build_observation",
+           "checkpoint_problem", "initial_state", "section"]
 
 INITIALS = ("uniform", "nonuniform", "random", "field", "paper1", "paper2", "paper3")
 
@@ -288,6 +287,22 @@ class IdentificationConfig:
         for ok, key, msg in checks:
             if not ok:
                 raise ConfigError(f"{where}.{key}: {msg}")
+
+
+def checkpoint_problem(cfg: Config, table: str) -> dict:
+    """The config without what may change between a run and its resumption (iteration cap,
+    resume flag, checkpoint interval, output, job name): its hash marks a checkpoint set, so a
+    set written for another problem is refused."""
+    from llgfem.config import config_to_dict
+
+    data = config_to_dict(cfg)
+    data.pop("output", None)
+    data.get("job", {}).pop("name", None)
+    job = dict(data.get(table, {}))
+    for key in ("resume", "max_iter", "checkpoint_every"):
+        job.pop(key, None)
+    data[table] = job
+    return data
 
 
 # -- observation: [observation], [[coil]], [[concentration]] ------------------------------------

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 from mpi4py import MPI
 
-from llgfem.builders import IdentificationConfig
+from llgfem.builders import IdentificationConfig, checkpoint_problem
 from llgfem.config import Config, ConfigError, write_resolved_config
 from llgfem.io.fields import write_trajectory
 from llgfem.io.plots import plot_series
@@ -233,7 +233,8 @@ def run(cfg: Config) -> dict:
     ckpt = None
     if job.checkpoint_every:
         ckpt = Checkpoint(cfg.run_dir / "checkpoint" / "aao", every=job.checkpoint_every,
-                          resume=job.resume, rank=comm.rank, size=comm.size)
+                          resume=job.resume, rank=comm.rank, size=comm.size, comm=comm,
+                          problem=checkpoint_problem(cfg, "aao"))
     t0 = time.perf_counter()
     result, error = solve(job, prob, callbacks=callbacks, checkpoint=ckpt)
     seconds = time.perf_counter() - t0

@@ -63,8 +63,13 @@ from dataclasses import dataclass
 import numpy as np
 from mpi4py import MPI
 
-from llgfem.builders import IdentificationConfig, build_llg_problem, build_observation
-from llgfem.config import Config, ConfigError, config_to_dict, write_resolved_config
+from llgfem.builders import (
+    IdentificationConfig,
+    build_llg_problem,
+    build_observation,
+    checkpoint_problem,
+)
+from llgfem.config import Config, ConfigError, write_resolved_config
 from llgfem.io.plots import plot_series
 from llgfem.io.progress import get_logger
 from llgfem.io.results import write_json
@@ -279,7 +284,7 @@ def _run(cfg: Config) -> dict:
     if cal.cfg.checkpoint_every:
         ckpt = Checkpoint(cfg.run_dir / "checkpoint" / "calibrate", every=cal.cfg.checkpoint_every,
                           resume=cal.cfg.resume, rank=comm.rank, size=comm.size, comm=comm,
-                          problem=_problem_description(cfg))
+                          problem=checkpoint_problem(cfg, "calibrate"))
     summary, hist = calibrate(cal, ckpt)
     cal.op.cache.destroy()  # collectively, while the ranks are in step
     summary["job"] = "calibrate"
@@ -295,19 +300,6 @@ def _run(cfg: Config) -> dict:
         summary["method"], summary["a1"], summary["a2"], summary["e_a1"], summary["e_a2"],
         summary["iterations"], summary["seconds"], out)
     return summary
-
-
-def _problem_description(cfg: Config) -> dict:
-    """The config without what may change between a run and its resumption (iteration cap,
-    resume flag, output): a checkpoint set of another problem is refused by its hash."""
-    data = config_to_dict(cfg)
-    data.pop("output", None)
-    data.get("job", {}).pop("name", None)
-    cal = dict(data.get("calibrate", {}))
-    for key in ("resume", "max_iter", "checkpoint_every"):
-        cal.pop(key, None)
-    data["calibrate"] = cal
-    return data
 
 
 def write_plots(cal: Calibration, summary: dict, hist: dict, out, comm) -> None:
