@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -37,9 +38,27 @@ from llgfem.physics import FieldSpec, LLGParameters, Units
 from llgfem.solvers.llg import LLGSolver
 from llgfem.spacetime import TimeGrid, create_vector_space, interpolate_levels
 
-__all__ = ["SCHEMES", "LLGProblem", "parameter_errors", "scheme_form"]
+__all__ = ["SCHEMES", "AdaptiveProblem", "LLGProblem", "TimeScheme", "parameter_errors",
+           "scheme_form"]
 
 SCHEMES = {"midpoint": "gilbert", "bartels_prohl": "landau_lifshitz"}
+
+
+@runtime_checkable
+class TimeScheme(Protocol):
+    """The one interface of the three LLG time schemes (parameters passed explicitly).
+
+    ``state = forward(a)``; ``linearised(a, state, da)`` the tangent ``S'(a) da`` in the
+    scheme's output (levels ``m`` of the fixed-step schemes; ``(m, m_t)`` at the accepted steps of
+    the adaptive one); ``adjoint(a, state, loads)`` its exact transpose (shape ``(2,)``), so that
+    ``<loads, linearised(a, state, da)> = adjoint(a, state, loads) . da``.
+    """
+
+    def forward(self, a=None, *args) -> Any: ...
+
+    def linearised(self, a, state, da) -> Any: ...
+
+    def adjoint(self, a, state, loads) -> np.ndarray: ...
 
 
 def scheme_form(scheme: str) -> str:
@@ -162,3 +181,30 @@ def parameter_errors(a, a_true) -> tuple[float, float]:
     """``e_ai = |a_i - a_i^true| / |a_i^true|`` (the absolute error where ``a_i^true = 0``):
     the one error definition of every identification job."""
     return tuple(float(abs(x - t) / (abs(t) if t != 0 else 1.0)) for x, t in zip(a, a_true))
+
+
+class AdaptiveProblem:
+    """The L-stable adaptive scheme (:class:`~llgfem.solvers.adaptive.AdaptiveLL`, PETSc TS
+    ARKIMEX) behind the :class:`TimeScheme` interface.
+
+    The first :meth:`forward` lets the TS choose (and then freezes) the step sequence; every
+    evaluation is the replay of the ESDIRK stages on that sequence, so ``a -> state`` is smooth
+    and :meth:`linearised`/:meth:`adjoint` are its exact derivative and transpose.  ``state`` is
+    an :class:`~llgfem.solvers.esdirk.AdaptiveTrajectory`; the outputs are ``(m, m_t)`` at the
+    accepted steps and ``loads = (r_m, r_mt)`` of the same shapes.
+    """
+
+    def __init__(self, solver):
+        self.solver = solver
+        self.times: np.ndarray | None = None
+
+    def forward(self, a=None, *args):
+        if self.times is None:
+            self.times = self.solver.forward(a).times
+        return self.solver.replay(self.times, a)
+
+    def linearised(self, a, state, da):
+        return self.solver.tangent(state, np.asarray(da, dtype=float))
+
+    def adjoint(self, a, state, loads) -> np.ndarray:
+        return self.solver.adjoint(state, *loads)
