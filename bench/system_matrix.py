@@ -81,6 +81,10 @@ def cases() -> dict:
                                  (0.008, 0, 0), BN_2D, RECEIVER),
         "langevin_2d_small": _config("langevin_2d_small", SCANNER_2D, SMALL, (2, 1, 1),
                                      (0.008, 0, 0), {"kind": "langevin"}, RECEIVER),
+        # the LLG macrospin: a 1 mT transverse offset keeps the field off one line (at T = 0 a
+        # field reversing along one line leaves m at its unstable equilibrium)
+        "llg_1d": _config("llg_1d", {**SCANNER_1D, "offset_field": [0.0, 0.001, 0.0]}, SEED,
+                          (8, 1, 1), (0.024, 0, 0), {"kind": "llg", "rtol": 3e-6}, rx1),
     }
 
 
@@ -170,7 +174,19 @@ def _raw(cfg) -> dict:
     return {k: v for k, v in data.items() if k in ("job", "output", *TABLES)}
 
 
+def only(name: str) -> None:
+    """Run one case and merge its row into an existing JSON (``--only NAME``)."""
+    s = run(cases()[name], MPI.COMM_SELF)
+    result = json.loads(OUT.read_text())
+    result["models"] = [m for m in result["models"] if m.get("case") != name]
+    result["models"].append(_entry(s) | {"case": name})
+    OUT.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    print(f"{name}: {s['positions']} positions, {s['seconds_per_position']:.3g} s/position")
+
+
 def main() -> None:
+    if "--only" in sys.argv:
+        return only(sys.argv[sys.argv.index("--only") + 1])
     c = cases()
     summaries = {}
     for name, cfg in c.items():
