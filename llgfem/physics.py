@@ -74,6 +74,10 @@ __all__ = [
     "reference_field",
 ]
 
+#: Plausibility bound of the scaled coefficients (larger values are typos, not physics).
+PLAUSIBLE = {"coefficient": 1e15}
+
+
 class ParameterError(ValueError):
     """A non-physical parameter; the message names the key (``table.key: ...``).
 
@@ -108,6 +112,11 @@ class LLGParameters:
         for name in ("a1", "a2", "exchange", "anisotropy"):
             if not math.isfinite(getattr(self, name)):
                 raise ParameterError(f"{where}.{name}: must be finite")
+            if abs(getattr(self, name)) > PLAUSIBLE["coefficient"]:
+                raise ParameterError(f"{where}.{name}: |{name}| > {PLAUSIBLE['coefficient']:g} "
+                                     "is not a coefficient of a solvable scaled equation")
+        if not all(math.isfinite(v) and abs(v) <= 1e12 for v in self.easy_axis):
+            raise ParameterError(f"{where}.easy_axis: entries must be finite and <= 1e12")
         if self.a1 == 0 and self.a2 == 0:
             raise ParameterError(f"{where}.a1: a1 and a2 cannot both vanish (no time derivative)")
         if self.a1 < 0:
@@ -240,6 +249,11 @@ class PhysicalParameters:
                                   f"got {getattr(self, name)}")
         if self.alpha_D < 0:
             raise ParameterError(f"{where}.alpha_D: the damping must be >= 0, got {self.alpha_D}")
+        for name, bound in (("m_S", 1e8), ("gamma", 1e14), ("alpha_D", 1e3), ("A", 1e-6),
+                            ("K_u", 1e9)):  # beyond any magnetic material: typos
+            if abs(getattr(self, name)) > bound:
+                raise ParameterError(f"{where}.{name}: {getattr(self, name):g} exceeds the "
+                                     f"plausible bound {bound:g} (SI)")
         if self.A < 0:
             raise ParameterError(f"{where}.A: the exchange stiffness must be >= 0, got {self.A}")
         if len(self.easy_axis) != 3 or math.hypot(*self.easy_axis) == 0:
