@@ -72,7 +72,8 @@ def test_progress_bar_prints_on_rank_zero_only(weighted_problem):
     outputs = {}
     for rank in (0, 1):
         stream = io.StringIO()
-        bar = ProgressBar(total=4, rank=rank, file=stream, desc="landweber")
+        # disable=False: tqdm reads TQDM_DISABLE (set by the CLI off a terminal) once, at import
+        bar = ProgressBar(total=4, rank=rank, file=stream, desc="landweber", disable=False)
         landweber(F, y, np.zeros(6), step=ConstantStep(0.5), stop=MaxIterations(4),
                   callbacks=[bar])
         outputs[rank] = stream.getvalue()
