@@ -185,6 +185,21 @@ def read_reference(path: str | Path, T: float = 1e-9) -> np.ndarray:
         return f["reference/mean_m"][-1]
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies (Linux ``PR_SET_PDEATHSIG``), so
+    an ``llgfem run`` killed from outside (a job scheduler, ``timeout -s KILL``) leaves no
+    magnum.np process behind; a no-op elsewhere."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)
+        except OSError:  # pragma: no cover - another libc
+            pass
+
+
 def generate_sp4_dataset(spec: SP4DatasetSpec, path: str | Path, python: str | None = None,
                          script: str | Path | None = None,
                          timeout: float | None = None) -> tuple[TrajectoryDataset, dict]:
@@ -218,7 +233,8 @@ def generate_sp4_dataset(spec: SP4DatasetSpec, path: str | Path, python: str | N
     log = path.with_suffix(path.suffix + ".log")
     with open(log, "a") as out:
         proc = subprocess.run(generator_command(spec, path, python, script or SCRIPT), stdout=out,
-                              stderr=subprocess.STDOUT, timeout=timeout)
+                              stderr=subprocess.STDOUT, timeout=timeout,
+                              preexec_fn=_die_with_parent)
     if proc.returncode != 0:
         tail = [ln.strip() for ln in log.read_text().splitlines() if ln.strip()][-1:]
         raise SideEnvironmentError(f"SP4 generator ({python}) exited with {proc.returncode} "
