@@ -48,13 +48,11 @@ from llgfem.operators.observation import (
     Observation,
     tag_indicator,
 )
-from llgfem.paper_cases import paper_case
 from llgfem.physics import (
     MU0,
     FieldSpec,
     LLGParameters,
     PhysicalParameters,
-    Units,
     reference_field,
 )
 from llgfem.problem import SCHEMES, LLGProblem
@@ -165,12 +163,8 @@ def _paper_problem(cfg: Config, job: LLGConfig, mesh, grid: TimeGrid) -> LLGProb
     if job.scheme != "midpoint":
         raise ConfigError(f"llg.scheme: {job.initial!r} has Neumann data/sources: only the "
                           "midpoint scheme on the Gilbert form takes them")
-    case = paper_case(int(job.initial[-1]))
-    problem = LLGProblem.paper_case(case.number, mesh, T=grid.T, n_t=grid.n_t)
-    if job.theta != 0.5:
-        problem.solver = LLGSolver(problem.V, grid, case.params, case.field, g=case.g,
-                                   theta=job.theta)
-    return problem
+    return LLGProblem.paper_case(int(job.initial[-1]), mesh, T=grid.T, n_t=grid.n_t,
+                                 theta=job.theta)
 
 
 def build_llg_problem(cfg: Config, mesh, observation: Observation | None = None
@@ -400,8 +394,3 @@ def _mesh_tags(domain) -> set[int]:
     """The cell tag values present on any rank (collective)."""
     local = set() if domain.cell_tags is None else set(np.unique(domain.cell_tags.values))
     return {int(v) for part in domain.mesh.comm.allgather(local) for v in part}
-
-
-def physical_units(problem: LLGProblem) -> Units | None:
-    """The units of a physical problem (None: the equation is solved as configured)."""
-    return problem.units

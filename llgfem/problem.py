@@ -97,13 +97,15 @@ class LLGProblem:
     # -- construction -----------------------------------------------------------------------
     @classmethod
     def paper_case(cls, number: int, mesh, *, T: float = 0.2, n_t: int = 51,
-                   observe: bool = False, scheme: str = "midpoint") -> LLGProblem:
+                   observe: bool = False, scheme: str = "midpoint",
+                   theta: float = 0.5) -> LLGProblem:
         """Test ``number`` of paper 002, Table 1, on ``mesh`` (``observe``: the §4.3 coil
         ``a~ = 1``, ``c = 1``, ``p = (1, 1, 1)``, ``mu0 = 1`` of Table 3)."""
         case = paper_case(number)
         V = create_vector_space(mesh)
         grid = TimeGrid(T, n_t)
-        solver = LLGSolver(V, grid, case.params, case.field, g=case.g, form=scheme_form(scheme))
+        solver = LLGSolver(V, grid, case.params, case.field, g=case.g, form=scheme_form(scheme),
+                           theta=theta)
         obs = paper_observation(V, grid) if observe else None
         m0 = interpolate_levels(V, case.exact_np, [0.0])[0]
         return cls(solver, m0, obs, np.array([case.params.a1, case.params.a2]), case,

@@ -18,7 +18,7 @@ import time
 import numpy as np
 from mpi4py import MPI
 
-from llgfem.builders import LLGConfig, build_llg_problem, physical_units, section
+from llgfem.builders import LLGConfig, build_llg_problem, section
 from llgfem.config import Config, write_resolved_config
 from llgfem.io.fields import write_trajectory
 from llgfem.io.plots import plot_series
@@ -76,7 +76,7 @@ def run(cfg: Config) -> dict:
                "relative_residual": solver.relative_residual(m),
                "mean_m_final": diag["mean_m"][-1], "max_norm_deviation":
                float(diag["norm_deviation"].max())}
-    units = physical_units(problem)
+    units = problem.units
     if units is not None:  # the solver ran in dimensionless units: report SI as well
         summary.update({"units": {"field_T": units.field, "time_s": units.time,
                                   "length_m": units.length},
@@ -95,7 +95,7 @@ def run(cfg: Config) -> dict:
 def write_outputs(cfg, job, problem, m, diag, summary) -> None:
     solver = problem.solver
     out, comm, t = cfg.run_dir, solver.comm, solver.grid.times
-    units = physical_units(problem)
+    units = problem.units
     tlabel, hlabel = "time t", "mean applied field h"
     if units is not None:  # plots in SI
         t = units.to_si_time(t)

@@ -94,18 +94,22 @@ class StepDerivatives:
                             for row in self._B]
 
     # -- one step ---------------------------------------------------------------------------
-    def assemble(self, n: int, m_n: np.ndarray, m_next: np.ndarray):
-        """``(J0_n, J1_n)`` (reused storage) at the step ``(m_n, m_{n+1})``."""
-        self.set_step(n, m_n, m_next)
+    def assemble(self, n: int, m_n: np.ndarray, m_next: np.ndarray, load: bool = True):
+        """``(J0_n, J1_n)`` (reused storage) at the step ``(m_n, m_{n+1})`` (``load=False``: the
+        step is already loaded into the forms)."""
+        if load:
+            self.set_step(n, m_n, m_next)
         for A, form in ((self.J0, self._J0), (self.J1, self._J1)):
             A.zeroEntries()
             fem_petsc.assemble_matrix(A, form)
             A.assemble()
         return self.J0, self.J1
 
-    def parameter_derivatives(self, n: int, m_n: np.ndarray, m_next: np.ndarray) -> np.ndarray:
+    def parameter_derivatives(self, n: int, m_n: np.ndarray, m_next: np.ndarray,
+                              load: bool = True) -> np.ndarray:
         """``B_n`` as an array ``(n_blocks * n, n_parameters)`` of owned dual entries."""
-        self.set_step(n, m_n, m_next)
+        if load:
+            self.set_step(n, m_n, m_next)
         return np.stack([np.concatenate([a() for a in row]) for row in self._assemblers], axis=1)
 
     def _solver(self) -> LinearSolver:
@@ -135,8 +139,8 @@ class StepDerivatives:
         n_t, n = m.shape
         u = np.zeros((betas.shape[1], n_t, n))
         for k in range(n_t - 1):
-            J0, _ = self.assemble(k, m[k], m[k + 1])
-            B = self.parameter_derivatives(k, m[k], m[k + 1])
+            J0, _ = self.assemble(k, m[k], m[k + 1])  # loads the step once for both
+            B = self.parameter_derivatives(k, m[k], m[k + 1], load=False)
             ksp = self._solver()
             for j in range(betas.shape[1]):
                 rhs = -(self._mult(J0, u[j, k]) + B @ betas[:, j])
@@ -155,7 +159,7 @@ class StepDerivatives:
             rhs[:n] = loads[k + 1] - carry
             lam[k] = self._checked(self._solver().solve_transpose_array(rhs))
             carry = self._mult(J0, lam[k], transpose=True)
-            g += self.parameter_derivatives(k, m[k], m[k + 1]).T @ lam[k]
+            g += self.parameter_derivatives(k, m[k], m[k + 1], load=False).T @ lam[k]
         return lam, self.comm.allreduce(g, op=MPI.SUM)
 
     def destroy(self) -> None:
