@@ -22,8 +22,11 @@ Identifiability rule (parameter :math:`j` is reported **not identified** when ei
 
 1. *singular*: a scaled singular value is tiny, :math:`\sigma_k / \sigma_1 < \mathrm{rcond}`
    (or :math:`n < p`), and its right singular vector has a component
-   :math:`|V_{jk}| > \sqrt{\mathrm{rcond}}` on parameter :math:`j`; its standard error is then
-   infinite (the data do not constrain that direction at all);
+   :math:`|V_{jk}| > \mathrm{involve}` (default 0.1) on parameter :math:`j`; its standard error
+   is then infinite (the data do not constrain that direction at all).  The standard errors of
+   the other parameters are those of the retained directions, i.e. conditional on the
+   undetermined combination (which moves them by less than ``involve`` times its own step,
+   in scaled units);
 2. *wide*: the 95 % interval is wider than the parameter,
    :math:`2 q\,\mathrm{se}_j > \mathrm{rel\_width} \cdot s_j`.
 
@@ -184,7 +187,7 @@ def _scaled_svd(jac: np.ndarray, scale: np.ndarray):
 
 
 def _covariance(sv: np.ndarray, v: np.ndarray, scale: np.ndarray, sigma: float,
-                rcond: float) -> tuple[np.ndarray, np.ndarray]:
+                rcond: float, involve: float) -> tuple[np.ndarray, np.ndarray]:
     """Covariance of the estimates and the per-parameter 'singular' flags."""
     top = sv[0] if sv.size and sv[0] > 0 else 0.0
     small = sv <= rcond * top if top > 0 else np.ones_like(sv, dtype=bool)
@@ -192,7 +195,7 @@ def _covariance(sv: np.ndarray, v: np.ndarray, scale: np.ndarray, sigma: float,
     vk = v[:, kept] / sv[kept]
     cov_s = sigma**2 * (vk @ vk.T)
     cov = cov_s * np.outer(scale, scale)
-    singular = np.any(np.abs(v[:, small]) > np.sqrt(rcond), axis=1)
+    singular = np.any(np.abs(v[:, small]) > involve, axis=1)
     return cov, singular
 
 
@@ -208,7 +211,8 @@ def _correlation(cov: np.ndarray, stderr: np.ndarray) -> np.ndarray:
 def fisher_uncertainty(jacobian: np.ndarray, residual: np.ndarray, estimate: Sequence[float],
                        names: Sequence[str], sigma: float | None = None, *,
                        rcond: float = 1e-6, rel_width: float = 1.0,
-                       scale: Sequence[float] | None = None) -> Uncertainty:
+                       scale: Sequence[float] | None = None,
+                       involve: float = 0.1) -> Uncertainty:
     """Standard errors, correlations, 95 % intervals and identifiability at a solution.
 
     The rule (see the module docstring): a parameter is *not identified* when a scaled singular
@@ -229,6 +233,8 @@ def fisher_uncertainty(jacobian: np.ndarray, residual: np.ndarray, estimate: Seq
             undetermined.
         scale: Parameter scales for the column scaling and the width rule (default
             ``|estimate|``).
+        involve: Component of an undetermined singular direction above which a parameter
+            counts as involved in it.
 
     Returns:
         The :class:`Uncertainty` record.
@@ -245,7 +251,8 @@ def fisher_uncertainty(jacobian: np.ndarray, residual: np.ndarray, estimate: Seq
     q = float(stats.norm.ppf(0.975)) if known else (
         float(stats.t.ppf(0.975, dof)) if dof > 0 else float("inf"))
     sv, v = _scaled_svd(jac, sc)
-    cov, singular = _covariance(sv, v, sc, sig if math.isfinite(sig) else 0.0, rcond)
+    cov, singular = _covariance(sv, v, sc, sig if math.isfinite(sig) else 0.0, rcond,
+                                involve)
     stderr = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     if not math.isfinite(sig):
         stderr[:] = np.inf

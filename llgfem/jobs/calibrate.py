@@ -10,7 +10,26 @@ operator (:mod:`llgfem.operators.reduced`, eq. (9)), noise of relative level ``d
 * ``levenberg_marquardt`` -- regularising Levenberg-Marquardt (beyond the paper,
   :mod:`llgfem.regularisation.gauss_newton`),
 
-all stopped by the discrepancy principle (15)-(17) with ``tau`` (or ``max_iter``).
+all stopped by the discrepancy principle (15)-(17) with ``tau`` (or ``max_iter``), or
+
+* ``gauss_newton`` -- Levenberg-Marquardt with the exact Jacobian run to the least-squares
+  point (:func:`llgfem.calibration.fit.least_squares_fit`; no early stopping), the estimate the
+  statistical intervals below refer to.  ``refine = k`` appends up to ``k`` such steps to any
+  of the regularising methods.
+
+Uncertainty (:mod:`llgfem.calibration.uncertainty`): at the final ``a`` the exact Jacobian
+``J = F'(a)`` (two linearised solves, one sweep) gives standard errors, correlations and 95 %
+intervals from ``sigma^2 (J^T J)^{-1}`` (``sigma`` estimated from the residual, Student-t
+quantile), written to ``summary.json`` (``uncertainty``, and flat ``stderr``, ``ci95_low``,
+``ci95_high``, ``identified``, ``correlation``) and printed as a table on rank 0.  A parameter
+is **not identified** when a scaled singular value ratio is below ``rcond`` in a direction
+involving it, or when its 95 % interval is wider than ``rel_width`` times its scale
+``max(|a_j|, 0.1 max_i |a_i|)`` (a1 and a2 multiply terms of one size; the floor keeps a true
+value 0 from always failing the width rule); every rank then warns.  The intervals are
+statistical (valid at a least-squares point and for noise that is white per sample); at an
+early-stopped regularised iterate they are centred there.  Physical runs also report
+``alpha_D = -a1/a2`` and ``gamma = -1/(a2 t_ref B_ref)`` (``docs/physical_units.md``) with
+delta-method intervals (``physical``).
 
 Config tables::
 
@@ -34,6 +53,9 @@ Config tables::
     rtol = 0.0                     # also stop at ||r|| <= rtol ||r_0|| (exact data: delta = 0)
     segments = 5                   # kaczmarz_time: number of windows
     lm_q = 0.7                     # levenberg_marquardt: linearised residual ratio
+    refine = 0                     # Gauss-Newton steps to the least-squares point afterwards
+    rcond = 1e-6                   # identifiability: singular value ratio threshold
+    rel_width = 1.0                # identifiability: 95 % interval width / |parameter| limit
     state_guess = "perturbed"      # Newton guess of the first solve: "perturbed"
                                    # (m0 - 0.1 sin(20 t)(1,1,1), §4.3) or "m0"
 
@@ -69,6 +91,8 @@ from llgfem.builders import (
     build_observation,
     checkpoint_problem,
 )
+from llgfem.calibration import Uncertainty, fisher_uncertainty, propagate
+from llgfem.calibration.fit import least_squares_fit
 from llgfem.config import Config, ConfigError, write_resolved_config
 from llgfem.io.plots import plot_series
 from llgfem.io.progress import get_logger
@@ -91,9 +115,12 @@ from llgfem.regularisation import (
 )
 from llgfem.regularisation.gauss_newton import levenberg_marquardt
 
-__all__ = ["CalibrateConfig", "Calibration", "parameter_errors", "run", "setup"]
+__all__ = ["CalibrateConfig", "Calibration", "parameter_errors", "physical_uncertainty", "run",
+           "setup", "uncertainty"]
 
-METHODS = ("landweber", "kaczmarz_time", "kaczmarz_data", "levenberg_marquardt")
+METHODS = ("landweber", "kaczmarz_time", "kaczmarz_data", "levenberg_marquardt",
+           "gauss_newton")
+NAMES = ("a1", "a2")
 
 
 @dataclass(frozen=True)
@@ -108,6 +135,9 @@ class CalibrateConfig(IdentificationConfig):
     armijo: float = 0.5
     rtol: float = 0.0
     lm_q: float = 0.7
+    refine: int = 0
+    rcond: float = 1e-6
+    rel_width: float = 1.0
 
     STATE_GUESSES = ("perturbed", "m0")
 
@@ -121,8 +151,12 @@ class CalibrateConfig(IdentificationConfig):
              "need mu > 0, grow >= 1, 0 <= armijo < 1"),
             (0 < self.lm_q < 1, "lm_q", "must lie in (0, 1)"),
             (0 <= self.rtol < 1, "rtol", "must lie in [0, 1)"),
-            (not (self.checkpoint_every and self.method == "levenberg_marquardt"),
-             "checkpoint_every", "levenberg_marquardt does not checkpoint (use a Landweber "
+            (self.refine >= 0, "refine", "must be >= 0"),
+            (0 < self.rcond < 1, "rcond", "must lie in (0, 1)"),
+            (self.rel_width > 0, "rel_width", "must be > 0"),
+            (not (self.checkpoint_every
+                  and self.method in ("levenberg_marquardt", "gauss_newton")),
+             "checkpoint_every", f"{self.method} does not checkpoint (use a Landweber "
              "method or checkpoint_every = 0)"),
         ]
         for ok, key, msg in checks:
@@ -217,7 +251,9 @@ def identify(cal: Calibration, checkpoint: Checkpoint | None = None):
     stop = MaxIterations(c.max_iter)
     if c.rtol > 0:
         stop = stop | RelativeResidual(c.rtol)
-    if c.method == "levenberg_marquardt":
+    if c.method == "gauss_newton":
+        res = _gauss_newton(cal, np.array(c.a0), c.max_iter, cbs)
+    elif c.method == "levenberg_marquardt":
         res = levenberg_marquardt(cal.op, cal.y_delta, np.array(c.a0), tau=c.tau,
                                   delta=cal.noise, q=c.lm_q, max_iter=c.max_iter, rtol=c.rtol,
                                   callbacks=cbs)
@@ -229,7 +265,65 @@ def identify(cal: Calibration, checkpoint: Checkpoint | None = None):
         res = landweber_kaczmarz(ops, data, np.array(c.a0), step=_step_rule(c),
                                  stop=DiscrepancyPrinciple(c.tau, deltas) | stop,
                                  callbacks=cbs, checkpoint=checkpoint)
+    if c.refine and c.method != "gauss_newton":
+        res = _gauss_newton(cal, res.x, c.refine, cbs, res)
     return res, {**history.state_dict(), **counters.records}
+
+
+def _gauss_newton(cal: Calibration, x0: np.ndarray, max_iter: int, cbs, previous=None):
+    """Least-squares point by Levenberg-Marquardt with the exact Jacobian.
+
+    Returns a :class:`~llgfem.regularisation.core.Result`-like record (``x``, ``iterations``,
+    ``reason``); the callbacks see one :class:`IterationInfo` per accepted step.
+    """
+    from llgfem.regularisation.core import IterationInfo, Result
+
+    op, y = cal.op, cal.y_delta
+    done = 0 if previous is None else int(previous.iterations)
+
+    def callback(rec):
+        info = IterationInfo(iteration=done + rec["iteration"], x=np.array(rec["x"]),
+                             residual_norm=rec["residual_norm"] * math.sqrt(op.dt),
+                             step_size=None if rec["iteration"] == 0 else 1.0)
+        for cb in cbs:
+            cb(info)
+
+    fit = least_squares_fit(lambda a: op(a) - y, lambda a: op.derivative(a).sensitivities(),
+                            x0, max_iter=max_iter, floor=_floor(x0), callback=callback,
+                            initial_callback=previous is None)
+    reason = fit.reason if previous is None else f"{previous.reason}; refined: {fit.reason}"
+    return Result(x=fit.x, iterations=done + fit.iterations, reason=reason,
+                  history=getattr(previous, "history", None),
+                  residual_norm=float(np.linalg.norm(fit.residual)) * math.sqrt(op.dt))
+
+
+def _floor(a: np.ndarray) -> np.ndarray:
+    """Parameter scales ``max(|a_j|, 0.1 max_i |a_i|)`` (1 if all vanish)."""
+    a = np.abs(np.asarray(a, dtype=float))
+    top = float(a.max()) if a.size and a.max() > 0 else 10.0
+    return np.maximum(a, 0.1 * top)
+
+
+def uncertainty(cal: Calibration, a: np.ndarray, J: np.ndarray | None = None) -> Uncertainty:
+    """Fisher-information uncertainty of ``a`` (exact Jacobian; sigma from the residual)."""
+    op, c = cal.op, cal.cfg
+    J = op.derivative(a).sensitivities() if J is None else J
+    r = op(a) - cal.y_delta
+    return fisher_uncertainty(J, r, a, NAMES, rcond=c.rcond, rel_width=c.rel_width,
+                              scale=_floor(a))
+
+
+def physical_uncertainty(unc: Uncertainty, units) -> Uncertainty:
+    """``alpha_D = -a1/a2`` and ``gamma = -1/(a2 t_ref B_ref)`` (rad/(s T)) by the delta method."""
+    tb = units.time * units.field
+
+    def func(a):
+        return np.array([-a[0] / a[1], -1.0 / (a[1] * tb)])
+
+    def jac(a):
+        return np.array([[-1.0 / a[1], a[0] / a[1] ** 2], [0.0, 1.0 / (a[1] ** 2 * tb)]])
+
+    return propagate(unc, func, jac, ("alpha_D", "gamma"))
 
 
 def evaluate(cal: Calibration, a: np.ndarray) -> dict:
@@ -239,7 +333,12 @@ def evaluate(cal: Calibration, a: np.ndarray) -> dict:
     e1, e2 = parameter_errors(a, cal.a_true)
     J = op.derivative(a).sensitivities()  # identifiability: ||dF/da_i|| at the result
     sens = [math.sqrt(op.inner_range(J[:, i], J[:, i])) for i in range(2)]
-    return {"a1": float(a[0]), "a2": float(a[1]), "e_a1": e1, "e_a2": e2,
+    unc = uncertainty(cal, a, J)
+    out = {**_flat(unc), "uncertainty": unc.to_json()}
+    units = cal.op.problem.units
+    if units is not None and a[1] < 0:
+        out["physical"] = physical_uncertainty(unc, units).to_json()
+    return out | {"a1": float(a[0]), "a2": float(a[1]), "e_a1": e1, "e_a2": e2,
             "r_obs": math.sqrt(op.inner_range(r, r) / op.inner_range(cal.y_delta, cal.y_delta)),
             "r_llg": float(op.relative_residual(a)), "sensitivity_norms": sens}
 
@@ -256,12 +355,48 @@ def calibrate(cal: Calibration, checkpoint: Checkpoint | None = None) -> tuple[d
                "delta": cal.cfg.delta, "noise_level": cal.noise, "tau": cal.cfg.tau,
                "a0": list(cal.cfg.a0), "a_true": cal.a_true.tolist(), "mpi_size": comm.size}
     summary.update(evaluate(cal, res.x))
-    n1, n2 = summary["sensitivity_norms"]
-    if min(n1, n2) < 1e-2 * max(n1, n2):
-        get_logger(comm=comm).warning(
-            "calibrate: ||dF/da|| = (%.3g, %.3g): the data hardly depend on a%d, which is then "
-            "determined by the initial guess, not by the data", n1, n2, 1 if n1 < n2 else 2)
+    report_uncertainty(summary, comm)
     return summary, hist
+
+
+def _flat(unc: Uncertainty) -> dict:
+    data = unc.to_json()
+    recs = data["parameters"]
+    return {"stderr": [r["stderr"] for r in recs], "ci95_low": [r["ci95_low"] for r in recs],
+            "ci95_high": [r["ci95_high"] for r in recs],
+            "identified": [r["identified"] for r in recs], "correlation": data["correlation"]}
+
+
+def report_uncertainty(summary: dict, comm) -> None:
+    """Print the estimates with intervals (rank 0) and warn on every rank if one is not
+    identified (the summary is replicated, so every rank says the same)."""
+    logger = get_logger(comm=comm)
+    for key in ("uncertainty", "physical"):
+        if key not in summary:
+            continue
+        unc = uncertainty_from_json(summary[key])
+        logger.info("calibrate: %s estimates with 95 %% intervals\n%s",
+                    "scaled" if key == "uncertainty" else "physical", unc.table())
+        unc.warn(comm)
+
+
+def uncertainty_from_json(data: dict) -> Uncertainty:
+    """Rebuild an :class:`Uncertainty` from :meth:`Uncertainty.to_json` (None -> inf/nan)."""
+    recs = data["parameters"]
+
+    def arr(key, missing):
+        return np.array([missing if r[key] is None else r[key] for r in recs], dtype=float)
+
+    corr = np.array([[np.nan if c is None else c for c in row] for row in data["correlation"]])
+    return Uncertainty(
+        names=tuple(r["name"] for r in recs), estimate=arr("estimate", np.nan),
+        stderr=arr("stderr", np.inf), ci95_low=arr("ci95_low", -np.inf),
+        ci95_high=arr("ci95_high", np.inf), correlation=corr,
+        singular_values=np.array(data["singular_values"]),
+        identified=np.array([r["identified"] for r in recs]),
+        sigma=np.nan if data["sigma"] is None else data["sigma"], dof=data["dof"],
+        reasons=list(data["reasons"]), sigma_known=data["sigma_known"],
+        quantile=np.nan if data["quantile"] is None else data["quantile"])
 
 
 def run(cfg: Config) -> dict:

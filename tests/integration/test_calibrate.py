@@ -157,3 +157,48 @@ def test_calibrate_refuses_a_foreign_checkpoint(mpi_tmp_path):
     with pytest.raises(CheckpointError):  # another noise seed: another problem
         run(config(mpi_tmp_path, "landweber", max_iter=4, checkpoint_every=1, resume=True,
                    seed=5))
+
+
+# -- uncertainty and identifiability (issue 14) ------------------------------------------------
+XYZ_COILS = [{"name": n, "sensitivity": s} for n, s in
+             (("x", [1.0, 0.0, 0.0]), ("y", [0.0, 1.0, 0.0]), ("z", [0.0, 0.0, 1.0]))]
+GAUSS_CONCS = [{"name": "left", "center": [1.5], "width": 1.0},
+               {"name": "right", "center": [4.5], "width": 1.0}]
+
+
+def test_table3_setting_reports_a2_not_identified(mpi_tmp_path):
+    """The paper's §4.3 observation (one number per coil, a~ = 1) does not determine a2."""
+    from llgfem.calibration import NotIdentifiedWarning
+
+    with pytest.warns(NotIdentifiedWarning, match="a2"):
+        summary = run(config(mpi_tmp_path, coils=False, delta=0.03))
+    assert summary["identified"][1] is False
+    assert summary["stderr"][1] is None  # infinite: null in JSON
+    saved = json.loads((mpi_tmp_path / "cal_landweber" / "summary.json").read_text())
+    assert saved["uncertainty"]["parameters"][1]["identified"] is False
+    assert min(saved["uncertainty"]["singular_values"]) < 1e-6 * max(
+        saved["uncertainty"]["singular_values"])
+
+
+def test_informative_coils_identify_both(mpi_tmp_path):
+    """Three orthogonal coils and two Gaussian concentrations determine (a1, a2)."""
+    data = {"job": {"kind": "calibrate", "name": "cal_gn"},
+            "domain": {"kind": "interval", "lower": [0.0], "upper": [2 * math.pi], "n": [16]},
+            "time": {"T": 0.2, "n_t": 11}, "llg": {"initial": "paper3"},
+            "output": {"dir": str(mpi_tmp_path), "fields": False},
+            "observation": {"mu0": 1.0}, "coil": XYZ_COILS, "concentration": GAUSS_CONCS,
+            "calibrate": {"method": "gauss_newton", "a0": [1.3, 0.3], "delta": 0.03,
+                          "max_iter": 20}}
+    import warnings
+
+    from llgfem.calibration import NotIdentifiedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotIdentifiedWarning)
+        summary = run(parse_config(data))
+    assert summary["identified"] == [True, True]
+    for j, key in enumerate(("a1", "a2")):
+        assert summary["ci95_low"][j] < summary[key] < summary["ci95_high"][j]
+        assert 0 < summary["stderr"][j] < 0.1
+    assert summary["reason"].startswith("converged")
+    assert abs(summary["correlation"][0][1]) < 1.0
