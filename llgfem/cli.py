@@ -7,6 +7,10 @@ checks the output folder is writable on every rank, dispatches on ``[job] kind``
 with ``mpiexec -n 2 llgfem run CONFIG.toml``.  Arguments starting with a single dash are PETSc
 options (``-llgfem_llg_newton_snes_monitor``).
 
+Rank 0 logs a ``start:`` line, the job's INFO lines (one per stage or iteration) and one
+closing ``done:`` line of the same form for every job kind
+(:func:`llgfem.io.progress.summary_line`).
+
 Exit status (the same on every rank):
 
     0    success
@@ -230,12 +234,23 @@ def run(path: str, sets: Sequence[str] = (), output_dir: str | None = None) -> d
     """Load, validate and run a config; returns the job's summary (collective)."""
     from mpi4py import MPI
 
+    from llgfem.io.progress import get_logger, summary_line
     from llgfem.jobs import JOBS
 
     cfg = load_run_config(path, sets, output_dir)
-    check_writable(Path(cfg.run_dir), MPI.COMM_WORLD)
-    module, func = JOBS[cfg.job.kind].split(":")
-    return getattr(importlib.import_module(module), func)(cfg)
+    comm = MPI.COMM_WORLD
+    check_writable(Path(cfg.run_dir), comm)
+    kind, name = cfg.job.kind, cfg.job.name or cfg.job.kind
+    log = get_logger(comm=comm)
+    log.info("start: %s '%s' (%s) on %d rank%s -> %s", kind, name, path, comm.size,
+             "s" if comm.size != 1 else "", cfg.run_dir)
+    module, func = JOBS[kind].split(":")
+    t0 = time.perf_counter()
+    summary = getattr(importlib.import_module(module), func)(cfg)
+    seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+    log.info(summary_line(kind, name, summary if isinstance(summary, dict) else {}, seconds,
+                          cfg.run_dir, comm.size))
+    return summary
 
 
 def exit_status(exc: BaseException) -> tuple[int, str]:

@@ -30,8 +30,9 @@ whose reported r_obs ~ 0.62 delta matches this uniform model), ``delta_abs = ||y
 The vocabulary (``a0``, ``max_iter``, ``state_guess``, ``noise``, ``delta``, ``seed``, ``tau``,
 ``e_a1``/``e_a2`` relative, absolute where the true value is 0) is that of ``calibrate``; the old
 names (``a_init``, ``max_iterations``, ``m_init``) are refused with the new ones.
-Outputs: ``summary.json``, ``history.json``, ``plots/`` (residual, step size, a1/a2 traces,
-error), ``fields/m.bp`` (reconstruction) in the run directory.
+Outputs: ``summary.json``, ``history.json``, ``plots/`` (residual with the discrepancy level
+tau delta, step size, a1/a2 traces with the true values, error), ``fields/m.xdmf``
+(reconstruction) in the run directory; rank 0 logs one INFO line per iteration.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from llgfem.regularisation import (
     Checkpoint,
     DiscrepancyPrinciple,
     History,
+    LoggingCallback,
     MaxIterations,
     ProgressBar,
     StepSizeFloor,
@@ -227,9 +229,14 @@ def run(cfg: Config) -> dict:
     comm = domain.mesh.comm
     prob = build_problem(job, domain.mesh, cfg.time.T, cfg.time.n_t)
     history = History({"a1": lambda x: x[-2], "a2": lambda x: x[-1]})
-    callbacks = [history]
+    log = get_logger(comm=comm)
+    callbacks = [history, LoggingCallback(1, logger=log, rank=comm.rank)]
     if cfg.output.progress:
         callbacks.append(ProgressBar(total=job.max_iter, rank=comm.rank))
+    log.info("all_at_once: %s, %s, %d dofs x %d levels, %s parameters, delta %g, up to %d "
+             "iterations", job.case, job.method, prob["V"].dofmap.index_map.size_global * 3,
+             prob["grid"].n_t, "estimating" if job.estimate_parameters else "fixed", job.delta,
+             job.max_iter)
     ckpt = None
     if job.checkpoint_every:
         ckpt = Checkpoint(cfg.run_dir / "checkpoint" / "aao", every=job.checkpoint_every,
@@ -241,8 +248,8 @@ def run(cfg: Config) -> dict:
     summary = summarise(job, prob, result, seconds)
     summary["error_trace"] = error.errors
     write_results(cfg, job, prob, result, summary)
-    get_logger(comm=comm).info("all_at_once: %d iterations (%s), rel. error %.3e, %.2f s",
-                               result.iterations, result.reason, summary["rel_error"], seconds)
+    log.info("all_at_once: %d iterations (%s), rel. error %.3e, %.2f s", result.iterations,
+             result.reason, summary["rel_error"], seconds)
     return summary
 
 
@@ -277,21 +284,33 @@ def write_results(cfg: Config, job: AAOConfig, prob: dict, result, summary: dict
     if comm.rank == 0:
         write_resolved_config(cfg, out, {"aao": job})
     h = result.history
-    its = np.asarray(h.iterations, dtype=float)
     write_json(out / "history.json", h.state_dict(), comm)
     if cfg.output.plots:
-        plot_series(out / "plots" / "residual.png", its, {"||F(x) - y||": h.residual_norms},
-                    xlabel="iteration", logy=True, title="residual", comm=comm)
-        plot_series(out / "plots" / "step_size.png", its, {"mu": h.step_sizes},
-                    xlabel="iteration", logy=True, title="adaptive step size", comm=comm)
-        plot_series(out / "plots" / "parameters.png", its, {"a1": h.a1, "a2": h.a2},
-                    xlabel="iteration", title="parameter traces", comm=comm)
-        if summary["error_trace"]:
-            e = np.array(summary["error_trace"])
-            plot_series(out / "plots" / "error.png", e[:, 0], {"relative error": e[:, 1]},
-                        xlabel="iteration", logy=True, title="|m - m_exact| / |m_exact|",
-                        comm=comm)
+        write_plots(out, job, prob, h, summary, comm)
     if cfg.output.fields:
         write_trajectory(out / "fields" / "m.bp", prob["V"], F.state(result.x),
                          prob["grid"].times)
     write_json(out / "summary.json", summary, comm)
+
+
+def write_plots(out, job: AAOConfig, prob: dict, h: History, summary: dict, comm) -> None:
+    """Residual (with the discrepancy level tau delta), step size, parameter traces (with the
+    true values) and the error trace, under ``plots/`` (the paper cases are dimensionless)."""
+    its = np.asarray(h.iterations, dtype=float)
+    level = {"tau delta": job.tau * prob["delta_abs"]} if job.delta > 0 else None
+    plot_series(out / "plots" / "residual.png", its, {"||F(x) - y||": h.residual_norms},
+                xlabel="iteration", ylabel="residual norm ||F(x) - y||", logy=True,
+                hlines=level, title="residual", comm=comm)
+    plot_series(out / "plots" / "step_size.png", its, {"mu": h.step_sizes},
+                xlabel="iteration", ylabel="step size mu", logy=True,
+                title="adaptive step size", comm=comm)
+    a_true = prob["a_true"]
+    plot_series(out / "plots" / "parameters.png", its, {"a1": h.a1, "a2": h.a2},
+                xlabel="iteration", ylabel="parameter value (dimensionless)",
+                hlines={"a1 true": float(a_true[0]), "a2 true": float(a_true[1])},
+                title="parameter traces", comm=comm)
+    if summary["error_trace"]:
+        e = np.array(summary["error_trace"])
+        plot_series(out / "plots" / "error.png", e[:, 0], {"relative error": e[:, 1]},
+                    xlabel="iteration", ylabel="|m - m_exact| / |m_exact|", logy=True,
+                    title="relative error of the state", comm=comm)

@@ -64,9 +64,16 @@ def run(cfg: Config) -> dict:
     if comm.rank == 0:
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
     comm.Barrier()
+    log = get_logger(comm=comm)
+    log.info("llg_forward: %s scheme, %d dofs, %d time levels%s%s", job.scheme,
+             V.dofmap.index_map.size_global * 3, grid.n_t,
+             f", paper case {job.initial}" if problem.case is not None else "",
+             ", SI units" if problem.units is not None else "")
     t0 = time.perf_counter()
     m = problem.forward()
     seconds = time.perf_counter() - t0
+    log.info("llg_forward: forward solve %.3f s, %d Newton iterations", seconds,
+             int(sum(solver.newton_iterations)))
     diag = diagnostics(solver, m)
     p = solver.params
     summary = {"job": "llg_forward", "dofs": V.dofmap.index_map.size_global * 3,
@@ -85,10 +92,12 @@ def run(cfg: Config) -> dict:
         summary["rel_error"] = problem.relative_error(m)
         summary["paper_rel_error"] = problem.case.paper["rel_error"]
     if observation is not None:
-        record_signals(cfg, *observation, m, summary)
+        record_signals(cfg, *observation, m, summary, units=units)
+        log.info("llg_forward: signals %s written, norm %.4g", tuple(summary["signals"]["shape"]),
+                 summary["signals"]["norm"])
     write_outputs(cfg, job, problem, m, diag, summary)
-    get_logger(comm=comm).info("llg_forward: %d dofs, %d levels, %.3f s -> %s",
-                               summary["dofs"], grid.n_t, seconds, cfg.run_dir)
+    log.info("llg_forward: max ||m|-1| %.3g; outputs written -> %s",
+             summary["max_norm_deviation"], cfg.run_dir)
     return summary
 
 
@@ -114,7 +123,7 @@ def write_outputs(cfg, job, problem, m, diag, summary) -> None:
                     title="magnetisation", comm=comm)
         plot_series(out / "plots" / "norm_deviation.png", t,
                     {"max | |m|-1 |": diag["norm_deviation"]}, xlabel=tlabel,
-                    ylabel="deviation",
+                    ylabel="max over nodes of | |m| - 1 |",
                     title="length deviation", comm=comm)
     if cfg.output.fields:
         summary["fields"] = str(write_trajectory(out / "fields" / "m.bp", solver.V, m, t))

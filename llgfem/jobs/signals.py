@@ -43,8 +43,18 @@ __all__ = ["CoilConfig", "ConcentrationConfig", "ObservationConfig", "build_obse
 
 
 def record_signals(cfg: Config, obs: Observation, obs_cfg: ObservationConfig, m: np.ndarray,
-                   summary: dict) -> None:
-    """Compute the signals of trajectory ``m``, add noise, write HDF5 and a plot."""
+                   summary: dict, units=None) -> None:
+    """Compute the signals of trajectory ``m``, add noise, write HDF5 and a plot.
+
+    Args:
+        cfg: The run config (output folder, plots on/off).
+        obs: The observation operator (eq. (5) at the midpoints).
+        obs_cfg: ``[observation]`` (noise level and seed).
+        m: The trajectory (``(n_t, n_owned)``).
+        summary: Gets a ``signals`` entry.
+        units: :class:`llgfem.physics.Units` of a physical run (the plot is then drawn over
+            t in s with dm/dt per second); None for a dimensionless run.
+    """
     y = obs.apply(m)
     norm = obs.norm_range(y)
     if not (np.all(np.isfinite(y)) and np.isfinite(norm)):  # global: same on every rank
@@ -60,9 +70,13 @@ def record_signals(cfg: Config, obs: Observation, obs_cfg: ObservationConfig, m:
     series = {f"{c} / {p}": y_delta[k, l] for k, c in enumerate(obs.concentration_names)
               for l, p in enumerate(obs.coil_names)}
     if cfg.output.plots:
-        plot_series(out / "plots" / "signals.png", obs.times, series, xlabel="time t",
-                    ylabel="voltage v_kl(t) (eq. 5)", title="receive-coil signals (eq. 5)",
-                    comm=obs.comm)
+        t, xlabel, ylabel = obs.times, "time t (dimensionless)", "signal v_kl(t) (eq. 5)"
+        if units is not None:  # the solver's time is dimensionless: plot over seconds
+            t, xlabel = units.to_si_time(obs.times), "time t (s)"
+            series = {k: units.to_si_rate(v) for k, v in series.items()}
+            ylabel = "signal v_kl(t) (eq. 5, dm/dt in 1/s)"
+        plot_series(out / "plots" / "signals.png", t, series, xlabel=xlabel, ylabel=ylabel,
+                    title="receive-coil signals (eq. 5)", comm=obs.comm)
     summary["signals"] = {"file": str(out / "signals.h5"), "shape": list(y.shape),
                           "norm": norm, "noise_level": noise,
                           "delta": obs_cfg.delta}

@@ -101,3 +101,76 @@ def test_registered_jobs_run_from_the_cli(mpi_tmp_path, name):
     for s in sets:
         args += ["--set", s]
     assert main(args) == 0
+
+
+class _Records:
+    """Collect the messages of the ``llgfem`` logger (it does not propagate to the root)."""
+
+    def __init__(self):
+        import logging
+
+        self.messages: list[str] = []
+        self.handler = logging.Handler()
+        self.handler.emit = lambda record: self.messages.append(record.getMessage())
+
+    def __enter__(self):
+        import logging
+
+        logging.getLogger("llgfem").addHandler(self.handler)
+        return self.messages
+
+    def __exit__(self, *exc):
+        import logging
+
+        logging.getLogger("llgfem").removeHandler(self.handler)
+
+
+def test_run_logs_start_stages_and_the_summary_line(mpi_tmp_path):
+    """Rank 0: a start line, one line per stage, the common closing line; others: nothing."""
+    comm = MPI.COMM_WORLD
+    cfg = mpi_tmp_path / "heat.toml"
+    write(comm, cfg, HEAT.format(problem="forward"))
+    with _Records() as messages:
+        assert main(["run", str(cfg), "-o", str(mpi_tmp_path / "out")]) == 0
+    if comm.rank:
+        assert messages == []
+        return
+    assert messages[0].startswith("start: heat 't'"), messages
+    ranks = f"{comm.size} rank" + ("s" if comm.size > 1 else "")
+    assert messages[-1].startswith(f"done: heat 't' on {ranks} in "), messages
+    assert "problem=forward" in messages[-1], messages[-1]
+    assert "n_t=5" in messages[-1], messages[-1]
+    assert len([m for m in messages if m.startswith("heat: ")]) == 3, messages
+
+
+def test_all_at_once_logs_every_iteration_and_plots_reference_lines(mpi_tmp_path,
+                                                                    monkeypatch):
+    """One INFO line per iteration; the residual plot has the tau*delta line, the parameter
+    plot the true values, every plot axis labels."""
+    from pathlib import Path
+
+    import llgfem.jobs.all_at_once as aao
+
+    calls = {}
+    monkeypatch.setattr(aao, "plot_series", lambda path, x, series, **kw: calls.update(
+        {Path(path).relative_to(out).as_posix(): kw}))
+    cfg = Path(__file__).resolve().parents[2] / "demos" / "configs" / "aao_table3.toml"
+    out = mpi_tmp_path / "o" / "aao_table3"
+    with _Records() as messages:
+        assert main(["run", str(cfg), "-o", str(mpi_tmp_path / "o"), "--set", "time.n_t=5",
+                     "--set", "aao.max_iter=3", "--set", "aao.error_every=1",
+                     "--set", "output.fields=false"]) == 0
+    if MPI.COMM_WORLD.rank == 0:
+        its = [m for m in messages if m.startswith("it ")]
+        assert [int(m.split()[1]) for m in its] == [0, 1, 2, 3], messages
+        assert messages[-1].startswith("done: all_at_once 'aao_table3'"), messages
+    assert set(calls) == {"plots/residual.png", "plots/step_size.png", "plots/parameters.png",
+                          "plots/error.png"}
+    summary = json.loads((out / "summary.json").read_text())
+    tau_delta = calls["plots/residual.png"]["hlines"]["tau delta"]
+    assert tau_delta > 0
+    assert summary["delta"] > 0
+    assert set(calls["plots/parameters.png"]["hlines"]) == {"a1 true", "a2 true"}
+    for kw in calls.values():
+        assert kw["xlabel"], kw
+        assert kw["ylabel"], kw

@@ -141,21 +141,29 @@ def test_cli_override_errors_exit_2_with_one_line(mpi_tmp_path, capsys):
             assert lines == []
 
 
-@pytest.mark.parametrize("name", ["calibrate_test2.toml", "heat.toml", "brown_neel_fom.toml"])
-def test_resolved_config_holds_every_table_with_its_defaults(mpi_tmp_path, name):
+@pytest.mark.parametrize("path", DEMOS, ids=[p.stem for p in DEMOS])
+def test_resolved_config_holds_every_table_with_its_defaults(mpi_tmp_path, path):
+    """config.resolved.{json,toml} of every demo: the common tables and every table the job
+    reads, each with all its keys (defaults filled in); the TOML file reads back."""
     import dataclasses
     import importlib
     import json
+    import tomllib
 
-    from llgfem.config import write_resolved_config
+    from llgfem.config import ARRAY_TABLES, write_resolved_config
 
-    cfg = load_run_config(str(CONFIGS / name))
+    cfg = load_run_config(str(path))
     out = mpi_tmp_path / f"r{MPI.COMM_WORLD.rank}"
     write_resolved_config(cfg, out)
     data = json.loads((out / "config.resolved.json").read_text())
-    for table in JOB_TABLES[cfg.job.kind]:
-        if table in ("coil", "concentration") or table not in TABLE_CLASSES:
+    toml = tomllib.loads((out / "config.resolved.toml").read_text())
+    for table in ("job", "domain", "time", "output"):
+        assert table in data, table
+        assert table in toml, table
+    for table in _job_tables(read_toml(path)):
+        if table in ARRAY_TABLES or table not in TABLE_CLASSES:
             continue
         module, cls = TABLE_CLASSES[table].split(":")
         keys = {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), cls))}
         assert set(data[table]) == keys, table
+        assert table in toml, table
