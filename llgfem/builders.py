@@ -59,7 +59,7 @@ from llgfem.problem import SCHEMES, LLGProblem
 from llgfem.solvers.llg import LLGSolver
 from llgfem.spacetime import TimeGrid, create_vector_space, interpolate_levels
 
-__all__ = ["CoilConfig", "ConcentrationConfig", "IdentificationConfig", "LLGConfig",
+__all__ = ["CoilConfig", "ConcentrationConfig", "DataConfig", "IdentificationConfig", "LLGConfig",
            "ObservationConfig", "aligned_with_field", "build_llg_problem", "build_observation",
            "checkpoint_problem", "initial_state", "section"]
 
@@ -277,6 +277,66 @@ class IdentificationConfig:
             (self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0 (0: none)"),
             (not (self.resume and not self.checkpoint_every), "resume",
              "needs checkpoint_every > 0"),
+        ]
+        for ok, key, msg in checks:
+            if not ok:
+                raise ConfigError(f"{where}.{key}: {msg}")
+
+
+# -- measured data: [data] (calibrate) ---------------------------------------------------------
+DATA_FORMATS = ("auto", "mdf", "signals")
+DATA_GAINS = ("complex", "real", "none")
+DATA_SOURCES = ("file", "config")
+BACKGROUNDS = ("subtract", "drop", "keep")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """``[data]``: a measurement to calibrate against (see ``docs/calibration.md``).
+
+    ``path`` (relative to the config file) is an MDF v2 measurement (or system matrix: its
+    frames are treated as repeated measurements) or the package's own HDF5 signals file
+    (``format``: auto-detected from the file's ``/version`` entry).  ``field``/``time``:
+    ``"file"`` takes the FFP drive (frequency, strength, phase, gradient, offset) and the
+    window ``T`` (periods x cycle) from the MDF, ``"config"`` keeps ``[field]``/``[time] T``.
+    Frequency selection (MDF): bins with ``f_min <= f <= f_max`` (``f_max = 0``: Nyquist; the
+    0 Hz bin is never used), SNR ``>= snr_min`` (needs >= 2 frames), and, with
+    ``stop_drive``, not within ``band_stop`` Hz of a drive frequency.  ``frames`` (stored
+    indices, empty = all), ``background`` (subtract | drop | keep), ``transfer_function``
+    (divide by the file's receive transfer function).  ``gain``: nuisance parameters per
+    receive channel (``complex`` for MDF when no transfer function is known, ``real``, or
+    ``none``).
+    """
+
+    path: str
+    format: str = "auto"
+    field: str = "file"
+    time: str = "file"
+    frames: tuple[int, ...] = ()
+    background: str = "subtract"
+    f_min: float = 0.0
+    f_max: float = 0.0
+    snr_min: float = 0.0
+    stop_drive: bool = True
+    band_stop: float = 0.0
+    transfer_function: bool = False
+    gain: str = "complex"
+
+    def validate(self, where: str) -> None:
+        checks = [
+            (bool(self.path), "path", "the data file is required"),
+            (self.format in DATA_FORMATS, "format", " | ".join(DATA_FORMATS)),
+            (self.field in DATA_SOURCES, "field", " | ".join(DATA_SOURCES)),
+            (self.time in DATA_SOURCES, "time", " | ".join(DATA_SOURCES)),
+            (all(f >= 0 for f in self.frames), "frames", "stored frame indices are >= 0"),
+            (self.background in BACKGROUNDS, "background", " | ".join(BACKGROUNDS)),
+            (math.isfinite(self.f_min) and self.f_min >= 0, "f_min", "must be >= 0 (Hz)"),
+            (math.isfinite(self.f_max) and (self.f_max == 0 or self.f_max > self.f_min),
+             "f_max", "must be 0 (Nyquist) or > f_min (Hz)"),
+            (math.isfinite(self.snr_min) and self.snr_min >= 0, "snr_min", "must be >= 0"),
+            (math.isfinite(self.band_stop) and self.band_stop >= 0, "band_stop",
+             "must be >= 0 (Hz)"),
+            (self.gain in DATA_GAINS, "gain", " | ".join(DATA_GAINS)),
         ]
         for ok, key, msg in checks:
             if not ok:

@@ -82,7 +82,7 @@ _SURROGATE = ("surrogate_generate", "surrogate_train", "surrogate_predict", "sur
 JOB_TABLES: dict[str, tuple[str, ...]] = {
     "heat": (*_GRID, "heat"),
     "llg_forward": (*_GRID, "llg", "physical", "field", *_SIGNALS),
-    "calibrate": (*_GRID, "llg", "physical", "field", *_SIGNALS, "calibrate"),
+    "calibrate": (*_GRID, "llg", "physical", "field", *_SIGNALS, "calibrate", "data"),
     "all_at_once": (*_GRID, "aao"),
     **{kind: ("brown_neel",) for kind in _BROWN_NEEL},
     **{kind: (*_GRID, "surrogate", "dataset", "sp4", "kernel") for kind in _SURROGATE},
@@ -99,6 +99,7 @@ TABLE_CLASSES: dict[str, str] = {
     "coil": "llgfem.builders:CoilConfig",
     "concentration": "llgfem.builders:ConcentrationConfig",
     "calibrate": "llgfem.jobs.calibrate:CalibrateConfig",
+    "data": "llgfem.builders:DataConfig",
     "aao": "llgfem.jobs.all_at_once:AAOConfig",
     "brown_neel": "llgfem.brownneel.jobs:BrownNeelConfig",
     "surrogate": "llgfem.surrogates.jobs:SurrogateJobConfig",
