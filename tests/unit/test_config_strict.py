@@ -167,3 +167,21 @@ def test_resolved_config_holds_every_table_with_its_defaults(mpi_tmp_path, path)
         keys = {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), cls))}
         assert set(data[table]) == keys, table
         assert table in toml, table
+
+
+@pytest.mark.parametrize("path", DEMOS, ids=[p.stem for p in DEMOS])
+def test_every_demo_drive_is_resolved_in_time(path):
+    """The up-front check of ``llgfem run`` (>= 20 steps per drive period) passes for every
+    demo with an LLG drive (it runs in the builder, after the table checks: a demo whose
+    ``time.n_t`` is too small would be refused by ``llgfem run`` although it validates)."""
+    from llgfem.builders import LLGConfig, _check_drive_resolved, section
+    from llgfem.physics import FieldSpec
+    from llgfem.spacetime import TimeGrid
+
+    cfg = load_run_config(str(path))
+    if "field" not in _job_tables(read_toml(path)):
+        pytest.skip("no LLG drive")
+    if section(cfg, "llg", LLGConfig).initial.startswith("paper"):
+        pytest.skip("paper cases bring their own field")
+    # T * frequency (the number of periods) is the same in SI and in scaled units
+    _check_drive_resolved(section(cfg, "field", FieldSpec), TimeGrid(cfg.time.T, cfg.time.n_t))
