@@ -34,6 +34,13 @@ Layout of a domain vector: ``[m_hat_1, ..., m_hat_N, a1, a2]`` (owned dofs; ``a`
 every rank, counted once in the inner product).  A range vector: ``[F0 (N x n_owned), y_obs]``
 (``y_obs`` replicated, counted once).
 
+Evaluation paths: on one rank with vector P1 on affine simplices (the paper's setting) the
+operator, its derivative, adjoint and inner products are evaluated by the batched kernels of
+:mod:`llgfem.operators.all_at_once_fast` (all time levels at once, matrices and tables built
+once, U/W maps in the eigenbasis of ``(A, M)``); otherwise (MPI, other spaces) step by step with
+the FFCx forms and PETSc solves below.  Both compute the same discrete objects (tested to
+round-off in ``tests/verification/test_all_at_once_fast.py``).
+
 Notation: ``N = n_t - 1`` steps, ``n`` owned dofs, ``m0`` initial state (owned dofs).
 """
 
@@ -44,6 +51,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from mpi4py import MPI
 
+from llgfem.operators.all_at_once_fast import (
+    BatchedGilbert,
+    fast_path_reason,
+    from_nodes,
+    time_gram,
+    to_nodes,
+)
 from llgfem.solvers.heat import HeatSolver
 from llgfem.spacetime import TimeGrid
 
@@ -55,11 +69,7 @@ __all__ = ["AllAtOnceOperator", "time_gram_I2"]
 
 def time_gram_I2(grid: TimeGrid) -> np.ndarray:
     """The N x N matrix ``I1^T Omega I1`` of the discrete (12) (symmetric positive definite)."""
-    N, dt = grid.n_t - 1, grid.dt
-    V = np.tril(np.full((N + 1, N), dt), k=-1)  # W_k = sum_{n<k} dt w_n
-    w = grid.weights
-    I1 = V - np.outer(np.ones(N + 1), w @ V) / grid.T
-    return I1.T @ (w[:, None] * I1)
+    return time_gram(grid)
 
 
 class AllAtOnceOperator:
@@ -75,11 +85,17 @@ class AllAtOnceOperator:
         model_weight: weight of the W inner product of the model residual ``F0`` relative to
             the data part (the model equation carries no noise; a weight > 1 drives it further
             down before the discrepancy principle stops the iteration).
+        fast: use the batched kernels (:mod:`llgfem.operators.all_at_once_fast`): None = when
+            they apply (serial, vector P1, Gilbert form), False = never, True = required
+            (ValueError naming the reason if they do not apply).
+
+    Attributes:
+        fast: the :class:`BatchedGilbert` kernels, or None (FFCx/PETSc path).
     """
 
     def __init__(self, problem: LLGProblem, heat: HeatSolver | None = None, *,
                  estimate_parameters: bool = True, param_weight: float = 1.0,
-                 model_weight: float = 1.0):
+                 model_weight: float = 1.0, fast: bool | None = None):
         solver = problem.solver
         self.problem, self.solver, self.obs = problem, solver, problem.observation
         self.heat = heat if heat is not None else HeatSolver(solver.V, solver.grid)
@@ -93,6 +109,25 @@ class AllAtOnceOperator:
         self.I2 = time_gram_I2(self.grid)
         self.n_obs = 0 if self.obs is None else int(np.prod(self.obs.signals_shape))
         self.counters = {"F": 0, "adjoint": 0, "apply": 0}
+        self.fast = self._batched(fast)
+        self._last: tuple | None = None
+
+    def fast_state(self, x: np.ndarray, m: np.ndarray, a: np.ndarray):
+        """The batched kernels' tabulation of the trajectory at ``x`` (reused from the last
+        ``F(x)`` when ``x`` is unchanged)."""
+        if self._last is not None and np.array_equal(self._last[0], x):
+            return self._last[1]
+        return self.fast.state(m, a)
+
+    def _batched(self, fast: bool | None) -> BatchedGilbert | None:
+        if fast is False:
+            return None
+        reason = fast_path_reason(self.solver)
+        if reason is None:
+            return BatchedGilbert(self.solver)
+        if fast:
+            raise ValueError(f"AllAtOnceOperator(fast=True): the problem {reason}")
+        return None
 
     # -- vectors ------------------------------------------------------------------------------
     @property
@@ -126,18 +161,35 @@ class AllAtOnceOperator:
     def inner_domain(self, x1: np.ndarray, x2: np.ndarray) -> float:
         u1, a1 = self.split(x1)
         u2, a2 = self.split(x2)
+        if self.fast is not None:
+            nn = self.fast.nn
+            v1 = to_nodes(u1, nn)
+            v2 = v1 if x2 is x1 else to_nodes(u2, nn)
+            return self.fast.heat.inner_U(v1, v2) + self.param_weight * float(a1 @ a2)
         return self.heat.inner_U(u1, u2) + self.param_weight * float(a1 @ a2)
 
     def gram_W(self, r0: np.ndarray) -> np.ndarray:
         """``w G_W r0`` (``w`` = model_weight): elliptic (21) at every midpoint (A.1), then
         ``I2`` in time (A.2)."""
+        if self.fast is not None:
+            return from_nodes(self._gram_nodes(to_nodes(r0, self.fast.nn)))
         y_tilde = self.heat.solve_elliptic(r0, dual=True)
         return self.model_weight * (self.I2 @ y_tilde)
+
+    def _gram_nodes(self, r0: np.ndarray) -> np.ndarray:
+        """:meth:`gram_W` on ``(nn, 3, N)`` node arrays (fast path)."""
+        return self.model_weight * self.fast.heat.gram(r0)
 
     def inner_range(self, y1: np.ndarray, y2: np.ndarray) -> float:
         r1, o1 = self.split_range(y1)
         r2, o2 = self.split_range(y2)
-        value = self.heat.dot(r1, self.gram_W(r2))
+        if self.fast is not None:
+            nn = self.fast.nn
+            v1 = to_nodes(r1, nn)
+            v2 = v1 if y2 is y1 else to_nodes(r2, nn)
+            value = self.model_weight * self.fast.heat.gram_inner(v1, v2)
+        else:
+            value = self.heat.dot(r1, self.gram_W(r2))
         if self.n_obs:
             shape = self.obs.signals_shape
             value += self.obs.inner_range(o1.reshape(shape), o2.reshape(shape))
@@ -152,7 +204,12 @@ class AllAtOnceOperator:
         m_hat, a = self.split(x)
         m = self.m0[None, :] + m_hat
         self.counters["F"] += 1
-        parts = [self.solver.space_time_residual(m, self._parameters(a)).ravel()]
+        if self.fast is not None:
+            state = self.fast.state(m, self._parameters(a))
+            self._last = (np.array(x, copy=True), state)  # F'(x) usually follows F(x)
+            parts = [from_nodes(self.fast.residual_nodes(state)).ravel()]
+        else:
+            parts = [self.solver.space_time_residual(m, self._parameters(a)).ravel()]
         if self.n_obs:
             parts.append(self.obs.apply(m).ravel())
         return np.concatenate(parts)
@@ -169,6 +226,7 @@ class AllAtOnceDerivative:
         m_hat, a = op.split(x)
         self.a = op._parameters(a)
         self.m = op.m0[None, :] + m_hat
+        self.state = None if op.fast is None else op.fast_state(x, self.m, self.a)
 
     def __call__(self, dx: np.ndarray) -> np.ndarray:
         return self.apply(dx)
@@ -179,6 +237,13 @@ class AllAtOnceDerivative:
         u, beta = op.split(dx)
         if not op.estimate_parameters:
             beta = np.zeros(2)
+        if self.state is not None:
+            out = from_nodes(op.fast.apply_nodes(self.state, to_nodes(u, op.fast.nn), beta))
+            op.counters["apply"] += 1
+            parts = [out.ravel()]
+            if op.n_obs:
+                parts.append(op.obs.apply(u).ravel())
+            return np.concatenate(parts)
         out = np.empty((op.N, op.n))
         x_vec, y_vec = None, None
         for k in range(op.N):
@@ -198,6 +263,8 @@ class AllAtOnceDerivative:
         """``F'(x)* r`` in the U x R^2 and W x Y inner products (steps A-D)."""
         op, s = self.op, self.op.solver
         r0, r_obs = op.split_range(r)
+        if self.state is not None:
+            return self._adjoint_fast(r0, r_obs)
         y = op.gram_W(r0)  # A.1, A.2
         load = np.zeros((op.N + 1, op.n))
         beta = np.zeros(2)
@@ -213,6 +280,19 @@ class AllAtOnceDerivative:
             load += op.obs.transpose(r_obs.reshape(shape))  # (K u, r)_Y = transpose(r) . u
         beta = op.comm.allreduce(beta, op=MPI.SUM) / op.param_weight
         u = op.heat.riesz_U(load)  # A.4-A.5 (B.2-B.3)
+        op.counters["adjoint"] += 1
+        return op.join(u, beta)
+
+
+    def _adjoint_fast(self, r0: np.ndarray, r_obs: np.ndarray) -> np.ndarray:
+        """Steps A-D with the batched kernels (same algebra as :meth:`adjoint`)."""
+        op, nn = self.op, self.op.fast.nn
+        y = op._gram_nodes(to_nodes(r0, nn))  # A.1, A.2
+        load, beta = op.fast.transpose_nodes(self.state, y, op.estimate_parameters)  # A.3, C, D
+        if op.n_obs:  # B.1
+            load += to_nodes(op.obs.transpose(r_obs.reshape(op.obs.signals_shape)), nn)
+        beta = beta / op.param_weight if op.estimate_parameters else np.zeros(2)
+        u = from_nodes(op.fast.heat.riesz_U(load))  # A.4-A.5 (B.2-B.3)
         op.counters["adjoint"] += 1
         return op.join(u, beta)
 

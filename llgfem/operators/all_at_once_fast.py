@@ -1,0 +1,426 @@
+"""Batched (all time levels at once) kernels of the all-at-once operator: serial, P1, Gilbert form.
+
+The all-at-once iteration (paper 002, Algorithm 3.1) evaluates, per iteration, the space-time
+residual ``F0 = (R_n)_n``, the transposed linearisation ``l = sum_n (dR_n/dm)^T y_n``, the W Gram
+map (elliptic (21) + ``I2``) and the U Riesz map (a backward and a forward heat sweep).  The
+FFCx/PETSc path of :mod:`llgfem.operators.all_at_once` does this one time step at a time
+(``N`` kernel launches and ``2 N`` sparse solves per map).  Here everything is evaluated for all
+``N`` midpoints at once with NumPy/SciPy, from matrices and tables built once.
+
+Residual (implicit midpoint, ``m_bar = (1-theta) m_n + theta m_{n+1}``, ``D = (m_{n+1}-m_n)/dt``,
+P1 basis ``phi_i``, exchange ``c``; :mod:`llgfem.forms.llg`)::
+
+    R_n = a1 M D + c A m_bar - a2 (m_bar x D, phi) - c (|grad m_bar|^2 m_bar, phi)
+          + ((m_bar . h_n) m_bar, phi) + d_n,
+
+* ``M``, ``A``: P1 mass and stiffness (assembled once, scalar, applied to the 3 components);
+* ``d_n = R_n(0, 0)``: everything that does not depend on ``m`` (``-(h, phi)``, the source
+  ``f`` and the Neumann datum ``g``), assembled once per step with the FFCx form itself;
+* the cubic terms are integrated with the quadrature rule FFCx uses for the form (Basix default
+  rule of the UFL-estimated degree of ``(m_bar . h)(m_bar . v)``, at least 3, which integrates the
+  polynomial terms exactly); ``h`` is tabulated at those points for every midpoint once.
+  ``grad m_bar`` is constant per cell (P1, affine cells).
+
+Linearisation in the direction ``(du_bar, dD)`` and its transpose tested with ``y_n``::
+
+    dR = a1 M dD + c A du_bar - a2 (du_bar x D + m_bar x dD, phi)
+         - c (2 (grad m_bar : grad du_bar) m_bar + |grad m_bar|^2 du_bar, phi)
+         + ((du_bar . h) m_bar + (m_bar . h) du_bar, phi)
+    l_bar = c A y - a2 (D x y, phi) - c (|grad m_bar|^2 y, phi)
+            - 2 c (grad phi, (m_bar . y) grad m_bar) + (h (m_bar . y) + (m_bar . h) y, phi)
+    l_D   = a1 M y - a2 (y x m_bar, phi)
+    l_n += (1-theta) l_bar - l_D / dt,   l_{n+1} += theta l_bar + l_D / dt
+    dR/da1 = M D,   dR/da2 = -(m_bar x D, phi).
+
+Heat-type maps by the generalised eigenbasis ``A V = M V diag(lam)``, ``V^T M V = I``
+(:class:`ModalHeat`): ``B = M/dt + A/2`` and ``C = M/dt - A/2`` are diagonal in it
+(``b = 1/dt + lam/2``, ``c = 1/dt - lam/2``), so the U Riesz map ``H^{-1} (M/dt) H^{-T}`` is one
+``N x N`` matrix per mode, ``R_j = L_j L_j^T / dt`` with ``(L_j)_{pq} = (c_j/b_j)^{p-q}/b_j``
+(``p >= q``), the elliptic operator (21) is ``V diag(1/(1 + lam)) V^T`` and
+``(u, u)_U = dt sum_n |b eta_{n+1} - c eta_n|^2`` with ``eta = V^T M u``.  Exact transposes
+(the matrices are the same ones); agreement with the PETSc path to round-off is tested.
+
+Layout: trajectories arrive as ``(levels, 3 n_nodes)`` (interleaved, :mod:`llgfem.spacetime`);
+inside they are ``(n_nodes, 3, levels)`` so that ``E @ X`` (P1 values at the quadrature points),
+``G @ X`` (cell gradients) and ``W @ f`` (integration against the basis) act on all levels and
+components at once.
+
+Scope: one MPI rank, P1 (3 components) on affine simplices, the Gilbert form without
+anisotropy, at most :data:`MAX_NODES` nodes (dense eigenbasis).  :func:`fast_path_reason` says
+why a problem is outside it; :class:`~llgfem.operators.all_at_once.AllAtOnceOperator` then
+keeps the FFCx/PETSc path.
+
+Notation: ``N = n_t - 1`` steps, ``nn`` nodes, ``Q = cells x points`` quadrature points.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import basix
+import dolfinx.fem as fem
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+import ufl
+from ufl.algorithms import estimate_total_polynomial_degree
+
+if TYPE_CHECKING:
+    from llgfem.solvers.llg import LLGSolver
+
+__all__ = ["MAX_NODES", "BatchedGilbert", "HeatMaps", "P1Tables", "cross", "dot3",
+           "fast_path_reason", "from_nodes", "time_gram", "to_nodes"]
+
+MAX_NODES = 2000  # dense eigenbasis and nn x nn operators (~1 s, ~100 MB at this size)
+
+_SIMPLICES = {"interval": basix.CellType.interval, "triangle": basix.CellType.triangle,
+              "tetrahedron": basix.CellType.tetrahedron}
+
+
+def fast_path_reason(solver: LLGSolver) -> str | None:
+    """None if :class:`BatchedGilbert` applies to ``solver``, else the reason it does not."""
+    V, mesh = solver.V, solver.V.mesh
+    if solver.comm.size != 1:
+        return "runs on more than one MPI rank (the batched kernels are serial)"
+    if solver.form != "gilbert":
+        return f"form {solver.form!r} (batched kernels: Gilbert form only)"
+    if float(solver.params.anisotropy) != 0.0:
+        return "anisotropy != 0"
+    element = V.ufl_element()
+    if V.dofmap.index_map_bs != 3 or element.embedded_superdegree != 1:
+        return "space is not vector P1"
+    if mesh.topology.cell_type.name not in _SIMPLICES or mesh.geometry.cmap.degree != 1:
+        return "cells are not affine simplices"
+    if V.dofmap.index_map.size_local > MAX_NODES:
+        return f"more than {MAX_NODES} nodes (dense eigenbasis)"
+    return None
+
+
+def to_nodes(values: np.ndarray, nn: int) -> np.ndarray:
+    """``(levels, 3 nn)`` interleaved -> ``(nn, 3, levels)`` (a copy)."""
+    levels = values.shape[0]
+    return np.ascontiguousarray(values.reshape(levels, nn, 3).transpose(1, 2, 0))
+
+
+def from_nodes(values: np.ndarray) -> np.ndarray:
+    """``(nn, 3, levels)`` -> ``(levels, 3 nn)`` interleaved (a copy)."""
+    nn, _, levels = values.shape
+    return np.ascontiguousarray(values.transpose(2, 0, 1)).reshape(levels, 3 * nn)
+
+
+def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a x b`` along axis 1 (the component axis of ``(points, 3, levels)`` arrays)."""
+    out = np.empty(a.shape)
+    tmp = np.empty(a[:, 0].shape)
+    for i, j, k in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
+        np.multiply(a[:, j], b[:, k], out=out[:, i])
+        out[:, i] -= np.multiply(a[:, k], b[:, j], out=tmp)
+    return out
+
+
+def dot3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a . b`` along axis 1: ``(points, 3, levels) -> (points, levels)``."""
+    return a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1] + a[:, 2] * b[:, 2]
+
+
+class P1Tables:
+    """P1 tables of an affine simplex mesh for one quadrature rule (built once).
+
+    Attributes:
+        E: ``(Q, nn)`` sparse, values at the quadrature points.
+        W: ``(nn, Q)`` sparse, ``(W f)_i = sum_q w_q phi_i(x_q) f_q`` (integration).
+        G: ``(cells * gdim, nn)`` sparse, the constant cell gradients; ``GT`` its transpose.
+        volumes: ``(cells,)`` cell volumes.
+        weights: ``(Q,)`` quadrature weights times ``|det J|``.
+        M, A: ``(nn, nn)`` sparse scalar mass and stiffness matrices.
+    """
+
+    def __init__(self, V, degree: int):
+        mesh = V.mesh
+        cell = _SIMPLICES[mesh.topology.cell_type.name]
+        points, wref = basix.make_quadrature(cell, degree)
+        tdim = mesh.topology.dim
+        phi = np.column_stack([1.0 - points.sum(axis=1), points])  # (nq, nv)
+        dofs = np.asarray(V.dofmap.list, dtype=np.int64)  # (cells, nv) node (block) indices
+        x = mesh.geometry.x[np.asarray(mesh.geometry.dofmap, dtype=np.int64)]  # (c, nv, 3)
+        gdim = mesh.geometry.dim
+        J = (x[:, 1:, :gdim] - x[:, :1, :gdim]).transpose(0, 2, 1)  # (c, gdim, tdim)
+        JtJ = np.einsum("cgi,cgj->cij", J, J)
+        detJ = np.sqrt(np.linalg.det(JtJ))
+        grad_ref = np.vstack([-np.ones((1, tdim)), np.eye(tdim)])  # (nv, tdim)
+        # physical gradients: J (J^T J)^{-1} grad_ref (pseudo-inverse for manifolds)
+        K = np.einsum("cgi,cij->cgj", J, np.linalg.inv(JtJ))
+        grads = np.einsum("cgj,vj->cvg", K, grad_ref)  # (c, nv, gdim)
+        nc, nv = dofs.shape
+        nq = len(wref)
+        nn = V.dofmap.index_map.size_local
+        self.nn, self.nc, self.nq, self.gdim = nn, nc, nq, gdim
+        rows = np.repeat(np.arange(nc * nq), nv)
+        cols = np.repeat(dofs, nq, axis=0).ravel()
+        vals = np.tile(phi, (nc, 1)).ravel()
+        self.E = sp.csr_matrix((vals, (rows, cols)), shape=(nc * nq, nn))
+        self.weights = (detJ[:, None] * wref[None, :]).ravel()
+        self.W = (self.E.multiply(self.weights[:, None])).T.tocsr()
+        grow = np.repeat(np.arange(nc * gdim), nv)
+        gcol = np.repeat(dofs, gdim, axis=0).ravel()
+        gval = grads.transpose(0, 2, 1).ravel()  # (c, gdim, nv)
+        self.G = sp.csr_matrix((gval, (grow, gcol)), shape=(nc * gdim, nn))
+        self.volumes = detJ * wref.sum()
+        self.GT = self.G.T.tocsr()
+        self.M = (self.W @ self.E).tocsr()  # exact: the rule has degree >= 2
+        self.A = (self.G.multiply(np.repeat(self.volumes, gdim)[:, None]).T @ self.G).tocsr()
+        self.points = points
+
+    def cell_sum(self, values: np.ndarray) -> np.ndarray:
+        """``sum_q w_q f_q`` per cell for ``(Q, levels)`` values -> ``(cells, levels)``."""
+        weighted = values * self.weights[:, None]
+        return weighted.reshape(self.nc, self.nq, -1).sum(axis=1)
+
+    def to_points(self, cellwise: np.ndarray) -> np.ndarray:
+        """Repeat ``(cells, ...)`` values at each cell's quadrature points -> ``(Q, ...)``."""
+        return np.repeat(cellwise, self.nq, axis=0)
+
+
+def _apply(S, X: np.ndarray) -> np.ndarray:
+    """Sparse ``S`` applied to the leading axis of ``X`` (any trailing shape)."""
+    out = S @ X.reshape(X.shape[0], -1)
+    return out.reshape((S.shape[0], *X.shape[1:]))
+
+
+class HeatMaps:
+    """The heat-type maps of :class:`~llgfem.solvers.heat.HeatSolver` and the W Gram map, for
+    node arrays ``(nn, 3, levels)`` (serial; see the module docstring).
+
+    All spatial operators are dense ``nn x nn`` matrices built once from the eigenbasis of
+    ``(A, M)`` (BLAS-3 on all levels at once beats sparse triangular solves at these sizes):
+    ``K^{-1} = V diag(1/(1+lam)) V^T`` (problem (21)), ``M^{-1} = V V^T``; the time Gram
+    matrix ``I2`` of (12) is dense ``N x N``; the U Riesz map is one ``N x N`` matrix per mode.
+
+    Args:
+        M, A: scalar P1 mass and stiffness (sparse, ``nn x nn``).
+        grid: the time grid.
+        I2: the ``N x N`` time Gram matrix ``I1^T Omega I1``.
+    """
+
+    def __init__(self, M, A, grid, I2: np.ndarray):
+        dt, N = grid.dt, grid.n_t - 1
+        self.dt, self.N = dt, N
+        self.I2 = np.ascontiguousarray(I2)
+        self.B = (M / dt + 0.5 * A).tocsr()
+        self.C = (M / dt - 0.5 * A).tocsr()
+        lam, V = scipy.linalg.eigh(A.toarray(), M.toarray())
+        lam = np.maximum(lam, 0.0)  # the constant mode: round-off around 0
+        self.V, self.Vt = V, np.ascontiguousarray(V.T)
+        self.Kinv = (V / (1.0 + lam)) @ V.T
+        b, c = 1.0 / dt + 0.5 * lam, 1.0 / dt - 0.5 * lam
+        p = np.arange(N)
+        power = p[:, None] - p[None, :]  # (N, N), >= 0 on and below the diagonal
+        L = np.where(power[None] >= 0, (c / b)[:, None, None] ** np.maximum(power, 0)[None],
+                     0.0) / b[:, None, None]
+        self.R = np.matmul(L, L.transpose(0, 2, 1)) / dt  # (nn, N, N): H^{-1} (M/dt) H^{-T}
+
+    @staticmethod
+    def _left(D: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """Dense ``D`` applied to the leading axis of ``X``."""
+        return (D @ X.reshape(X.shape[0], -1)).reshape((D.shape[0], *X.shape[1:]))
+
+    def gram(self, r: np.ndarray) -> np.ndarray:
+        """``(I2 (x) K^{-1}) r`` for dual vectors ``r`` ``(nn, 3, N)``."""
+        return self._left(self.Kinv, r @ self.I2)
+
+    def gram_inner(self, r1: np.ndarray, r2: np.ndarray) -> float:
+        """``r1 . (I2 (x) K^{-1}) r2``."""
+        return float(np.einsum("ijk,ijk->", r1, self.gram(r2)))
+
+    def apply_H(self, u: np.ndarray) -> np.ndarray:
+        """``(H u)_n = B u_{n+1} - C u_n`` for ``u`` ``(nn, 3, n_t)``."""
+        return _apply(self.B, u[:, :, 1:]) - _apply(self.C, u[:, :, :-1])
+
+    def inner_U(self, u1: np.ndarray, u2: np.ndarray) -> float:
+        """``(u1, u2)_U = dt sum_n (H u1)_n^T M^{-1} (H u2)_n`` with ``M^{-1} = V V^T``."""
+        r1 = self._left(self.Vt, self.apply_H(u1))
+        r2 = r1 if u2 is u1 else self._left(self.Vt, self.apply_H(u2))
+        return self.dt * float(np.einsum("ijk,ijk->", r1, r2))
+
+    def riesz_U(self, load: np.ndarray) -> np.ndarray:
+        """``u = H^{-1} (M/dt) H^{-T} l`` for loads ``(nn, 3, n_t)`` (level 0 unused)."""
+        Z = self._left(self.Vt, load[:, :, 1:])  # (nn, 3, N)
+        eta = np.matmul(Z, self.R)  # R symmetric: sum_q Z_{j,k,q} R_{j,q,p}
+        out = np.zeros_like(load)
+        out[:, :, 1:] = self._left(self.V, eta)
+        return out
+
+
+class _State:
+    """One trajectory tabulated at the quadrature points (shared by F, F' and F'*)."""
+
+    def __init__(self, kernels: BatchedGilbert, m: np.ndarray, a):
+        t, theta, dt = kernels.tables, kernels.theta, kernels.dt
+        self.tables = t
+        self.a = np.asarray(a, dtype=float)
+        X = to_nodes(m, kernels.nn)
+        self.mb = (1.0 - theta) * X[:, :, :-1] + theta * X[:, :, 1:]  # (nn, 3, N)
+        self.D = (X[:, :, 1:] - X[:, :, :-1]) / dt
+        N = self.D.shape[2]
+        self.mq = _apply(t.E, self.mb)  # (Q, 3, N)
+        self.grad = _apply(t.G, self.mb).reshape(t.nc, t.gdim, 3, N)
+        self.gsq = t.to_points(np.einsum("cdkn,cdkn->cn", self.grad, self.grad))  # (Q, N)
+        self.mh = None if kernels.hq is None else dot3(self.mq, kernels.hq)  # m_bar . h
+        self._Dq = None
+
+    @property
+    def Dq(self) -> np.ndarray:
+        """``D`` at the points (only the gyroscopic term and dR/da2 need it)."""
+        if self._Dq is None:
+            self._Dq = _apply(self.tables.E, self.D)
+        return self._Dq
+
+
+def time_gram(grid) -> np.ndarray:
+    """The ``N x N`` matrix ``I1^T Omega I1`` of the discrete (12) (as ``time_gram_I2``)."""
+    N, dt = grid.n_t - 1, grid.dt
+    V = np.tril(np.full((N + 1, N), dt), k=-1)  # W_k = sum_{n<k} dt w_n
+    w = grid.weights
+    I1 = V - np.outer(np.ones(N + 1), w @ V) / grid.T
+    return I1.T @ (w[:, None] * I1)
+
+
+class BatchedGilbert:
+    """The Gilbert-form step residuals of an :class:`LLGSolver`, for all steps at once.
+
+    Args:
+        solver: the LLG solver whose ``residual_ufl`` defines ``R_n`` (checked by
+            :func:`fast_path_reason`).
+
+    Raises:
+        ValueError: if the solver is outside the scope of the batched kernels.
+    """
+
+    def __init__(self, solver: LLGSolver):
+        reason = fast_path_reason(solver)
+        if reason is not None:
+            raise ValueError(f"BatchedGilbert: the problem {reason}")
+        self.solver = solver
+        grid = solver.grid
+        self.N, self.dt, self.theta = grid.n_t - 1, grid.dt, float(solver.theta)
+        self.exchange = float(solver.coefficients.exchange.value)
+        self.degree = self._quadrature_degree()
+        self.tables = P1Tables(solver.V, self.degree)
+        self.nn = self.tables.nn
+        self.hq = self._field_at_points()
+        self.data = self._data_loads()
+        self.heat = HeatMaps(self.tables.M, self.tables.A, grid, time_gram(grid))
+
+    # -- setup --------------------------------------------------------------------------------
+    def _field_ufl(self):
+        return self.solver.coefficients.h
+
+    def _quadrature_degree(self) -> int:
+        s = self.solver
+        mb = (1.0 - self.theta) * s.m0 + self.theta * s.m1
+        h = self._field_ufl()
+        degree = estimate_total_polynomial_degree(ufl.dot(mb, h) * ufl.inner(mb, s.v))
+        return max(3, int(degree))
+
+    def _field_at_points(self) -> np.ndarray | None:
+        """``h`` at every quadrature point and midpoint: ``(Q, 3, N)`` (None if h = 0)."""
+        s, t = self.tables, self.solver.t
+        one = fem.Constant(self.solver.V.mesh, 1.0)  # ties a constant h to the mesh
+        h = one * self._field_ufl()
+        if isinstance(h, ufl.constantvalue.Zero):
+            return None
+        expr = fem.Expression(h, s.points)
+        cells = np.arange(s.nc, dtype=np.int32)
+        saved = float(t.value)
+        out = np.empty((s.nc * s.nq, 3, self.N))
+        for n, tn in enumerate(self.solver.data_times):
+            t.value = tn
+            out[:, :, n] = expr.eval(self.solver.V.mesh, cells).reshape(s.nc * s.nq, 3)
+        t.value = saved
+        return out if np.any(out) else None
+
+    def _data_loads(self) -> np.ndarray:
+        """``d_n = R_n(0, 0)`` (field, source, Neumann terms) as ``(nn, 3, N)`` dual vectors."""
+        zero = np.zeros(3 * self.nn)
+        d = np.stack([self.solver.step_residual(n, zero, zero) for n in range(self.N)])
+        return to_nodes(d, self.nn)
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def state(self, m: np.ndarray, a) -> _State:
+        """Tabulate the trajectory ``m`` ``(n_t, 3 nn)`` at parameters ``a``."""
+        return _State(self, m, a)
+
+    def residual_nodes(self, st: _State) -> np.ndarray:
+        """``(R_n)_n`` as ``(nn, 3, N)``."""
+        t, (a1, a2), c = self.tables, st.a, self.exchange
+        f = st.mq * (-c * st.gsq)[:, None, :]
+        if st.mh is not None:
+            f += st.mh[:, None, :] * st.mq
+        if a2:
+            f -= a2 * cross(st.mq, st.Dq)
+        out = _apply(t.W, f)
+        out += a1 * _apply(t.M, st.D)
+        out += c * _apply(t.A, st.mb)
+        out += self.data
+        return out
+
+    def residual(self, m: np.ndarray, a) -> np.ndarray:
+        """The space-time residual ``(N, 3 nn)`` (as ``LLGSolver.space_time_residual``)."""
+        return from_nodes(self.residual_nodes(self.state(m, a)))
+
+    def apply_nodes(self, st: _State, du: np.ndarray, beta) -> np.ndarray:
+        """``J0_n du_n + J1_n du_{n+1} + beta . dR_n/da`` for ``du`` ``(nn, 3, n_t)``."""
+        t, (a1, a2), c = self.tables, st.a, self.exchange
+        db = (1.0 - self.theta) * du[:, :, :-1] + self.theta * du[:, :, 1:]
+        dD = (du[:, :, 1:] - du[:, :, :-1]) / self.dt
+        dbq = _apply(t.E, db)
+        dgrad = _apply(t.G, db).reshape(st.grad.shape)
+        g = t.to_points(np.einsum("cdkn,cdkn->cn", st.grad, dgrad))
+        f = -c * (2.0 * g[:, None, :] * st.mq + st.gsq[:, None, :] * dbq)
+        if st.mh is not None:
+            f += dot3(dbq, self.hq)[:, None, :] * st.mq + st.mh[:, None, :] * dbq
+        if a2:
+            f -= a2 * (cross(dbq, st.Dq) + cross(st.mq, _apply(t.E, dD)))
+        if beta[1]:
+            f -= beta[1] * cross(st.mq, st.Dq)
+        out = _apply(t.M, a1 * dD + beta[0] * st.D) + c * _apply(t.A, db)
+        return out + _apply(t.W, f)
+
+    def transpose_nodes(self, st: _State, y: np.ndarray,
+                        parameters: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """``(sum_n (dR_n/dm)^T y_n, (sum_n dR_n/da_i . y_n)_i)`` for ``y`` ``(nn, 3, N)``.
+
+        Args:
+            parameters: False skips ``dR/da`` (returned as zeros).
+
+        Returns:
+            The load ``(nn, 3, n_t)`` and ``beta`` ``(2,)`` (local sums).
+        """
+        t, (a1, a2), c = self.tables, st.a, self.exchange
+        yq = _apply(t.E, y)
+        my = dot3(st.mq, yq)  # (Q, N)
+        f_bar = yq * (-c * st.gsq)[:, None, :]
+        if st.mh is not None:
+            f_bar += self.hq * my[:, None, :]
+            f_bar += st.mh[:, None, :] * yq
+        cy = cross(yq, st.mq) if (a2 or parameters) else None  # y x m_bar
+        if a2:
+            f_bar -= a2 * cross(st.Dq, yq)
+        s = t.cell_sum(my)  # (cells, N): int_c m_bar . y
+        weighted = st.grad * s[:, None, None, :]  # (cells, gdim, 3, N)
+        My = _apply(t.M, y)
+        l_bar = _apply(t.W, f_bar)
+        l_bar += c * _apply(t.A, y)
+        l_bar -= 2.0 * c * _apply(t.GT, weighted.reshape(-1, 3, self.N))
+        l_D = a1 * My
+        if a2:
+            l_D -= a2 * _apply(t.W, cy)
+        l_D /= self.dt
+        load = np.zeros((self.nn, 3, self.N + 1))
+        load[:, :, :-1] = (1.0 - self.theta) * l_bar - l_D
+        load[:, :, 1:] += self.theta * l_bar + l_D
+        beta = np.zeros(2)
+        if parameters:
+            beta[0] = float(np.einsum("ijk,ijk->", st.D, My))
+            beta[1] = -float(np.einsum("qkn,qkn,q->", st.Dq, cy, t.weights))
+        return load, beta
