@@ -85,6 +85,7 @@ JOB_TABLES: dict[str, tuple[str, ...]] = {
     "calibrate": (*_GRID, "llg", "physical", "field", *_SIGNALS, "calibrate", "data"),
     "all_at_once": (*_GRID, "aao"),
     **{kind: ("brown_neel",) for kind in _BROWN_NEEL},
+    "brown_neel_identify": ("brown_neel", "data"),  # [data]: calibrate from an MDF file
     **{kind: (*_GRID, "surrogate", "dataset", "sp4", "kernel") for kind in _SURROGATE},
 }
 

@@ -6,7 +6,10 @@ Job kinds (``[job] kind``) and the ``[brown_neel]`` table (:class:`BrownNeelConf
     brown_neel_pod       FOM snapshots (or ``snapshots`` NPZ) -> POD modes (NPZ), spectrum plot
     brown_neel_rom       POD basis (``basis`` NPZ, or built at the basis setting) -> ROM run at
                          the target setting, compared with the FOM; JSON + plot
-    brown_neel_identify  recover (d_c, K) from a noisy simulated signal with the ROM
+    brown_neel_identify  recover (d_c, K) from a noisy simulated signal with the ROM; with a
+                         ``[data]`` table (:class:`llgfem.builders.DataConfig`): calibrate
+                         (d_c, K[, d_h]) from an MDF v2 measurement with 95 % intervals
+                         (:mod:`llgfem.brownneel.calibrate_data`)
 
 Every rank computes redundantly on PETSC_COMM_SELF (the ODE is small); rank 0 writes the
 JSON/NPZ files and the plots (under ``plots/``) and logs one INFO line per stage and a final
@@ -65,6 +68,13 @@ class BrownNeelConfig:
         identify_truth: (d_c nm, K kJ/m³) of the simulated particle (identification).
         identify_noise: relative noise level.
         identify_grid: dictionary grid points per parameter.
+        fit_parameters: parameters calibrated from a ``[data]`` file: ``["d_c", "K"]`` or
+            ``["d_c", "K", "d_h"]`` (d_h starts at ``d_h_nm``, 0: at the d_c start).
+        box_d_c_nm, box_K_kJ: search box of the calibration (training FOMs at its corners and
+            centre, dictionary start).
+        substeps: Radau IIA steps per data sample of the calibration ROM.
+        fd_step: relative central-difference step of the calibration Jacobian.
+        odd_harmonics: keep odd harmonics of the drive only.
     """
 
     d_c_nm: float = 20.0
@@ -94,6 +104,12 @@ class BrownNeelConfig:
     identify_truth: tuple[float, float] = (20.6, 6.7)
     identify_noise: float = 0.01
     identify_grid: int = 6
+    fit_parameters: tuple[str, ...] = ("d_c", "K")
+    box_d_c_nm: tuple[float, float] = (19.0, 21.0)
+    box_K_kJ: tuple[float, float] = (5.0, 7.0)
+    substeps: int = 8
+    fd_step: float = 1e-4
+    odd_harmonics: bool = True
 
     def validate(self, where: str) -> None:
         if self.formulation not in ("plain", "static", "dynamic"):
@@ -139,11 +155,27 @@ class BrownNeelConfig:
         if self.identify_noise < 0 or self.identify_grid < 2:
             raise ConfigError(f"{where}.identify_noise/identify_grid: need noise >= 0 and "
                               "grid >= 2")
+        self._validate_calibration(where)
         (d0, d1), (k0, k1) = IDENTIFY_BOX
         d, k = self.identify_truth
         if not (d0 <= d <= d1 and k0 <= k <= k1):
             raise ConfigError(f"{where}.identify_truth: ({d}, {k}) lies outside the search box "
                               f"d_c in [{d0}, {d1}] nm, K in [{k0}, {k1}] kJ/m³")
+
+    def _validate_calibration(self, where: str) -> None:
+        """Keys of the calibration from a ``[data]`` file."""
+        if tuple(self.fit_parameters) not in (("d_c", "K"), ("d_c", "K", "d_h")):
+            raise ConfigError(f"{where}.fit_parameters: {list(self.fit_parameters)} not in "
+                              "[['d_c', 'K'], ['d_c', 'K', 'd_h']]")
+        for key in ("box_d_c_nm", "box_K_kJ"):
+            lo, hi = getattr(self, key)
+            if not (0 < lo < hi < LIMITS["d_c_nm" if key == "box_d_c_nm" else "K_kJ"]):
+                raise ConfigError(f"{where}.{key}: need 0 < min < max (plausible), got "
+                                  f"{[lo, hi]}")
+        if not 1 <= self.substeps <= 256:
+            raise ConfigError(f"{where}.substeps: must lie in [1, 256], got {self.substeps}")
+        if not 1e-8 <= self.fd_step <= 0.1:
+            raise ConfigError(f"{where}.fd_step: must lie in [1e-8, 0.1], got {self.fd_step}")
 
 
 def _particle(cfg: BrownNeelConfig, d_nm: float, k_kj: float):
@@ -342,6 +374,103 @@ def _job_identify(cfg: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict:
     return out
 
 
+def _job_calibrate(cfg: BrownNeelConfig, data, source: str, run_dir: Path,
+                   rank0: bool) -> dict:
+    """Calibrate (d_c, K[, d_h]) from the ``[data]`` MDF measurement with 95 % intervals."""
+    from mpi4py import MPI
+
+    from llgfem.brownneel.calibrate_data import (
+        CalibrationSetup,
+        build_family,
+        read_measurement,
+    )
+    from llgfem.brownneel.params import SinusoidalDrive
+    from llgfem.io.progress import get_logger
+
+    comm = MPI.COMM_WORLD
+    drive = (SinusoidalDrive(cfg.B_d_mT * 1e-3, cfg.f_d_kHz * 1e3)
+             if data.field == "config" else None)
+    meas = read_measurement(data, source=source, comm=comm, odd_only=cfg.odd_harmonics,
+                            drive=drive)
+    _log(f"brown_neel: {meas.info['path']}: {meas.channels} channel(s), "
+         f"{meas.bins.size} harmonics of {meas.drive.frequency:g} Hz "
+         f"({meas.frequencies.min():g}-{meas.frequencies.max():g} Hz), drive "
+         f"{meas.drive.amplitude * 1e3:g} mT, gain {meas.gain}")
+    setup = CalibrationSetup(amplitude=meas.drive.amplitude, rom_truncation=(cfg.n_m, cfg.n_n),
+                             rank=cfg.rank or 40, box=(tuple(cfg.box_d_c_nm),
+                                                       tuple(cfg.box_K_kJ)),
+                             train_rtol=cfg.rtol, substeps=cfg.substeps,
+                             warmup_periods=cfg.warmup_periods, base=meas.base)
+    cache = None
+    if cfg.basis:
+        cache = Path(cfg.basis)
+        if not cache.is_absolute() and source:
+            cache = Path(source).parent / cache
+    family, finfo = build_family(setup, cache, drive=meas.drive, base=meas.base)
+    _log(f"brown_neel: ROM ({cfg.n_m}, {cfg.n_n}) rank {family.rank}, offline "
+         f"{finfo['offline_seconds']:.1f} s")
+    out = _fit(meas, family, setup, cfg)
+    unc = out.pop("uncertainty")
+    logger = get_logger(comm=comm)
+    logger.info("brown_neel: calibrated parameters (%s) with 95 %% intervals\n%s",
+                ", ".join(f"{n} [{u}]" for n, u in zip(out["names"], out["units"],
+                                                       strict=True)), unc.table())
+    unc.warn(comm, logger)
+    summary = {**out, "uncertainty": unc.to_json(), "truth_in_file": meas.truth,
+               "data": meas.info, "rom": finfo, "tracer": _tracer_summary(meas.base)}
+    if rank0:
+        _plot_calibration(run_dir / "plots" / "calibration.png", meas, family, setup, out)
+    return summary
+
+
+def _fit(meas, family, setup, cfg: BrownNeelConfig) -> dict:
+    from llgfem.brownneel.calibrate_data import fit_measurement
+
+    return fit_measurement(meas, family, setup, names=tuple(cfg.fit_parameters),
+                           grid=cfg.identify_grid, fd_step=cfg.fd_step, d_h_start=cfg.d_h_nm)
+
+
+def _tracer_summary(base) -> dict:
+    return {"M_S": base.M_S, "alpha": base.alpha, "gamma": base.gamma, "T": base.T,
+            "eta": base.eta}
+
+
+def _plot_calibration(path: Path, meas, family, setup, out: dict) -> None:
+    """Measured and fitted harmonic amplitudes; the (d_c, K) estimate with its interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from llgfem.brownneel.calibrate_data import model_spectrum
+
+    names = tuple(out["names"])
+    fitted = model_spectrum(meas, family, setup, out["estimate"], names)
+    gain = np.array([complex(*g) for g in out["gain"]])
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4))
+    f_khz = meas.frequencies * 1e-3
+    for c in range(meas.channels):
+        ax0.semilogy(f_khz, np.abs(meas.spectra[c]), "ko", ms=4, label=f"measured, channel {c}")
+        ax0.semilogy(f_khz, np.abs(gain[c] * fitted), "r.-", label=f"fitted, channel {c}")
+    unit = "V" if meas.gain != "none" else "1/s"
+    ax0.set(xlabel="frequency f [kHz]", ylabel=f"|û_k| [{unit}]", title="harmonic spectrum")
+    ax0.legend(fontsize=8)
+    est, lo, hi = out["estimate"], out["ci95_low"], out["ci95_high"]
+    ax1.errorbar([est[0]], [est[1]], xerr=[[est[0] - lo[0]], [hi[0] - est[0]]],
+                 yerr=[[est[1] - lo[1]], [hi[1] - est[1]]], fmt="ro", capsize=4,
+                 label="estimate, 95 % intervals")
+    if "d_c" in meas.truth and "K" in meas.truth:
+        ax1.plot(meas.truth["d_c"] * 1e9, meas.truth["K"] * 1e-3, "k*", ms=12,
+                 label="truth recorded in the file")
+    ax1.set(xlabel="core diameter d_c [nm]", ylabel="anisotropy K [kJ/m³]",
+            title="calibrated particle")
+    ax1.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _plot_identification(path: Path, out: dict) -> None:
     """The search box with the true, dictionary-best and recovered (d_c, K)."""
     import matplotlib
@@ -386,7 +515,15 @@ def run_job(cfg: Config) -> dict:
     t0 = time.perf_counter()
     job = {"brown_neel_fom": _job_fom, "brown_neel_pod": _job_pod,
            "brown_neel_rom": _job_rom, "brown_neel_identify": _job_identify}[kind]
-    summary = {"kind": kind, **job(bn, run_dir, rank0)}
+    if kind == "brown_neel_identify" and "data" in cfg.sections:
+        from llgfem.builders import DataConfig
+
+        data = cfg.section("data", DataConfig)
+        if rank0:
+            write_resolved_config(cfg, run_dir, {"brown_neel": bn, "data": data})
+        summary = {"kind": kind, **_job_calibrate(bn, data, cfg.source, run_dir, rank0)}
+    else:
+        summary = {"kind": kind, **job(bn, run_dir, rank0)}
     summary["wall_seconds"] = time.perf_counter() - t0
     if rank0:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)

@@ -1,0 +1,688 @@
+r"""Brown–Néel calibration from an MDF measurement: (d_c, K[, d_h]) with 95 % intervals.
+
+Measurement model (one receive channel c per coil along the drive axis z; ``V`` samples per
+drive period, sampling rate 2B, sample times t_v = v/(2B), v = 0..V−1; MDF conventions of
+:mod:`llgfem.io.mdf_signals`):
+
+    û_{c,k} = g_c ŝ_k(θ) + ε_{c,k},   ŝ_k(θ) = Σ_v s(t_v; θ) e^{−2πikv/V},
+    s(t; θ) = d⟨m_z⟩/dt [1/s]  of the coupled Brown–Néel model in its periodic steady state,
+
+with θ = (d_c, K[, d_h]) and g_c the complex gain of channel c: either known (``gain =
+"file"``: the spectra are divided by the file's ``transferFunction``, g_c = 1) or a nuisance
+parameter fitted with θ (``gain = "fit"``).  Frames and periods are averaged after the
+background handling of :func:`llgfem.io.mdf.frequency_domain`.  White time-domain noise of
+standard deviation σ_u gives independent real and imaginary parts of variance V σ_u²/2 in every
+bin 0 < k < V/2, so the stacked (Re, Im) residual over the selected bins has i.i.d. errors and
+the Gauss–Newton/Fisher covariance of :mod:`llgfem.calibration.uncertainty` applies (σ
+estimated from the residual).  Bins: harmonics k·f_d in [f_min, f_max], odd only by default
+(the even harmonics of a pure sine drive carry no signal), the drive frequency removed
+(band-stop: real scanners filter the drive feed-through).
+
+Model: the parametric POD-Galerkin ROM :class:`~llgfem.brownneel.calibrate_rom.BrownNeelFamily`
+(training FOMs at the corners and the centre of the search box, POD, Radau IIA fixed steps,
+evaluated at the file's sample times).  Fit: Levenberg–Marquardt
+(:func:`llgfem.calibration.fit.least_squares_fit`) in (nm, kJ/m³[, nm]) from the best point of
+a coarse dictionary, gains by linear least squares at each dictionary point.  Jacobian: central
+finite differences of the ROM spectra, ∂ŝ/∂θ_j ≈ (ŝ(θ + h_j e_j) − ŝ(θ − h_j e_j))/(2h_j), h_j
+= ``fd_step`` · |θ_j| (the discrete ROM map is smooth: fixed steps; ``fd_step_study`` shows the
+O(h²) convergence and the round-off floor); gains enter linearly (exact columns ŝ, iŝ).
+
+No inverse crime (``simulate_measurement``): the data come from the FOM
+(:class:`~llgfem.brownneel.model.BrownNeelModel`) at a finer truncation than the ROM, integrated
+by adaptive PETSc TS BDF2 at a tight tolerance (the ROM: Radau IIA, fixed steps), plus white
+noise of ``noise`` × RMS(u) per sample, written as an MDF v2 measurement.
+
+Notation: θ physical parameters, g_c channel gains, V samples per period, K selected bins,
+B receiver bandwidth, f_d drive frequency, σ_u time-domain noise level.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from llgfem.brownneel.calibrate_rom import BrownNeelFamily
+from llgfem.brownneel.params import ParticleParameters, SinusoidalDrive
+
+__all__ = [
+    "PARAMETER_UNITS",
+    "BNMeasurement",
+    "CalibrationSetup",
+    "bench_cases",
+    "build_family",
+    "drive_of",
+    "fd_jacobian",
+    "fd_step_study",
+    "fit_measurement",
+    "model_spectrum",
+    "read_measurement",
+    "simulate_measurement",
+    "write_measurement",
+]
+
+#: Fit units: the parameter vector is in nm, kJ/m³, nm (values of order 1–100).
+PARAMETER_UNITS = {"d_c": ("nm", 1e-9), "K": ("kJ/m3", 1e3), "d_h": ("nm", 1e-9)}
+#: MDF tracer user entries holding the fixed particle properties (SI) and the simulated truth.
+TRACER_KEYS = {"M_S": "_saturationMagnetisation", "alpha": "_damping",
+               "gamma": "_gyromagneticRatio", "T": "_temperature", "eta": "_viscosity"}
+TRUTH_KEYS = {"d_c": "_trueCoreDiameter", "K": "_trueAnisotropy",
+              "d_h": "_trueHydrodynamicDiameter"}
+
+
+@dataclass(frozen=True)
+class CalibrationSetup:
+    """Scanner, data model and ROM settings of a simulated Brown–Néel measurement.
+
+    Attributes:
+        amplitude: drive amplitude B_d [T] (along z).
+        base_frequency: MDF ``baseFrequency`` [Hz]; f_d = base_frequency/divider.
+        divider: drive divider.
+        samples: V, samples per drive period (bandwidth = V f_d/2).
+        gain: true complex gain of the receive channel (file units per 1/s).
+        noise: relative noise, σ_u = noise · RMS(u).
+        data_truncation: (N_m, N_n) of the FOM that simulates the data.
+        data_rtol: TS tolerance of the data FOM.
+        rom_truncation: (N_m, N_n) of the ROM.
+        rank: POD rank.
+        box: search box ((d_c min, max) nm, (K min, max) kJ/m³).
+        train_rtol: TS tolerance of the training FOMs.
+        substeps: Radau steps per sample of the ROM.
+        warmup_periods: periods simulated before the recorded one (data and ROM).
+        base: fixed particle properties (M_S, α, γ, T, η).
+    """
+
+    amplitude: float = 15e-3
+    base_frequency: float = 2.5e6
+    divider: int = 100
+    samples: int = 100
+    gain: complex = 2e-7 * np.exp(0.6j)
+    noise: float = 0.01
+    data_truncation: tuple[int, int] = (14, 12)
+    data_rtol: float = 1e-9
+    rom_truncation: tuple[int, int] = (12, 10)
+    rank: int = 40
+    box: tuple[tuple[float, float], tuple[float, float]] = ((19.0, 21.0), (5.0, 7.0))
+    train_rtol: float = 1e-8
+    substeps: int = 8
+    warmup_periods: float = 1.0
+    base: ParticleParameters = ParticleParameters()
+
+    @property
+    def frequency(self) -> float:
+        return self.base_frequency / self.divider
+
+    @property
+    def drive(self) -> SinusoidalDrive:
+        return SinusoidalDrive(self.amplitude, self.frequency)
+
+    @property
+    def bandwidth(self) -> float:
+        return 0.5 * self.samples * self.frequency
+
+    def sample_times(self) -> np.ndarray:
+        return np.arange(self.samples) / (2 * self.bandwidth)
+
+
+# --------------------------------------------------------------------------- data (FOM)
+
+
+def _fom_signal(particle: ParticleParameters, truncation, drive: SinusoidalDrive,
+                t_samples: np.ndarray, warmup_periods: float, rtol: float) -> tuple:
+    """FOM d⟨m_z⟩/dt at warm-up + the sample times; (signal, seconds, steps)."""
+    from llgfem.brownneel.integrate import TSSettings
+    from llgfem.brownneel.model import BrownNeelModel
+
+    model = BrownNeelModel(particle, *truncation, "dynamic", b_ref=drive.amplitude)
+    n_warm = int(round(warmup_periods * t_samples.size))
+    dt = t_samples[1] - t_samples[0]
+    t = np.arange(n_warm + t_samples.size) * dt
+    traj = model.simulate(drive, t, TSSettings(rtol=rtol, atol=rtol * 1e-5))
+    return traj.dmz[n_warm:], traj.seconds, traj.steps
+
+
+def simulate_measurement(setup: CalibrationSetup, truth: dict, seed: int = 0,
+                         clean: np.ndarray | None = None):
+    """A noisy MDF measurement of the particle ``truth`` ({"d_c": m, "K": J/m³[, "d_h": m]}).
+
+    Args:
+        setup: scanner, noise and data-model settings.
+        truth: true physical parameters (SI).
+        seed: noise seed.
+        clean: the noise-free FOM signal (reused across seeds), or None to simulate it.
+
+    Returns:
+        (MDF, info) with info = {"clean": s(t_v), "fom_seconds", "data_model"}.
+    """
+    particle = replace(setup.base, d_c=truth["d_c"], K=truth["K"], d_h=truth.get("d_h", 0.0))
+    info = {"data_model": data_model_label(setup)}
+    if clean is None:
+        clean, seconds, steps = _fom_signal(particle, setup.data_truncation, setup.drive,
+                                            setup.sample_times(), setup.warmup_periods,
+                                            setup.data_rtol)
+        info.update({"fom_seconds": seconds, "fom_steps": steps})
+    info["clean"] = clean
+    v = setup.samples
+    spec = np.fft.rfft(clean)
+    spec[0] = 0.0  # no DC (drive feed-through and offsets are not modelled)
+    spec[-1] = spec[-1].real if v % 2 == 0 else spec[-1]
+    u = np.fft.irfft(setup.gain * spec, n=v)
+    rng = np.random.default_rng(seed)
+    noisy = u + setup.noise * np.sqrt(np.mean(u**2)) * rng.standard_normal(v)
+    return write_measurement(noisy, setup, truth), info
+
+
+def data_model_label(setup: CalibrationSetup) -> str:
+    n_m, n_n = setup.data_truncation
+    return (f"Brown-Neel FOM, dynamic formulation, truncation ({n_m}, {n_n}), PETSc TS BDF2 "
+            f"rtol {setup.data_rtol:g}, {setup.warmup_periods:g} warm-up period(s); white "
+            f"noise {100 * setup.noise:g} % of RMS; ROM truncation "
+            f"{tuple(setup.rom_truncation)} rank {setup.rank}, Radau IIA "
+            f"{setup.substeps} steps/sample")
+
+
+def write_measurement(u: np.ndarray, setup: CalibrationSetup, truth: dict | None = None):
+    """An MDF v2 measurement object: one frame, one period, one channel, time domain."""
+    from llgfem.io.mdf import MDF, Acquisition, Measurement, Receiver, drive_field
+
+    v = setup.samples
+    spec_tf = np.full((1, v // 2 + 1), setup.gain, dtype=complex)
+    rx = Receiver(num_channels=1, num_sampling_points=v, bandwidth=setup.bandwidth, unit="V",
+                  transfer_function=spec_tf)
+    df = drive_field(setup.base_frequency, [setup.divider], [setup.amplitude], [0.0], "sine")
+    acq = Acquisition(drivefield=df, receiver=rx, num_frames=1, num_periods_per_frame=1)
+    meas = Measurement(data=np.asarray(u, float).reshape(1, 1, 1, v))
+    base = setup.base
+    tracer = {"name": ["simulated Brown-Neel tracer"], "batch": ["simulation"],
+              "vendor": ["n.a."], "solute": ["water"], "concentration": [0.0],
+              "volume": [0.0]}
+    for attr, key in TRACER_KEYS.items():
+        tracer[key] = [float(getattr(base, attr))]
+    for name, key in TRUTH_KEYS.items():
+        if truth is not None and name in truth:
+            tracer[key] = [float(truth[name])]
+    experiment = {"isSimulation": True, "name": "brown_neel_calibration",
+                  "description": data_model_label(setup)}
+    return MDF(acquisition=acq, measurement=meas, tracer=tracer, experiment=experiment,
+               scanner={"name": "llgfem 1-D spectrometer (drive along z)",
+                        "facility": "simulation", "manufacturer": "llgfem",
+                        "operator": "llgfem", "topology": "FFL"})
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass
+class BNMeasurement:
+    """What the fit needs from an MDF file.
+
+    Attributes:
+        spectra: (C, K) complex frame means on the selected window bins.
+        bins: (K,) rfft indices over the window of J periods (J V samples).
+        frequencies: (K,) Hz.
+        periods: J, drive periods per window (harmonic h sits at bin J h).
+        samples: V, samples per period.
+        drive: the 1-D sine drive (along z).
+        t_samples: (V,) sample times [s] within one period.
+        base: fixed particle properties (file tracer entries, or overrides).
+        truth: the simulated truth recorded in the file (SI), if any.
+        gain: ``complex``, ``real`` or ``none`` (DataConfig.gain).
+        info: the reader's description (frames, selection counts, path).
+    """
+
+    spectra: np.ndarray
+    bins: np.ndarray
+    frequencies: np.ndarray
+    periods: int
+    samples: int
+    drive: SinusoidalDrive
+    t_samples: np.ndarray
+    base: ParticleParameters
+    truth: dict = field(default_factory=dict)
+    gain: str = "complex"
+    info: dict = field(default_factory=dict)
+
+    @property
+    def channels(self) -> int:
+        return int(self.spectra.shape[0])
+
+    def model_spectrum(self, s_period: np.ndarray) -> np.ndarray:
+        """Window spectrum at ``bins`` of a periodic signal given over one period (V,).
+
+        The rfft over J repeated periods is J ŝ_h at bin J h and 0 between harmonics.
+        """
+        one = np.fft.rfft(s_period)
+        out = np.zeros(self.bins.size, dtype=complex)
+        on = self.bins % self.periods == 0
+        out[on] = self.periods * one[self.bins[on] // self.periods]
+        return out
+
+
+def _tracer_value(mdf, key: str):
+    value = mdf.tracer.get(key)
+    if value is None:
+        return None
+    arr = np.atleast_1d(np.asarray(value, dtype=float))
+    return float(arr[0])
+
+
+def drive_of(mdf, where: str = "data.path") -> SinusoidalDrive:
+    """The single sine drive channel of the file as a z drive.
+
+    Raises:
+        MDFError: more than one drive channel/frequency or a non-sine waveform.
+    """
+    from llgfem.io.mdf import MDFError
+
+    df = mdf.acquisition.drivefield
+    if df.divider.size != 1:
+        raise MDFError(f"{where}: acquisition/drivefield: the Brown-Neel calibration needs one "
+                       f"drive channel with one frequency, got divider shape "
+                       f"{df.divider.shape}")
+    wave = str(np.asarray(df.waveform).ravel()[0]).lower()
+    if wave != "sine":
+        raise MDFError(f"{where}: acquisition/drivefield/waveform: {wave!r}, only 'sine' is "
+                       "supported")
+    amp, phase = float(df.strength.ravel()[0]), float(df.phase.ravel()[0])
+    return SinusoidalDrive(amp, float(df.frequencies.ravel()[0]), phase)
+
+
+def read_measurement(dcfg, *, source: str = "", comm=None, odd_only: bool = True,
+                     base: ParticleParameters | None = None,
+                     drive: SinusoidalDrive | None = None) -> BNMeasurement:
+    """Read an MDF v2 measurement for the Brown–Néel fit through ``calibration.data``.
+
+    Frames, background, transfer-function correction and the frequency selection (band
+    limits, SNR, drive band-stop) are those of :func:`llgfem.calibration.data.read_mdf_spectra`
+    (the ``calibrate`` job's reader); ``odd_only`` further keeps the odd harmonics.
+
+    Args:
+        dcfg: the ``[data]`` table (:class:`llgfem.builders.DataConfig`).
+        source: the config file (``data.path`` is relative to it).
+        comm: communicator (rank 0 reads and broadcasts; errors on every rank).
+        odd_only: keep odd harmonics of the drive only.
+        base: fixed particle properties overriding the file's tracer entries.
+        drive: drive overriding the file's (``data.field = "config"``).
+
+    Raises:
+        DataError/MDFError: an invalid file or one the model cannot describe (named entry).
+    """
+    from llgfem.calibration.data import load_measurement
+    from llgfem.errors import DataError
+    from llgfem.io.mdf import read_mdf
+
+    spectra = load_measurement(dcfg, source, comm)
+    if not hasattr(spectra, "bins"):
+        raise DataError("data.format: the Brown-Neel calibration reads MDF measurements only")
+    path = spectra.info["path"]
+    mdf = read_mdf(path, comm=comm)
+    drive = drive or drive_of(mdf)
+    rx = mdf.acquisition.receiver
+    v, j = rx.num_sampling_points, mdf.acquisition.num_periods_per_frame
+    period_samples = rx.sampling_rate / drive.frequency
+    if abs(period_samples - v) > 1e-6 * v:
+        raise DataError(f"data.path: {path}: acquisition/receiver/numSamplingPoints = {v} is "
+                        f"not one drive period ({period_samples:g} samples at 2B = "
+                        f"{rx.sampling_rate:g} Hz and f_d = {drive.frequency:g} Hz)")
+    keep = np.ones(spectra.bins.size, dtype=bool)
+    if odd_only:
+        keep = (spectra.bins % j == 0) & ((spectra.bins // j) % 2 == 1)
+    if not np.any(keep):
+        raise DataError(f"data: no odd harmonic of {drive.frequency:g} Hz left in the "
+                        f"selected band {spectra.info.get('f_kept_hz')}")
+    props = {attr: _tracer_value(mdf, key) for attr, key in TRACER_KEYS.items()}
+    base = base or replace(ParticleParameters(),
+                           **{k: val for k, val in props.items() if val is not None})
+    truth = {name: _tracer_value(mdf, key) for name, key in TRUTH_KEYS.items()}
+    info = {**spectra.info, "bins_kept": int(keep.sum()), "odd_harmonics_only": odd_only,
+            "tracer_from_file": {k: v for k, v in props.items() if v is not None}}
+    return BNMeasurement(
+        spectra=spectra.data[:, keep], bins=spectra.bins[keep],
+        frequencies=spectra.freqs[keep], periods=j, samples=v, drive=drive,
+        t_samples=np.arange(v) / rx.sampling_rate, base=base,
+        truth={k: val for k, val in truth.items() if val is not None},
+        gain=dcfg.gain, info=info)
+
+
+# --------------------------------------------------------------------------- ROM
+
+
+def build_family(setup: CalibrationSetup, cache: str | Path | None = None,
+                 drive: SinusoidalDrive | None = None,
+                 base: ParticleParameters | None = None) -> tuple[BrownNeelFamily, dict]:
+    """POD basis from training FOMs at the box corners and centre, and its parametric ROM.
+
+    The snapshots are the FOM states over warm-up + one period at the ROM truncation, each
+    normalised to unit norm per time (the dynamic formulation's state scale varies with the
+    leak shift).  With ``cache`` an NPZ with ``modes`` is read if present (and written
+    otherwise).
+
+    Returns:
+        (family, info) with offline seconds and the POD spectrum summary.
+    """
+    from llgfem.brownneel.integrate import TSSettings
+    from llgfem.brownneel.model import BrownNeelModel
+    from llgfem.rom import pod
+
+    drive = drive or setup.drive
+    base = base or setup.base
+    t0 = time.perf_counter()
+    info: dict = {"rom_truncation": list(setup.rom_truncation)}
+    if cache is not None and Path(cache).exists():
+        from llgfem.errors import load_npz
+
+        modes = load_npz(str(cache), "brown_neel.basis", {"modes": 2})["modes"]
+        info["basis_file"] = str(cache)
+    else:
+        (d0, d1), (k0, k1) = setup.box
+        train = [(d0, k0), (d0, k1), (d1, k0), (d1, k1), (0.5 * (d0 + d1), 0.5 * (k0 + k1))]
+        snaps = []
+        t = np.linspace(0, (1 + setup.warmup_periods) * drive.period,
+                        int(round((1 + setup.warmup_periods) * 200)) + 1)
+        for d, k in train:
+            model = BrownNeelModel(replace(base, d_c=d * 1e-9, K=k * 1e3),
+                                   *setup.rom_truncation, "dynamic", b_ref=drive.amplitude)
+            traj = model.simulate(drive, t, TSSettings(rtol=setup.train_rtol,
+                                                       atol=setup.train_rtol * 1e-5))
+            snaps.append(traj.y / np.linalg.norm(traj.y, axis=0))
+        basis = pod(np.hstack(snaps), rank=setup.rank)
+        modes = basis.modes
+        info.update({"training": [list(p) for p in train],
+                     "discarded_energy": basis.discarded_energy})
+        if cache is not None:
+            Path(cache).parent.mkdir(parents=True, exist_ok=True)
+            np.savez(cache, modes=modes, truncation=np.array(setup.rom_truncation))
+    family = BrownNeelFamily(modes, setup.rom_truncation, base, b_ref=drive.amplitude)
+    info.update({"rank": family.rank, "offline_seconds": time.perf_counter() - t0})
+    return family, info
+
+
+# --------------------------------------------------------------------------- fit
+
+
+class _Problem:
+    """Residual and Jacobian of the fit; x = (θ in :data:`PARAMETER_UNITS`, gain parameters).
+
+    Gains g_c = (unit_c)(x_re + i x_im) (``complex``), unit_c x_re (``real``) or 1
+    (``none``), with unit_c = (data scale of channel c)/(model spectrum scale at the start) so
+    the gain parameters are of order one; residual (g_c ŝ − D_c)/(data scale of c).
+    """
+
+    def __init__(self, family: BrownNeelFamily, meas: BNMeasurement, names: Sequence[str],
+                 setup: CalibrationSetup, fd_step: float):
+        self.family, self.meas, self.names = family, meas, tuple(names)
+        self.setup, self.fd_step = setup, fd_step
+        self.p = len(self.names)
+        self.per_channel = {"complex": 2, "real": 1, "none": 0}[meas.gain]
+        self.scale = np.sqrt(np.mean(np.abs(meas.spectra) ** 2, axis=1))  # (C,)
+        self.s_unit = 1.0
+        self.evaluations = 0
+
+    @property
+    def gain_names(self) -> list[str]:
+        parts = ("re", "im")[: self.per_channel]
+        return [f"gain{c}_{part}" for c in range(self.meas.channels) for part in parts]
+
+    def physical(self, theta: np.ndarray) -> dict:
+        return {name: value * PARAMETER_UNITS[name][1]
+                for name, value in zip(self.names, theta, strict=True)}
+
+    def spectrum(self, theta: np.ndarray) -> np.ndarray:
+        """ŝ(θ) at the selected window bins."""
+        phys = self.physical(theta)
+        cand = self.family.candidate(phys["d_c"], phys["K"], phys.get("d_h", 0.0))
+        s = self.family.signal(cand, self.meas.drive, self.meas.t_samples,
+                               self.setup.warmup_periods, self.setup.substeps)
+        self.evaluations += 1
+        return self.meas.model_spectrum(s)
+
+    def _unit(self) -> np.ndarray:
+        return self.scale / self.s_unit
+
+    def gains_ls(self, s: np.ndarray) -> np.ndarray:
+        """Least-squares gains for a model spectrum (1 for ``none``)."""
+        if self.per_channel == 0:
+            return np.ones(self.meas.channels, dtype=complex)
+        g = (self.meas.spectra @ s.conj()) / np.vdot(s, s).real
+        return g if self.per_channel == 2 else g.real.astype(complex)
+
+    def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        theta, rest = x[: self.p], x[self.p:]
+        if self.per_channel == 0:
+            return theta, np.ones(self.meas.channels, dtype=complex)
+        g = rest.reshape(self.meas.channels, self.per_channel)
+        z = g[:, 0] + (1j * g[:, 1] if self.per_channel == 2 else 0.0)
+        return theta, z * self._unit()
+
+    def pack(self, theta: np.ndarray, g: np.ndarray) -> np.ndarray:
+        z = g / self._unit()
+        parts = [z.real, z.imag][: self.per_channel]
+        rest = np.column_stack(parts).ravel() if parts else np.zeros(0)
+        return np.concatenate([np.asarray(theta, float), rest])
+
+    def residual_of(self, s: np.ndarray, g: np.ndarray) -> np.ndarray:
+        return ((g[:, None] * s[None, :] - self.meas.spectra) / self.scale[:, None]).ravel()
+
+    def residual(self, x: np.ndarray) -> np.ndarray:
+        theta, g = self.split(x)
+        return self.residual_of(self.spectrum(theta), g)
+
+    def dspectrum(self, theta: np.ndarray) -> np.ndarray:
+        """Central finite differences ∂ŝ/∂θ_j with h_j = fd_step |θ_j|, shape (K, p)."""
+        cols = []
+        for j in range(self.p):
+            h = self.fd_step * max(abs(theta[j]), 1e-12)
+            e = np.zeros(self.p)
+            e[j] = h
+            cols.append((self.spectrum(theta + e) - self.spectrum(theta - e)) / (2 * h))
+        return np.column_stack(cols)
+
+    def jacobian(self, x: np.ndarray) -> np.ndarray:
+        """d r/d x (complex, (C K, p + gain parameters))."""
+        theta, g = self.split(x)
+        ds = self.dspectrum(theta)
+        s = self.spectrum(theta) if self.per_channel else None
+        c_n, k_n = self.meas.channels, ds.shape[0]
+        jac = np.zeros((c_n * k_n, self.p + c_n * self.per_channel), dtype=complex)
+        for c in range(c_n):
+            rows = slice(c * k_n, (c + 1) * k_n)
+            jac[rows, : self.p] = g[c] * ds / self.scale[c]
+            col = self.p + c * self.per_channel
+            if self.per_channel:
+                jac[rows, col] = s / self.s_unit
+            if self.per_channel == 2:
+                jac[rows, col + 1] = 1j * s / self.s_unit
+        return jac
+
+
+def _dictionary(prob: _Problem, box, grid: int, extra: dict) -> tuple[np.ndarray, float, list]:
+    """Best grid point of the box (gains by linear least squares at each point)."""
+    (d0, d1), (k0, k1) = box
+    best, best_phi, table = None, math.inf, []
+    for d in np.linspace(d0, d1, grid):
+        for k in np.linspace(k0, k1, grid):
+            theta = np.array([d, k] + [extra[n] for n in prob.names[2:]])
+            s = prob.spectrum(theta)
+            g = prob.gains_ls(s)
+            phi = float(np.sum(np.abs(prob.residual_of(s, g)) ** 2))
+            table.append([d, k, phi])
+            if phi < best_phi:
+                best, best_phi = theta, phi
+    return best, best_phi, table
+
+
+def fit_measurement(meas: BNMeasurement, family: BrownNeelFamily, setup: CalibrationSetup,
+                    names: Sequence[str] = ("d_c", "K"), grid: int = 3,
+                    fd_step: float = 1e-4, d_h_start: float = 0.0, max_iter: int = 20,
+                    rcond: float = 1e-6, rel_width: float = 1.0) -> dict:
+    """Fit θ (and the gains) to the measured spectra; Fisher uncertainty at the solution.
+
+    Args:
+        meas: the measurement (:func:`read_measurement`).
+        family: the parametric ROM.
+        setup: ROM settings (``substeps``, ``warmup_periods``, ``box``).
+        names: fitted parameters: ``("d_c", "K")`` or ``("d_c", "K", "d_h")``.
+        grid: dictionary points per axis of the (d_c, K) box (1: start at the centre).
+        fd_step: relative central-difference step of the Jacobian.
+        d_h_start: start of d_h [nm] (0: the d_c start).
+        max_iter: Levenberg–Marquardt iterations.
+        rcond, rel_width: identifiability rule of :func:`fisher_uncertainty` (scales
+            max(|x|, 1) in the fit units).
+
+    Returns:
+        A JSON-ready record (estimates, standard errors, intervals, identified flags, gains,
+        seconds, ROM evaluations) and ``"uncertainty"``: the :class:`Uncertainty` of every
+        fitted quantity (physical parameters first, then the gain parameters).
+    """
+    from llgfem.calibration.fit import least_squares_fit
+    from llgfem.calibration.uncertainty import fisher_uncertainty
+
+    if tuple(names) not in (("d_c", "K"), ("d_c", "K", "d_h")):
+        raise ValueError(f"names must be ('d_c', 'K') or ('d_c', 'K', 'd_h'), got {names}")
+    t0 = time.perf_counter()
+    prob = _Problem(family, meas, names, setup, fd_step)
+    (d0, d1), (k0, k1) = setup.box
+    extra = {"d_h": d_h_start}
+    if grid > 1:
+        theta0, _, table = _dictionary(prob, setup.box, grid, extra)
+    else:
+        theta0, table = np.array([0.5 * (d0 + d1), 0.5 * (k0 + k1)]), []
+    if "d_h" in names:
+        theta0 = np.concatenate([theta0[:2], [d_h_start or theta0[0]]])
+    s0 = prob.spectrum(theta0)
+    prob.s_unit = float(np.sqrt(np.mean(np.abs(s0) ** 2)))
+    x0 = prob.pack(theta0, prob.gains_ls(s0))
+    res = least_squares_fit(prob.residual, prob.jacobian, x0, max_iter=max_iter, tol=1e-10)
+    theta, g = prob.split(res.x)
+    unc = fisher_uncertainty(res.jacobian, res.residual, res.x, list(names) + prob.gain_names,
+                             rcond=rcond, rel_width=rel_width,
+                             scale=np.maximum(np.abs(res.x), 1.0))
+    p = len(names)
+    return {
+        "names": list(names), "units": [PARAMETER_UNITS[n][0] for n in names],
+        "estimate": [float(v) for v in theta], "start": [float(v) for v in theta0],
+        "stderr": [float(v) for v in unc.stderr[:p]],
+        "ci95_low": [float(v) for v in unc.ci95_low[:p]],
+        "ci95_high": [float(v) for v in unc.ci95_high[:p]],
+        "identified": [bool(v) for v in unc.identified[:p]],
+        "gain": [[float(v.real), float(v.imag)] for v in g], "gain_mode": meas.gain,
+        "uncertainty": unc, "seconds": time.perf_counter() - t0,
+        "dictionary": table, "rom_evaluations": prob.evaluations,
+        "iterations": res.iterations, "reason": res.reason,
+        "relative_residual": float(np.linalg.norm(res.residual)
+                                   / np.linalg.norm(meas.spectra / prob.scale[:, None])),
+        "n_data": int(2 * res.residual.size), "fd_step": fd_step,
+        "harmonics": (meas.bins // meas.periods).tolist(),
+    }
+
+
+def fd_step_study(meas: BNMeasurement, family: BrownNeelFamily, setup: CalibrationSetup,
+                  theta: Sequence[float],
+                  steps: Sequence[float] = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6),
+                  names: Sequence[str] = ("d_c", "K")) -> list[dict]:
+    """Relative change of the central-difference Jacobian of ŝ between successive steps.
+
+    Returns one record per step h (relative to |θ_j|): ``{"step": h, "change":
+    ‖J_h − J_{h_prev}‖/‖J_h‖}``; O(h²) convergence shows as the change falling by 100 per
+    decade until round-off (≈ ε_round/h) takes over.
+    """
+    prob = _Problem(family, meas, names, setup, steps[0])
+    out, prev = [], None
+    for h in steps:
+        prob.fd_step = h
+        jac = prob.dspectrum(np.asarray(theta, float))
+        rec = {"step": float(h)}
+        if prev is not None:
+            rec["change"] = float(np.linalg.norm(jac - prev) / np.linalg.norm(jac))
+        out.append(rec)
+        prev = jac
+    return out
+
+
+def model_spectrum(meas: BNMeasurement, family: BrownNeelFamily, setup: CalibrationSetup,
+                   theta: Sequence[float], names: Sequence[str] = ("d_c", "K")) -> np.ndarray:
+    """ŝ(θ) at the measurement's bins (θ in :data:`PARAMETER_UNITS`)."""
+    return _Problem(family, meas, names, setup, 1e-4).spectrum(np.asarray(theta, float))
+
+
+def fd_jacobian(meas: BNMeasurement, family: BrownNeelFamily, setup: CalibrationSetup,
+                theta: Sequence[float], fd_step: float = 1e-4,
+                names: Sequence[str] = ("d_c", "K")) -> np.ndarray:
+    """The central-difference Jacobian ∂ŝ/∂θ (K, p) used by the fit."""
+    return _Problem(family, meas, names, setup, fd_step).dspectrum(np.asarray(theta, float))
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def _truths() -> list[dict]:
+    return [{"d_c": 20.0e-9, "K": 6.0e3}]
+
+
+def bench_cases(seeds: Sequence[int], setup: CalibrationSetup | None = None,
+                cache: str | Path | None = None) -> list[dict]:
+    """One record per noise seed and parameter set (the keys read by bench/calibrate_data.py).
+
+    The data FOM runs once per parameter set (the noise seeds reuse its clean signal); each
+    seed writes an MDF measurement to a temporary file and reads it back through
+    :func:`read_measurement` (the path of ``llgfem run``).
+    """
+    import tempfile
+
+    from llgfem.builders import DataConfig
+    from llgfem.io.mdf import write_mdf
+
+    setup = setup or CalibrationSetup()
+    family, finfo = build_family(setup, cache)
+    cases = []
+    for truth in _truths():
+        clean = None
+        true_fit = [truth["d_c"] / 1e-9, truth["K"] / 1e3]
+        for seed in seeds:
+            mdf, info = simulate_measurement(setup, truth, seed, clean)
+            clean = info["clean"]
+            with tempfile.TemporaryDirectory() as tmp:
+                path = write_mdf(Path(tmp) / "bn.mdf", mdf)
+                meas = read_measurement(DataConfig(path=str(path)))
+            out = fit_measurement(meas, family, setup)
+            covered = [lo <= t <= hi for lo, t, hi in
+                       zip(out["ci95_low"], true_fit, out["ci95_high"], strict=True)]
+            cases.append({
+                "model": "brown_neel_rom", "parameters": ["d_c", "K"],
+                "units": out["units"], "true": true_fit, "estimate": out["estimate"],
+                "stderr": out["stderr"], "ci95_low": out["ci95_low"],
+                "ci95_high": out["ci95_high"], "covered": covered,
+                "identified": out["identified"], "seconds": out["seconds"],
+                "rom_evaluations": out["rom_evaluations"], "seed": int(seed),
+                "data_model": info["data_model"], "offline_seconds":
+                    finfo["offline_seconds"], "fom_seconds": info.get("fom_seconds"),
+                "noise": setup.noise,
+            })
+    return cases
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m llgfem.brownneel.calibrate_data [n_seeds]``: a coverage table."""
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    n = int(argv[0]) if argv else 10
+    cases = bench_cases(range(n))
+    print(f"{'seed':>4}  {'d_c [nm]':>22}  {'K [kJ/m3]':>22}  covered  seconds")
+    for c in cases:
+        est = [f"{e:.3f}±{1.96 * s:.3f}" for e, s in zip(c["estimate"], c["stderr"],
+                                                          strict=True)]
+        print(f"{c['seed']:>4}  {est[0]:>22}  {est[1]:>22}  {str(c['covered']):>7}  "
+              f"{c['seconds']:.1f}")
+    cov = np.mean([v for c in cases for v in c["covered"]])
+    print(f"true {cases[0]['true']}; coverage {cov:.3f} over {len(cases)} seeds; "
+          f"data: {cases[0]['data_model']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
