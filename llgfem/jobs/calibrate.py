@@ -62,6 +62,10 @@ Config tables::
 Without ``[[coil]]`` tables the observation is the paper's §4.3 one: ``mu0 = 1``,
 ``a~ = 1`` (constant transfer), ``c = 1``, ``p = (1, 1, 1)``.
 
+With a ``[data]`` table the job fits a measured file instead (MDF v2 or llgfem signals; see
+:mod:`llgfem.jobs.calibrate_data` and ``docs/calibration.md``); ``delta``/``noise``/``seed``
+then play no role.
+
 Reported (``summary.json``): ``iterations``, ``r_llg`` (relative LLG residual of the final
 state, :meth:`LLGSolver.relative_residual`), ``r_obs = ||F(a) - y_delta|| / ||y_delta||``,
 ``e_a1``, ``e_a2`` (relative error ``|a_i - a_i^true| / |a_i^true|``, the absolute error when
@@ -413,6 +417,10 @@ def run(cfg: Config) -> dict:
 
 
 def _run(cfg: Config) -> dict:
+    if "data" in cfg.sections:  # a measured file: llgfem.jobs.calibrate_data
+        from llgfem.jobs.calibrate_data import run_data
+
+        return run_data(cfg, cfg.section("calibrate", CalibrateConfig), report_uncertainty)
     cal = setup(cfg)
     comm = cal.op.solver.comm
     ckpt = None

@@ -1,0 +1,265 @@
+"""``calibrate`` with ``[data]``: fit (a1, a2) and receive-chain gains to a measured file.
+
+The measurement (:mod:`llgfem.calibration.data`: an MDF v2 file or an llgfem signals file) is
+read on rank 0 and broadcast; the model is the LLG problem of ``[llg]``/``[physical]``/
+``[field]``/``[time]`` with the ``[[coil]]`` tables as receive channels (one per file
+channel, file order) and the ``[[concentration]]`` tables as the sample.  By default the FFP
+drive and the window length come from the file (``data.field = "file"``, ``data.time =
+"file"``; ``[time] n_t`` stays the model's resolution); ``summary.json`` and
+``config.resolved.toml`` record in ``data.resolved`` which values came from where.
+
+The fit is Levenberg-Marquardt with the exact Jacobian to the least-squares point
+(:func:`llgfem.calibration.fit.least_squares_fit`) over ``x = (a1, a2, gains)``; the data are
+the selected spectra (MDF) or the time samples (signals file), the model evaluated there by
+:class:`llgfem.calibration.model.DataModel`.  Uncertainty and identifiability as without
+``[data]`` (:func:`llgfem.calibration.fisher_uncertainty`, the noise level estimated from the
+residual); physical runs report ``alpha_D`` and ``gamma``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+from mpi4py import MPI
+
+from llgfem.builders import DataConfig, build_llg_problem, build_observation, section
+from llgfem.calibration import fisher_uncertainty, propagate
+from llgfem.calibration.data import MeasuredSpectra, load_measurement
+from llgfem.calibration.fit import least_squares_fit
+from llgfem.calibration.model import (
+    DataModel,
+    dft_rows,
+    gain_names,
+    initial_gains,
+    interpolation_rows,
+)
+from llgfem.config import Config, ConfigError, write_resolved_config
+from llgfem.io.progress import get_logger
+from llgfem.io.results import write_json
+from llgfem.mesh import create_domain
+from llgfem.operators.reduced import ReducedOperator
+
+__all__ = ["model_config", "run_data"]
+
+FIT_METHODS = ("gauss_newton", "levenberg_marquardt")
+
+
+def model_config(cfg: Config, dcfg: DataConfig, measured) -> tuple[Config, dict]:
+    """The config with ``[field]``/``[time] T`` taken from the file where asked; the record of
+    which source each came from."""
+    physical = bool(cfg.sections.get("llg", {}).get("physical", False))
+    resolved = {"field": "config", "time": "config", "n_t": cfg.time.n_t}
+    sections, grid = dict(cfg.sections), cfg.time
+    is_mdf = isinstance(measured, MeasuredSpectra)
+    if dcfg.field == "file":
+        if not is_mdf:
+            raise ConfigError("data.field: a signals file carries no scanner description; "
+                              "set data.field = 'config' and give [field]")
+        if measured.field is None:
+            raise ConfigError("data.field: the MDF drive is not a single-channel sine FFP scan "
+                              "with gradient diag(-G/2, -G/2, G); set data.field = 'config'")
+        if not physical:
+            raise ConfigError("data.field: a field from the file is in SI units; set "
+                              "llg.physical = true")
+        sections["field"] = measured.field
+        resolved["field"] = "file"
+        resolved["field_table"] = measured.field
+    if dcfg.time == "file":
+        if is_mdf and not physical:
+            raise ConfigError("data.time: the file's window is in seconds; set "
+                              "llg.physical = true (or data.time = 'config')")
+        T = measured.window if is_mdf else _signals_window(measured.times)
+        grid = dataclasses.replace(cfg.time, T=float(T))
+        resolved["time"] = "file"
+    resolved["T"] = grid.T
+    return dataclasses.replace(cfg, sections=sections, time=grid), resolved
+
+
+def _signals_window(times: np.ndarray) -> float:
+    step = float(times[1] - times[0]) if times.size > 1 else float(times[0])
+    return float(times[-1] + step / 2)
+
+
+@dataclasses.dataclass
+class DataFit:
+    """A configured fit of a measured file."""
+
+    model: DataModel
+    data: np.ndarray
+    names: tuple[str, ...]
+    x0: np.ndarray
+    info: dict
+    resolved: dict
+    problem: object
+    cal: object
+
+
+def setup_data(cfg: Config, cal, comm: MPI.Comm = MPI.COMM_WORLD) -> DataFit:
+    """Read the file, build the model on the file's sampling, the start ``x0``."""
+    if cal.method not in FIT_METHODS:
+        raise ConfigError(f"calibrate.method: data files are fitted to the least-squares point "
+                          f"by {FIT_METHODS[0]!r} (got {cal.method!r})")
+    dcfg = section(cfg, "data", DataConfig)
+    measured = load_measurement(dcfg, cfg.source, comm)
+    mcfg, resolved = model_config(cfg, dcfg, measured)
+    domain = create_domain(comm, mcfg.domain)
+    problem = build_llg_problem(mcfg, domain.mesh)
+    built = build_observation(mcfg, domain, problem.V, problem.grid)
+    if built is None:
+        raise ConfigError("coil: a measured file needs one [[coil]] table per receive channel")
+    problem.observation = built[0]
+    op = ReducedOperator(problem, failed_solve="nan")
+    model, data, gain = _data_model(op, measured, dcfg, problem)
+    coils = problem.observation.coil_names
+    x_a = np.array(cal.a0, dtype=float)
+    g0 = initial_gains(model.base(x_a), data, gain)
+    names = ("a1", "a2", *gain_names(tuple(coils), gain))
+    info = {**measured.info, "gain": gain, "n_data": int(data.size)}
+    return DataFit(model, data.ravel(), names, np.concatenate([x_a, g0]), info, resolved,
+                   problem, cal)
+
+
+def _data_model(op, measured, dcfg, problem):
+    K, L, N = op.data_shape
+    scale = 1.0 / problem.units.time if problem.units is not None else 1.0
+    if isinstance(measured, MeasuredSpectra):
+        if measured.channels != L:
+            raise ConfigError(f"coil: the file has {measured.channels} receive channels, the "
+                              f"config {L} [[coil]] tables (one per channel, file order)")
+        if measured.bins.max() >= N / 2:
+            raise ConfigError(f"time.n_t: the model's {N} steps do not resolve the highest "
+                              f"selected bin {measured.bins.max()} ({measured.freqs.max():.6g} "
+                              f"Hz); need n_t > {2 * measured.bins.max() + 1} or a lower f_max")
+        rows = dft_rows(measured.bins, N, measured.n_window)
+        return DataModel(op, rows, dcfg.gain, scale), measured.data, dcfg.gain
+    if measured.data.shape[1] != L:
+        raise ConfigError(f"coil: the signals file has {measured.data.shape[1]} coils, the "
+                          f"config {L} [[coil]] tables")
+    gain = "real" if dcfg.gain == "complex" else dcfg.gain
+    t = measured.times
+    if problem.units is not None:
+        t = problem.units.to_dimensionless_time(t)
+    grid = problem.grid
+    t_mid = 0.5 * (grid.times[1:] + grid.times[:-1])
+    rows = interpolation_rows(np.asarray(t, dtype=float), t_mid)
+    return DataModel(op, rows, gain, 1.0), measured.data.sum(axis=0), gain
+
+
+def fit_data(fit: DataFit) -> tuple[dict, dict]:
+    """Fit, then the uncertainty; returns ``(summary, history)``."""
+    comm = fit.problem.solver.comm
+    comm.Barrier()
+    t0 = time.perf_counter()
+    model, data = fit.model, fit.data
+    floor = _scales(fit.x0, fit.model.gain)
+    hist = {"iteration": [], "residual_norm": [], "a1": [], "a2": []}
+
+    def record(rec):
+        hist["iteration"].append(rec["iteration"])
+        hist["residual_norm"].append(rec["residual_norm"])
+        hist["a1"].append(rec["x"][0])
+        hist["a2"].append(rec["x"][1])
+
+    res = least_squares_fit(lambda x: model(x) - data, model.jacobian, fit.x0,
+                            max_iter=fit.cal.max_iter, floor=floor, callback=record,
+                            initial_callback=True)
+    seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+    scale = _scales(res.x, fit.model.gain)
+    unc = fisher_uncertainty(res.jacobian, res.residual, res.x, fit.names,
+                             rcond=fit.cal.rcond, rel_width=fit.cal.rel_width, scale=scale)
+    summary = {"method": "gauss_newton", "iterations": res.iterations, "reason": res.reason,
+               "seconds": seconds, **dict(model.op.counters), "a0": list(fit.cal.a0),
+               "a1": float(res.x[0]), "a2": float(res.x[1]),
+               "gains": res.x[2:].tolist(), "parameter_names": list(fit.names),
+               "r_obs": float(np.linalg.norm(res.residual) / np.linalg.norm(data)),
+               "mpi_size": comm.size, "data": fit.info, "resolved": fit.resolved}
+    summary.update(_uncertainty_records(unc))
+    units = fit.problem.units
+    if units is not None and res.x[1] < 0:
+        summary["physical"] = _physical(unc, units).to_json()
+    return summary, hist
+
+
+def _scales(x: np.ndarray, gain: str) -> np.ndarray:
+    """Parameter scales: ``max(|a_j|, 0.1 max|a|)`` for (a1, a2); ``|g_l|`` for both parts of a
+    complex gain (a real or imaginary part near 0 is measured against the gain's size)."""
+    out = np.abs(np.asarray(x, dtype=float)).copy()
+    out[:2] = _a_floor(x[:2])
+    if gain == "complex":
+        mag = np.hypot(x[2::2], x[3::2])
+        out[2::2], out[3::2] = mag, mag
+    return np.maximum(out, 1e-300)
+
+
+def _a_floor(a: np.ndarray) -> np.ndarray:
+    a = np.abs(np.asarray(a, dtype=float))
+    top = float(a.max()) if a.max() > 0 else 10.0
+    return np.maximum(a, 0.1 * top)
+
+
+def _uncertainty_records(unc) -> dict:
+    data = unc.to_json()
+    recs = data["parameters"]
+    return {"stderr": [r["stderr"] for r in recs], "ci95_low": [r["ci95_low"] for r in recs],
+            "ci95_high": [r["ci95_high"] for r in recs],
+            "identified": [r["identified"] for r in recs], "correlation": data["correlation"],
+            "uncertainty": data}
+
+
+def _physical(unc, units):
+    """``alpha_D = -a1/a2``, ``gamma = -1/(a2 t_ref B_ref)`` (gains do not enter)."""
+    tb, p = units.time * units.field, unc.estimate.size
+
+    def func(x):
+        return np.array([-x[0] / x[1], -1.0 / (x[1] * tb)])
+
+    def jac(x):
+        g = np.zeros((2, p))
+        g[0, :2] = [-1.0 / x[1], x[0] / x[1] ** 2]
+        g[1, 1] = 1.0 / (x[1] ** 2 * tb)
+        return g
+
+    return propagate(unc, func, jac, ("alpha_D", "gamma"))
+
+
+def run_data(cfg: Config, cal, report) -> dict:
+    """The ``calibrate`` job on a measured file (``report``: prints/warns the uncertainty)."""
+    comm = MPI.COMM_WORLD
+    fit = setup_data(cfg, cal, comm)
+    summary, hist = fit_data(fit)
+    fit.problem.destroy()
+    summary["job"] = "calibrate"
+    out = cfg.run_dir
+    if comm.rank == 0:
+        write_resolved_config(cfg, out, {"calibrate": cal, "data": {
+            **dataclasses.asdict(section(cfg, "data", DataConfig)),
+            "resolved": fit.resolved}})
+    write_json(out / "history.json", hist, comm)
+    write_json(out / "summary.json", summary, comm)
+    report(summary, comm)
+    if cfg.output.plots:
+        _plot_fit(fit, summary, out, comm)
+    get_logger(comm=comm).info(
+        "calibrate (data %s): a = (%.6g, %.6g), %d its, %.2f s, r_obs %.3g -> %s",
+        fit.info["format"], summary["a1"], summary["a2"], summary["iterations"],
+        summary["seconds"], summary["r_obs"], out)
+    return summary
+
+
+def _plot_fit(fit: DataFit, summary: dict, out, comm) -> None:
+    from llgfem.io.plots import plot_series
+
+    x = np.array([summary["a1"], summary["a2"], *summary["gains"]])
+    model = fit.model(x).reshape(fit.model.channels, -1)  # collective
+    data = fit.data.reshape(fit.model.channels, -1)
+    axis = np.arange(data.shape[1], dtype=float)
+    series = {}
+    for l, name in enumerate(fit.problem.observation.coil_names):  # noqa: E741
+        series[f"|data| {name}"] = np.abs(data[l])
+        series[f"|model| {name}"] = np.abs(model[l])
+    plot_series(out / "plots" / "data_fit.png", axis, series, xlabel="selected bin / sample",
+                ylabel="magnitude", logy=bool(np.iscomplexobj(data)),
+                title="measured vs fitted", comm=comm)
+
