@@ -1,6 +1,6 @@
 """Sweep bad inputs over the demo configs and count how ``llgfem`` ends (issue 12).
 
-Two phases:
+Phases:
 
 ``validate`` (in-process, every mutation of :mod:`tests/fuzz/fuzz_mutations`): each demo config
 x each table it reads x each key x {misspelt, unknown, wrong type, NaN, inf, negative, zero,
@@ -10,15 +10,19 @@ other exception).  A mutation that must be refused but is accepted is ``silent``
 
 ``run`` (subprocess ``llgfem run``, serially or under ``mpiexec -n N``, with a timeout): the
 refused mutations as ``--set`` overrides (a sample), override syntax errors, file faults
-(missing/corrupt mesh, dataset, model, basis, snapshots; unwritable output) and accepted
-mutations with fast settings.  Outcomes by exit status: ``clean`` (2 or 3, one line, no
-traceback), ``ok`` (0), ``internal`` (1), ``traceback`` (a Python traceback on stderr),
-``hang`` (timeout), ``messy`` (exit 2/3 with more than one line).
+(missing/corrupt mesh, dataset, model, basis, snapshots; unwritable output), accepted
+mutations with fast settings, and resumes of ``all_at_once``/``calibrate`` from damaged,
+foreign or other-rank-count checkpoint sets (must be refused: ``silent`` if resumed) and from
+an intact set (must resume: ``refused-valid`` otherwise).  Outcomes by exit status:
+``clean`` (2 or 3, one line, no traceback), ``ok`` (0), ``internal`` (1), ``traceback`` (a
+Python traceback on stderr), ``hang`` (timeout), ``messy`` (exit 2/3 with more than one line).
+``checkpoints`` runs only the checkpoint cases.
 
 Usage::
 
     .venv/bin/python tools/fuzz_cli.py validate
-    .venv/bin/python tools/fuzz_cli.py run --np 2 --timeout 120 --limit 200 --jobs 1
+    .venv/bin/python tools/fuzz_cli.py run --np 2 --timeout 150 --limit 100
+    .venv/bin/python tools/fuzz_cli.py checkpoints --np 2
 """
 
 from __future__ import annotations
@@ -60,6 +64,19 @@ FAST = {
     "surrogate_predict": ["time.n_t=5"],
     "surrogate_kernel": ["time.n_t=11", "dataset.n_fields=6"],  # n_t > kernel.nu = 5
 }
+
+# per demo config, after FAST (the 3-D calibration takes > 400 s serially with FAST alone;
+# one SP4 field is a magnum.np run)
+FAST_CONFIG = {
+    "calibrate_scanner3d": ["time.T=0.25", "time.n_t=6", "calibrate.max_iter=1"],
+    "surrogate_sp4_generate": ["sp4.n_fields=1", "sp4.max_fields=1"],
+}
+
+
+def fast_settings(config: str | Path) -> list[str]:
+    """The ``--set`` overrides that make a run of demo ``config`` end quickly."""
+    path = Path(config)
+    return [*FAST.get(_kind(path), []), *FAST_CONFIG.get(path.stem, [])]
 
 
 def _named(message: str, m: Mutation) -> bool:
@@ -188,6 +205,72 @@ def _run_case(args: list[str], np_: int, timeout: float, out: Path) -> dict:
             "seconds": round(time.monotonic() - t0, 1), "stderr": err.strip()[-400:]}
 
 
+#: jobs that checkpoint: fast settings of the first run, the resume key, a changed problem
+CHECKPOINT_JOBS = {
+    "aao_test3": (["time.n_t=11", "aao.max_iter=4", "aao.checkpoint_every=2"], "aao",
+                  "aao.mu=100.0"),
+    "calibrate_test2": (["time.n_t=21", "calibrate.max_iter=4", "calibrate.checkpoint_every=2"],
+                        "calibrate", "calibrate.mu=0.5"),
+}
+
+
+def _damage_checkpoint(folder: Path, how: str, np_: int) -> None:
+    """Damage the checkpoint set under ``folder`` (``how``: see :func:`_checkpoint_cases`)."""
+    (ckdir,) = {f.parent for f in folder.rglob("*.manifest.json")}
+    manifest = next(ckdir.glob("*.manifest.json"))
+    last = np_ - 1
+    npz, meta = next(ckdir.glob(f"*.rank{last}.npz")), next(ckdir.glob(f"*.rank{last}.json"))
+    if how == "manifest-truncated":
+        manifest.write_bytes(manifest.read_bytes()[: manifest.stat().st_size // 2])
+    elif how == "manifest-missing":
+        manifest.unlink()
+    elif how == "npz-truncated":
+        npz.write_bytes(npz.read_bytes()[: npz.stat().st_size // 2])
+    elif how == "npz-bitflip":
+        data = bytearray(npz.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        npz.write_bytes(bytes(data))
+    elif how == "json-garbage":
+        meta.write_text("{not json")
+    elif how == "rank-files-missing":
+        npz.unlink()
+        meta.unlink()
+    elif how == "torn":  # the last rank claims an earlier iteration (valid JSON)
+        d = json.loads(meta.read_text())
+        d["iteration"] = int(d.get("iteration", 2)) - 2
+        meta.write_text(json.dumps(d))
+
+
+def _checkpoint_cases(tmp: Path, np_: int, timeout: float) -> list[dict]:
+    """Resume runs from damaged, foreign or other-rank-count checkpoint sets (each refused
+    with exit 2 on every rank) and from an intact set (resumed, exit 0)."""
+    import shutil
+
+    cases = []
+    for name, (sets, table, changed) in CHECKPOINT_JOBS.items():
+        config = str(ROOT / "demos" / "configs" / f"{name}.toml")
+        base = tmp / f"ck-{name}"
+        first = _run_case([config, *sets], np_, timeout, base)
+        if first["outcome"] != "ok":
+            cases.append({**first, "case": f"checkpoint:{name}:first-run", "expect": "ok"})
+            continue
+        resume = [*sets, f"{table}.resume=true", f"{table}.max_iter=6"]
+        damages = ["manifest-truncated", "manifest-missing", "npz-truncated", "npz-bitflip",
+                   "json-garbage", "rank-files-missing", "torn"]
+        runs = [(d, resume, np_, "clean") for d in damages]
+        runs += [("foreign-problem", [*resume, changed], np_, "clean"),
+                 ("other-rank-count", resume, 1 if np_ > 1 else 2, "clean"),
+                 ("intact", resume, np_, "ok")]
+        for how, args, n, expect in runs:
+            out = tmp / f"ck-{name}-{how}"
+            shutil.copytree(base, out)
+            if how in damages:
+                _damage_checkpoint(out, how, np_)
+            res = _run_case([config, *args], n, timeout, out)
+            cases.append({**res, "case": f"checkpoint:{name}:{how} (np {n})", "expect": expect})
+    return cases
+
+
 def phase_run(np_: int, timeout: float, limit: int, seed: int) -> dict:
     """Run a sample of refused mutations, the file faults and accepted mutations."""
     rng = random.Random(seed)
@@ -207,14 +290,21 @@ def phase_run(np_: int, timeout: float, limit: int, seed: int) -> dict:
         for m, s in refused[: limit // 2]:
             cases.append((m.label, [m.config], [s], m.table))
         for m, s in accepted[: limit - limit // 2]:
-            cases.append((m.label, [m.config], [*FAST.get(_kind(Path(m.config)), []), s],
-                          m.table))
+            cases.append((m.label, [m.config], [*fast_settings(m.config), s], m.table))
         for i, (label, args, sets, table) in enumerate(cases):
             res = _classify(_run_case([*args, *sets], np_, timeout, tmp / f"out{i}"), table)
             res["case"] = label
             counts[res["outcome"]] += 1
             results.append(res)
             print(f"[{i + 1}/{len(cases)}] {res['outcome']:9s} {label}", flush=True)
+        for res in _checkpoint_cases(tmp, np_, timeout):
+            if res["outcome"] == "ok" and res["expect"] != "ok":
+                res["outcome"] = "silent"  # a damaged/foreign set was resumed
+            elif res["outcome"] == "clean" and res["expect"] == "ok":
+                res["outcome"] = "refused-valid"
+            counts[res["outcome"]] += 1
+            results.append(res)
+            print(f"[ckpt] {res['outcome']:9s} {res['case']}", flush=True)
     return {"tried": len(results), "np": np_, "counts": dict(counts),
             "not_clean": [r for r in results if r["outcome"] not in ("clean", "ok")],
             "clean_messages": [(r["case"], r["stderr"][-200:]) for r in results
@@ -224,7 +314,7 @@ def phase_run(np_: int, timeout: float, limit: int, seed: int) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("phase", choices=["validate", "run"])
+    p.add_argument("phase", choices=["validate", "run", "checkpoints"])
     p.add_argument("--np", type=int, default=1)
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--limit", type=int, default=100)
@@ -233,6 +323,11 @@ def main() -> None:
     a = p.parse_args()
     if a.phase == "validate":
         report = phase_validate()
+    elif a.phase == "checkpoints":
+        with tempfile.TemporaryDirectory(prefix="llgfem-fuzz-") as tmpdir:
+            cases = _checkpoint_cases(Path(tmpdir), a.np, a.timeout)
+        report = {"tried": len(cases), "np": a.np, "cases": [
+            (c["case"], c["expect"], c["outcome"], c.get("stderr", "")[-200:]) for c in cases]}
     else:
         report = phase_run(a.np, a.timeout, a.limit, a.seed)
     text = json.dumps(report, indent=1, default=str)

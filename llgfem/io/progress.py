@@ -36,11 +36,25 @@ def progress(iterable: Iterable, total: int | None = None, desc: str = "",
                 disable=not sys.stderr.isatty())
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """A stream handler writing to the *current* ``sys.stdout`` (in-process callers such as
+    tests may replace it between runs; a handler bound to the first one would write into a
+    closed stream)."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it
+        pass
+
+
 def get_logger(name: str = "llgfem", comm: MPI.Comm = MPI.COMM_WORLD) -> logging.Logger:
     """A logger that prints INFO on rank 0 and only errors on the other ranks."""
     logger = logging.getLogger(name)
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
+        handler = _StdoutHandler()
         handler.setFormatter(logging.Formatter("[llgfem] %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False

@@ -200,6 +200,10 @@ class FEMDatasetSpec:
             raise ConfigError(f"{where}.initial: {self.initial!r} is not uniform or nonuniform")
         if self.exchange <= 0:
             raise ConfigError(f"{where}.exchange: must be > 0, got {self.exchange}")
+        d = np.asarray(self.initial_direction, dtype=float)
+        if not (np.all(np.isfinite(d)) and np.abs(d).max() > 0):
+            raise ConfigError(f"{where}.initial_direction: must be a finite non-zero vector, "
+                              f"got {list(self.initial_direction)}")
 
     def sample_tags(self) -> np.ndarray:
         """``(n, 2)`` samples ``(|h|, angle in degrees)``, uniform in the ranges (seeded)."""

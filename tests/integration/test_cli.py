@@ -174,3 +174,37 @@ def test_all_at_once_logs_every_iteration_and_plots_reference_lines(mpi_tmp_path
     for kw in calls.values():
         assert kw["xlabel"], kw
         assert kw["ylabel"], kw
+
+
+@pytest.mark.skip_in_parallel
+@pytest.mark.parametrize(("first", "second"), [(1, 2), (2, 1)])
+def test_resume_on_another_rank_count_is_refused_on_every_rank(tmp_path, capsys, first, second):
+    """A checkpoint set written by ``first`` ranks, resumed on ``second``: exit 2, one line
+    naming both counts, no traceback (the set is per rank; it is not re-partitioned)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cfg = str(Path(__file__).resolve().parents[2] / "demos" / "configs" / "aao_test3.toml")
+    sets = ["time.n_t=11", "aao.max_iter=4", "aao.checkpoint_every=2"]
+    binary = Path(sys.executable).parent
+
+    def run(n, extra=()):
+        args = ["run", cfg, "-o", str(tmp_path)]
+        for s in [*sets, *extra]:
+            args += ["--set", s]
+        if n == 1:
+            return main(args), capsys.readouterr().err
+        proc = subprocess.run([str(binary / "mpiexec"), "-n", str(n), str(binary / "llgfem"),
+                               *args], capture_output=True, text=True, timeout=180)
+        return proc.returncode, proc.stderr
+
+    code, err = run(first)
+    assert code == 0, err
+    assert (tmp_path / "aao_test3" / "checkpoint" / "aao.manifest.json").exists()
+    code, err = run(second, ["aao.resume=true", "aao.max_iter=6"])
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert f"written by {first} ranks, resuming with {second}" in lines[0], err
