@@ -30,8 +30,10 @@ __all__ = [
     "create_vector_space",
     "function_to_array",
     "global_dot",
+    "LevelErrors",
     "interpolate_levels",
     "l2_errors_levels",
+    "level_errors",
     "n_owned",
 ]
 
@@ -113,6 +115,93 @@ def global_dot(comm: MPI.Comm, a: np.ndarray, b: np.ndarray) -> float:
     return comm.allreduce(local, op=MPI.SUM)
 
 
+class LevelErrors:
+    """Squared L2(Omega) errors ``|u_i - u(t_i)|^2`` of P1 trajectories against one exact
+    solution at fixed times, with everything that does not depend on ``u`` computed once.
+
+    With the quadrature ``Q`` of degree ``2 + degree_raise``, ``p_i`` the ``Q``-L2 projection of
+    ``u(t_i)`` onto the space (``M p_i = b_i``, ``b_i = Q(u(t_i) . phi)``) and
+    ``c_i = Q(|p_i - u(t_i)|^2)``::
+
+        Q(|v - u(t_i)|^2) = (v - p_i)^T M (v - p_i) + c_i       for every v in the space,
+
+    exactly (the cross term ``(v - p_i)^T (M p_i - b_i)`` vanishes), so a call costs one mass
+    product per level; both parts are non-negative (no cancellation as ``v -> u(t_i)``).
+
+    Args:
+        V: the space of the trajectories.
+        exact: ``exact(x, t)`` -> UFL expression (``t`` a :class:`dolfinx.fem.Constant`).
+        times: the time of each row.
+        degree_raise: extra quadrature degree for the exact solution.
+    """
+
+    def __init__(self, V, exact, times: np.ndarray, degree_raise: int = 3):
+        import ufl
+        from dolfinx.fem.petsc import assemble_matrix
+
+        from llgfem.solvers.linear import LinearSolver
+
+        mesh = V.mesh
+        self.comm, self.n = mesh.comm, n_owned(V)
+        dx = ufl.dx(metadata={"quadrature_degree": 2 + degree_raise})
+        t = fem.Constant(mesh, 0.0)
+        u_exact = exact(ufl.SpatialCoordinate(mesh), t)
+        v, w = ufl.TestFunction(V), ufl.TrialFunction(V)
+        self.M = assemble_matrix(fem.form(ufl.inner(w, v) * dx))
+        self.M.assemble()
+        self._x, self._y = self.M.createVecs()
+        load = fem.form(ufl.inner(u_exact, v) * dx)
+        p = fem.Function(V)
+        e = p - u_exact
+        rest = fem.form(ufl.inner(e, e) * dx)
+        mass = LinearSolver(self.M, "llgfem_level_errors_mass_", "direct")
+        self.P = np.empty((len(times), self.n))
+        self.c = np.empty(len(times))
+        for i, ti in enumerate(times):
+            t.value = ti
+            mass.solve_array(_owned_load(load, self.n), self.P[i])
+            array_to_function(self.P[i], p)
+            self.c[i] = self.comm.allreduce(fem.assemble_scalar(rest), op=MPI.SUM)
+        mass.destroy()
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        """Global squared errors of ``values`` ``(len(times), n_owned)``, one per row."""
+        d = np.asarray(values)[:, : self.n] - self.P
+        local = np.empty(len(d))
+        for i, row in enumerate(d):
+            self._x.array[:] = row
+            self.M.mult(self._x, self._y)
+            local[i] = float(np.einsum("i,i->", row, self._y.array))
+        return self.comm.allreduce(local, op=MPI.SUM) + self.c
+
+    def destroy(self) -> None:
+        for obj in (self.M, self._x, self._y):
+            obj.destroy()
+
+
+def _owned_load(form: fem.Form, n: int) -> np.ndarray:
+    from dolfinx.la import InsertMode
+
+    b = fem.assemble_vector(form)
+    b.scatter_reverse(InsertMode.add)
+    return b.array[:n].copy()
+
+
+_LEVEL_ERRORS_CACHE = 8  # LevelErrors kept per space (least recently built dropped first)
+
+
+def level_errors(V, exact, times: np.ndarray, degree_raise: int = 3) -> LevelErrors:
+    """The :class:`LevelErrors` of ``(V, exact, times, degree_raise)``, built on first use and
+    cached on ``V`` (the key holds ``exact`` itself: pass the same callable to reuse it)."""
+    cache = V.__dict__.setdefault("_llgfem_level_errors", {})
+    key = (exact, np.asarray(times, dtype=float).tobytes(), int(degree_raise))
+    if key not in cache:
+        if len(cache) >= _LEVEL_ERRORS_CACHE:
+            cache.pop(next(iter(cache))).destroy()
+        cache[key] = LevelErrors(V, exact, np.asarray(times, dtype=float), degree_raise)
+    return cache[key]
+
+
 def l2_errors_levels(V, values: np.ndarray, exact, times: np.ndarray,
                      degree_raise: int = 3) -> np.ndarray:
     """Squared L2(Omega) errors ``|u_i - u(t_i)|^2`` of a trajectory at every level.
@@ -126,18 +215,7 @@ def l2_errors_levels(V, values: np.ndarray, exact, times: np.ndarray,
         degree_raise: extra quadrature degree for the exact solution.
 
     Returns:
-        Global squared errors, one per level (identical on all ranks).
+        Global squared errors, one per level (identical on all ranks).  Computed by the cached
+        :class:`LevelErrors` of ``(V, exact, times, degree_raise)`` (collective on first use).
     """
-    import ufl
-
-    mesh = V.mesh
-    t = fem.Constant(mesh, 0.0)
-    uh = fem.Function(V)
-    e = uh - exact(ufl.SpatialCoordinate(mesh), t)
-    form = fem.form(ufl.inner(e, e) * ufl.dx(metadata={"quadrature_degree": 2 + degree_raise}))
-    out = np.empty(len(times))
-    for i, ti in enumerate(times):
-        t.value = ti
-        array_to_function(values[i], uh)
-        out[i] = mesh.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM)
-    return out
+    return level_errors(V, exact, times, degree_raise)(values)
