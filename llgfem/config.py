@@ -58,6 +58,7 @@ __all__ = [
     "OutputConfig",
     "TimeConfig",
     "config_to_dict",
+    "dumps_toml",
     "load_config",
     "parse_config",
     "parse_section",
@@ -491,7 +492,7 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
 
 
 def write_resolved_config(cfg: Config, run_dir: Path, resolved: dict[str, Any] | None = None):
-    """Write ``config.resolved.json`` (and ``.toml`` when tomli-w is available) into run_dir.
+    """Write ``config.resolved.json`` and ``config.resolved.toml`` into run_dir.
 
     Call on one rank only.  Every table the job reads is written with all its defaults filled
     in (tables absent from the file with their default values); ``resolved`` may add or
@@ -504,11 +505,53 @@ def write_resolved_config(cfg: Config, run_dir: Path, resolved: dict[str, Any] |
     for name, obj in (resolved or {}).items():
         data[name] = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
     (run_dir / "config.resolved.json").write_text(json.dumps(data, indent=2, default=list))
+    (run_dir / "config.resolved.toml").write_text(dumps_toml(_toml_safe(data)))
+
+
+def _toml_key(key: str) -> str:
+    return key if key and all(c.isalnum() or c in "_-" for c in key) else json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else
+                                                         ("inf" if value > 0 else "-inf"))
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON string escapes are TOML basic-string escapes
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}"
+                               for k, v in value.items()) + "}"
+    return json.dumps(str(value))
+
+
+def dumps_toml(data: dict[str, Any]) -> str:
+    """TOML text of a config dictionary (tables, arrays of tables, scalars, lists; nested
+    tables inline), read back by :func:`tomllib.loads` to the same data.  Uses ``tomli_w``
+    when it is installed (the ``dev`` extra), this writer otherwise."""
     try:
         import tomli_w
+
+        return tomli_w.dumps(data)
     except ImportError:
-        return
-    (run_dir / "config.resolved.toml").write_text(tomli_w.dumps(_toml_safe(data)))
+        pass
+    lines = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in data.items()
+             if not isinstance(v, dict) and not (isinstance(v, list) and v
+                                                 and all(isinstance(e, dict) for e in v))]
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines += ["", f"[{_toml_key(key)}]"]
+            lines += [f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items()]
+        elif isinstance(value, list) and value and all(isinstance(e, dict) for e in value):
+            for entry in value:
+                lines += ["", f"[[{_toml_key(key)}]]"]
+                lines += [f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in entry.items()]
+    return "\n".join(lines).lstrip("\n") + "\n"
 
 
 def _resolved_tables(cfg: Config) -> dict[str, Any]:

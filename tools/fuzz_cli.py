@@ -65,12 +65,13 @@ FAST = {
     "surrogate_kernel": ["time.n_t=11", "dataset.n_fields=6"],  # n_t > kernel.nu = 5
 }
 
-# per demo config, after FAST (the 3-D calibration takes > 400 s serially with FAST alone;
-# one SP4 field is a magnum.np run)
+# per demo config, after FAST (the 3-D calibration takes > 400 s serially with FAST alone)
 FAST_CONFIG = {
     "calibrate_scanner3d": ["time.T=0.25", "time.n_t=6", "calibrate.max_iter=1"],
-    "surrogate_sp4_generate": ["sp4.n_fields=1", "sp4.max_fields=1"],
 }
+#: accepted mutations of these configs are not run: one SP4 field is a magnum.np relaxation
+#: plus a 1 ns run (2-5 min under load; tests/unit/surrogates/test_surrogate_sp4.py, slow)
+NOT_RUN = ("surrogate_sp4_generate",)
 
 
 def fast_settings(config: str | Path) -> list[str]:
@@ -279,6 +280,8 @@ def phase_run(np_: int, timeout: float, limit: int, seed: int) -> dict:
         for m in mutations(path):
             s = as_override(m)
             if s is None:
+                continue
+            if m.expect == "any" and Path(m.config).stem in NOT_RUN:
                 continue
             (accepted if m.expect == "any" else refused).append((m, s))
     rng.shuffle(refused)

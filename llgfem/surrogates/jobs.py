@@ -178,8 +178,17 @@ def _predict(cfg: Config, job: SurrogateJobConfig, model: KernelSurrogate,
         summary["speedup_vs_solver"] = solver / summary["predict_seconds_per_trajectory"]
     if cfg.output.plots and job.plot_fields and MPI.COMM_WORLD.rank == 0:
         png = cfg.run_dir / "plots" / "prediction.png"
-        plot_mean_magnetisation(png, test, pred, range(min(job.plot_fields, n)))
+        plot_mean_magnetisation(png, test, pred, range(min(job.plot_fields, n)),
+                                time_unit=_time_axis(test))
     return summary
+
+
+def _time_axis(data: TrajectoryDataset) -> tuple[str, float]:
+    """The plots' time axis: ns for the magnum.np (SP4, SI seconds) datasets, dimensionless
+    time for the FEM ones."""
+    if "sp4_magnumnp" in str(data.meta.get("generator", "")):
+        return "time t (ns)", 1e9
+    return "time t (dimensionless)", 1.0
 
 
 def run_job(cfg: Config) -> dict:
