@@ -25,6 +25,7 @@ Notation: b offset field [T], G gradient [T/m], r POD rank, κ leak shift (1/τ_
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +35,7 @@ from llgfem.brownneel.lissajous import (
     LissajousDrive,
     LissajousModel,
     LissajousRun,
+    coefficients,
     offset_field,
     signal_nrmse,
 )
@@ -42,10 +44,12 @@ from llgfem.rom.parametric import (
     ParametricReductor,
     ParametricROM,
     greedy_selection,
+    integrate_rosenbrock,
 )
 
 __all__ = [
     "PositionTraining",
+    "coefficient_sampler",
     "compare",
     "mass_normalised",
     "reductor_for",
@@ -69,10 +73,51 @@ def _reduced_initial(model: LissajousModel, rom: ParametricROM, drive,
     return a0 / a1[0]
 
 
+def coefficient_sampler(model: LissajousModel, drive) -> Callable[[np.ndarray], np.ndarray]:
+    """Vectorised c_k(s), s = t/τ_N (ξ̇ per τ_N), with the shift coefficient κ = 0."""
+    tau = model.params.tau_n
+    if isinstance(drive, LissajousDrive):
+        return _lissajous_sampler(model, drive)
+
+    def coef(s: np.ndarray) -> np.ndarray:
+        xi, dxi = model.xi(drive, np.asarray(s) * tau)
+        return coefficients(model.table, xi, dxi * tau, np.zeros(xi.shape[0]))
+
+    return coef
+
+
+def _lissajous_sampler(model: LissajousModel, drive: LissajousDrive):
+    """The same c_k(s) with few array operations (the online stage calls it every step)."""
+    tau, cxi = model.params.tau_n, model.params.xi_per_tesla
+    amp, off = cxi * np.asarray(drive.amplitudes), cxi * np.asarray(drive.offset)
+    w, ph = 2 * np.pi * np.asarray(drive.frequencies) * tau, np.asarray(drive.phases)
+    pairs = [(a, b) for kind, a, b in model.table if kind == "xixi"]
+    ia, ib = np.array([p[0] for p in pairs], int), np.array([p[1] for p in pairs], int)
+    col = {"1": lambda a, b: 0, "xi": lambda a, b: 1 + a,
+           "xixi": lambda a, b: 4 + pairs.index((a, b)),
+           "dxi": lambda a, b: 4 + len(pairs) + a, "shift": lambda a, b: 7 + len(pairs)}
+    perm = np.array([col[kind](a, b) for kind, a, b in model.table])
+
+    def coef(s: np.ndarray) -> np.ndarray:
+        arg = np.multiply.outer(np.asarray(s, float), w) + ph
+        xi = off + amp * np.sin(arg)
+        n = xi.shape[0]
+        full = np.concatenate([np.ones((n, 1)), xi, xi[:, ia] * xi[:, ib],
+                               amp * w * np.cos(arg), np.zeros((n, 1))], axis=1)
+        return full[:, perm]
+
+    return coef
+
+
 def simulate_reduced(model: LissajousModel, rom: ParametricROM, drive: LissajousDrive,
                      t: np.ndarray, settings: TSSettings = TSSettings(),
-                     keep_states: bool = True) -> LissajousRun:
-    """Reduced run at the drive's offset (the FOM's PETSc TS on dense r × r matrices).
+                     keep_states: bool = True, method: str = "rosenbrock") -> LissajousRun:
+    """Reduced run at the drive's offset.
+
+    ``method="rosenbrock"`` (default): dense RODAS4 on the r × r terms that the drive activates
+    (``llgfem.rom.parametric.integrate_rosenbrock``; rtol/atol/max_steps from ``settings``,
+    states rescaled at every sample instead of a leak shift).  ``method="petsc"``: the FOM's
+    PETSc TS on dense matrices with the reduced leak shift κ(t) (the previous online stage).
 
     Args:
         model: the FOM (coefficients, quadrature).
@@ -81,7 +126,12 @@ def simulate_reduced(model: LissajousModel, rom: ParametricROM, drive: Lissajous
         t: output times [s].
         settings: integrator settings.
         keep_states: keep the reduced states.
+        method: ``rosenbrock`` or ``petsc``.
     """
+    if method == "rosenbrock":
+        return _simulate_rosenbrock(model, rom, drive, t, settings, keep_states)
+    if method != "petsc":
+        raise ValueError(f"method must be 'rosenbrock' or 'petsc', got {method!r}")
     model.check_drive(drive)
     t = np.asarray(t, float)
     t0 = time.perf_counter()
@@ -100,6 +150,29 @@ def simulate_reduced(model: LissajousModel, rom: ParametricROM, drive: Lissajous
     seconds = time.perf_counter() - t0
     return LissajousRun(t, m, dm, a1, seconds, res.steps, res.y if keep_states else None,
                         {**res.info, "integration_seconds": res.seconds, "rank": rom.rank})
+
+
+def _simulate_rosenbrock(model, rom, drive, t, settings, keep_states) -> LissajousRun:
+    model.check_drive(drive)
+    t = np.asarray(t, float)
+    t0 = time.perf_counter()
+    tau = model.params.tau_n
+    coef = coefficient_sampler(model, drive)
+    c = coef(t / tau)
+    active = np.flatnonzero(np.any(c != 0, axis=0))
+    a0 = _reduced_initial(model, rom, drive, float(t[0]))
+    res = integrate_rosenbrock([rom.matrices[k] for k in active],
+                               lambda s: coef(s)[:, active], a0, t / tau,
+                               rtol=settings.rtol, atol=settings.atol,
+                               max_steps=settings.max_steps)
+    adot = rom.rates(c, res.y)
+    xi, dxi = model.xi(drive, t)
+    m, dm, a1 = model.quad.moments(xi, rom.psi @ res.y, rom.psi @ adot / tau, dxi)
+    seconds = time.perf_counter() - t0
+    return LissajousRun(t, m, dm, a1, seconds, res.steps, res.y if keep_states else None,
+                        {"integration_seconds": res.seconds, "rank": rom.rank,
+                         "rejected": res.rejected, "terms": len(active),
+                         "log_scale": res.log_scale})
 
 
 def rom_indicator(model: LissajousModel, rom: ParametricROM, drive: LissajousDrive,
