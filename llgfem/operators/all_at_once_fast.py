@@ -89,7 +89,7 @@ def fast_path_reason(solver: LLGSolver) -> str | None:
     element = V.ufl_element()
     if V.dofmap.index_map_bs != 3 or element.embedded_superdegree != 1:
         return "space is not vector P1"
-    if mesh.topology.cell_type.name not in _SIMPLICES or mesh.geometry.cmap.degree != 1:
+    if mesh.topology.cell_type.name not in _SIMPLICES or mesh.geometry.cmaps[0].degree != 1:
         return "cells are not affine simplices"
     if V.dofmap.index_map.size_local > MAX_NODES:
         return f"more than {MAX_NODES} nodes (dense eigenbasis)"
@@ -142,7 +142,7 @@ class P1Tables:
         tdim = mesh.topology.dim
         phi = np.column_stack([1.0 - points.sum(axis=1), points])  # (nq, nv)
         dofs = np.asarray(V.dofmap.list, dtype=np.int64)  # (cells, nv) node (block) indices
-        x = mesh.geometry.x[np.asarray(mesh.geometry.dofmap, dtype=np.int64)]  # (c, nv, 3)
+        x = mesh.geometry.x[np.asarray(mesh.geometry.dofmaps[0], dtype=np.int64)]  # (c, nv, 3)
         gdim = mesh.geometry.dim
         J = (x[:, 1:, :gdim] - x[:, :1, :gdim]).transpose(0, 2, 1)  # (c, gdim, tdim)
         JtJ = np.einsum("cgi,cgj->cij", J, J)
