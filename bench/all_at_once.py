@@ -10,14 +10,23 @@ Writes ``outputs/bench/all_at_once.json`` with
 * ``test2_exact``: Test 2 with exact data, initial m = m0 (paper: 350 000 iterations, 79 000 s);
 * ``accelerated``: the same rows with Nesterov-accelerated Landweber.
 
+and ``outputs/bench/aao_cost.json`` (read by ``bench/scaling.py``): the cost per iteration of
+Table 1 Tests 1-3 (plain Landweber, 101 x 51 grid) -- ``aao_ms_per_iteration`` (wall clock of the
+whole solve, error checks every 10 iterations and rejected trial steps included),
+``aao_cpu_ms_per_iteration`` (process CPU time: the machine is shared, wall clock includes
+waiting for a core), ``aao_iterations``, ``aao_rel_error``, ``paper_iterations``, ``before``
+(the FFCx/PETSc path: the numbers of the previous bench run and a same-conditions sample of
+``FFCX_SAMPLE`` iterations), the load average and the 2 ms target.
+
 Every row prints the paper's number next to ours.  Usage: ``python bench/all_at_once.py``
-(``--quick`` for a smoke run with few iterations).
+(``--quick`` for a smoke run with few iterations, ``--cost`` for the cost file only).
 """
 
 import llgfem  # noqa: F401  (bootstraps the DOLFINx wheel)
 
 # isort: split
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,9 +36,19 @@ import numpy as np
 from mpi4py import MPI
 
 from llgfem.jobs.all_at_once import AAOConfig, build_problem, solve, summarise
+from llgfem.operators.all_at_once import AllAtOnceOperator
 
 OUT = Path("outputs/bench/all_at_once.json")
+COST = Path("outputs/bench/aao_cost.json")
 QUICK = "--quick" in sys.argv
+TARGET_MS = 2.0
+FFCX_SAMPLE = 20 if QUICK else 40  # iterations of the FFCx path timed for comparison
+# The previous bench run (FFCx/PETSc path, step by step; outputs/bench/all_at_once.json of
+# 20:32 UTC Nov 29 2026, measured under load, before the batched kernels; kept as
+# outputs/bench/all_at_once_before_fast.json): Table 1 Tests 1-3, plain Landweber.
+BEFORE = {"ms_per_iteration": [45.106, 57.004, 52.309], "iterations": [1140, 2600, 320],
+          "rel_error": [3.994287415645773e-3, 1.9965720611113446e-3, 1.0931126711498498e-2],
+          "source": "outputs/bench/all_at_once.json before the batched kernels (FFCx path)"}
 MAX_IT = 60 if QUICK else 4000
 PAPER_T3 = {0.1: (259, 0.0022, 0.0619, 0.292, 0.090), 0.05: (401, 0.0011, 0.0309, 0.125, 0.072),
             0.03: (564, 0.0007, 0.0186, 0.040, 0.062)}
@@ -40,12 +59,21 @@ def mesh():
     return dm.create_interval(MPI.COMM_WORLD, 100, [0.0, 2 * np.pi])
 
 
-def run(job: AAOConfig) -> dict:
+def run(job: AAOConfig, fast: bool | None = None) -> dict:
+    """Solve one configuration; ``fast=False`` forces the FFCx/PETSc path of the operator."""
     prob = build_problem(job, mesh())
-    t0 = time.perf_counter()
+    if fast is False:
+        F = prob["F"]
+        prob["F"] = AllAtOnceOperator(F.problem, F.heat, fast=False,
+                                      estimate_parameters=F.estimate_parameters,
+                                      param_weight=F.param_weight, model_weight=F.model_weight)
+    t0, c0 = time.perf_counter(), time.process_time()
     result, _ = solve(job, prob)
-    seconds = time.perf_counter() - t0
-    return summarise(job, prob, result, seconds)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    out = summarise(job, prob, result, seconds)
+    out["cpu_seconds_per_iteration"] = cpu / max(result.iterations, 1)
+    out["fast_path"] = prob["F"].fast is not None
+    return out
 
 
 def table1(method: str) -> list[dict]:
@@ -59,12 +87,15 @@ def table1(method: str) -> list[dict]:
         s = run(job)
         rows.append({"test": number, "method": method, "iterations": s["iterations"],
                      "rel_error": s["rel_error"], "seconds": s["seconds"],
-                     "seconds_per_iteration": s["seconds_per_iteration"], "reason": s["reason"],
+                     "seconds_per_iteration": s["seconds_per_iteration"],
+                     "cpu_seconds_per_iteration": s["cpu_seconds_per_iteration"],
+                     "fast_path": s["fast_path"], "reason": s["reason"],
                      "paper_iterations": paper["iterations"], "paper_rel_error": paper["rel_error"],
                      "paper_seconds": paper["seconds"],
                      "paper_seconds_per_iteration": paper["seconds"] / paper["iterations"]})
         print(f"Table 1 Test {number} ({method}): {s['iterations']} it, error {s['rel_error']:.2e}"
-              f", {s['seconds']:.1f} s ({1e3 * s['seconds_per_iteration']:.1f} ms/it)   paper: "
+              f", {s['seconds']:.1f} s ({1e3 * s['seconds_per_iteration']:.3f} ms/it wall, "
+              f"{1e3 * s['cpu_seconds_per_iteration']:.3f} cpu)   paper: "
               f"{paper['iterations']} it, {paper['rel_error']}, {paper['seconds']} s")
     return rows
 
@@ -105,7 +136,54 @@ def test2_exact(method: str) -> dict:
             "paper_iterations": 350000, "paper_seconds": 79000}
 
 
+def ffcx_sample() -> dict:
+    """ms per iteration of the FFCx/PETSc path, ``FFCX_SAMPLE`` iterations of each test, now."""
+    wall, cpu = [], []
+    for number in (1, 2, 3):
+        job = AAOConfig(case=f"paper{number}", method="landweber", mu=TABLE1_MU[number],
+                        max_iter=FFCX_SAMPLE, error_every=10)
+        s = run(job, fast=False)
+        wall.append(1e3 * s["seconds_per_iteration"])
+        cpu.append(1e3 * s["cpu_seconds_per_iteration"])
+    print(f"FFCx path ({FFCX_SAMPLE} it): wall {wall} ms/it, cpu {cpu} ms/it")
+    return {"iterations_timed": FFCX_SAMPLE, "ms_per_iteration": wall,
+            "cpu_ms_per_iteration": cpu}
+
+
+def cost(rows: list[dict]) -> dict:
+    """The ``aao_cost.json`` record of Table 1 rows (plain Landweber, fast path)."""
+    wall = [1e3 * r["seconds_per_iteration"] for r in rows]
+    cpu = [1e3 * r["cpu_seconds_per_iteration"] for r in rows]
+    worst = max(wall)
+    return {
+        "aao_ms_per_iteration": wall, "aao_cpu_ms_per_iteration": cpu,
+        "aao_iterations": [r["iterations"] for r in rows],
+        "aao_rel_error": [r["rel_error"] for r in rows],
+        "paper_iterations": [r["paper_iterations"] for r in rows],
+        "fast_path": [r["fast_path"] for r in rows],
+        "target_ms_per_iteration": TARGET_MS, "target_met": bool(worst <= TARGET_MS),
+        "worst_over_target": worst / TARGET_MS,
+        "before": {**BEFORE, "ffcx_path_same_run": ffcx_sample()},
+        "load_average": list(os.getloadavg()), "cpu_count": os.cpu_count(),
+        "grid": "101 points x 51 levels (paper 001/002 Table 1), serial",
+        "timing": "wall clock of solve() / iterations, including the relative-error check "
+                  "every 10 iterations and rejected trial steps; cpu = process CPU time",
+    }
+
+
+def write_cost(rows: list[dict]) -> None:
+    record = cost(rows)
+    if MPI.COMM_WORLD.rank == 0:
+        COST.parent.mkdir(parents=True, exist_ok=True)
+        COST.write_text(json.dumps(record, indent=2, default=float) + "\n")
+        print(f"wrote {COST}: {record['aao_ms_per_iteration']} ms/it (wall), "
+              f"{record['aao_cpu_ms_per_iteration']} ms/it (cpu)")
+
+
 def main() -> None:
+    if "--cost" in sys.argv:
+        write_cost(table1("landweber"))
+        return
     result = {"settings": {"table3": TABLE3, "max_iterations": MAX_IT,
                            "noise": "y + delta |y| U(-1, 1) per sample, seed 0",
                            "e_a": "absolute error |a - a_true| (paper: e_alpha := |alpha - "
@@ -118,6 +196,7 @@ def main() -> None:
         OUT.parent.mkdir(parents=True, exist_ok=True)
         OUT.write_text(json.dumps(result, indent=2, default=float) + "\n")
         print(f"wrote {OUT}")
+    write_cost(result["table1"])
 
 
 if __name__ == "__main__":
