@@ -4,14 +4,15 @@ LLG case: the fine model demos/data/ffp_llg_fine.toml (64 cells, 1600 Bartels-Pr
 period, physical FFP scan through zero field) is simulated once; for every seed a noisy MDF
 measurement (2 % noise per frame, 4 foreground + 2 background frames, drive feed-through) is
 written and fitted by the ``calibrate`` data path with the coarse model of
-demos/configs/calibrate_mdf.toml (32 cells, 200 steps; complex gain per channel); each record
+demos/configs/calibrate_mdf.toml (32 cells, 400 steps; complex gain per channel); each record
 holds the estimates of (a1, a2), their standard errors and 95 % intervals and whether the
 truth is covered.  ``table3_a2_identified`` runs the paper's Table 3 setting
 (demos/configs/calibrate_test3.toml: one number per coil, a~ = 1) and reports the computed
 identifiability of a2.  Brown-Neel cases come from
 ``llgfem.brownneel.calibrate_data.bench_cases(seeds)`` when that module exists.
 
-    nice -n 10 .venv/bin/python bench/calibrate_data.py [--seeds 10] [--model-nt 201]
+    nice -n 10 .venv/bin/python bench/calibrate_data.py [--seeds 10] [--model-nt 401]
+        [--skip-bn] [--reuse-llg]
 """
 
 from __future__ import annotations
@@ -118,12 +119,17 @@ def coverage(cases: list[dict]) -> float:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--model-nt", type=int, default=201)
+    ap.add_argument("--model-nt", type=int, default=401)
     ap.add_argument("--model-n", type=int, default=32)
     ap.add_argument("--skip-bn", action="store_true")
+    ap.add_argument("--reuse-llg", action="store_true",
+                    help="take the LLG cases from the existing JSON (e.g. to add Brown-Neel)")
     args = ap.parse_args(argv)
     comm = MPI.COMM_WORLD
-    llg = llg_cases(args.seeds, args.model_nt, args.model_n, comm)
+    if args.reuse_llg:
+        llg = [c for c in json.loads(OUT.read_text())["cases"] if c["model"] == "llg"]
+    else:
+        llg = llg_cases(args.seeds, args.model_nt, args.model_n, comm)
     t3, t3_info = table3_identified(comm)
     bn, bn_note = ([], "skipped (--skip-bn)") if args.skip_bn else brown_neel_cases(args.seeds)
     cases = llg + bn

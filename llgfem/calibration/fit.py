@@ -7,8 +7,9 @@ Gauss--Newton step in column-scaled variables (scale :math:`s_j = \max(|x_j|, \m
            x \leftarrow x + S d_s,
 
 accepted when :math:`\Phi` decreases (then :math:`\lambda \leftarrow \lambda / 3`), else
-:math:`\lambda \leftarrow 4 \lambda` and retried.  It stops when the relative decrease of
-:math:`\Phi` and the scaled step are below ``tol``, or after ``max_iter`` accepted steps.  Unlike
+:math:`\lambda \leftarrow 4 \lambda` and retried.  It stops when the scaled step is below
+``xtol``, or the relative decrease of :math:`\Phi` is below ``tol`` with a scaled step below
+``sqrt(tol)``, or after ``max_iter`` accepted steps.  Unlike
 the regularising drivers of :mod:`llgfem.regularisation` (stopped early by the discrepancy
 principle) it converges to the least-squares point, where the Fisher-information intervals of
 :mod:`llgfem.calibration.uncertainty` apply.  Directions the data do not determine have
@@ -61,8 +62,9 @@ def _step(jac: np.ndarray, res: np.ndarray, scale: np.ndarray, lam: float) -> np
 
 def least_squares_fit(residual: Callable[[np.ndarray], np.ndarray],
                       jacobian: Callable[[np.ndarray], np.ndarray], x0: Sequence[float], *,
-                      max_iter: int = 30, tol: float = 1e-10, lam0: float = 1e-3,
-                      floor: Sequence[float] | float = 1.0, max_retries: int = 12,
+                      max_iter: int = 30, tol: float = 1e-10, xtol: float = 1e-9,
+                      lam0: float = 1e-3, floor: Sequence[float] | float = 1.0,
+                      max_retries: int = 8,
                       callback: Callable[[dict], None] | None = None,
                       initial_callback: bool = False) -> FitResult:
     """Levenberg--Marquardt with the exact Jacobian (module docstring).
@@ -72,7 +74,9 @@ def least_squares_fit(residual: Callable[[np.ndarray], np.ndarray],
         jacobian: ``J(x)``, shape ``(n, p)``.
         x0: Start.
         max_iter: Maximal accepted steps.
-        tol: Stop when the relative decrease of ``||r||^2`` and the scaled step are below it.
+        tol: Stop when the relative decrease of ``||r||^2`` is below it and the scaled step
+            below its square root.
+        xtol: Stop when the scaled step ``max_j |dx_j| / s_j`` is below it.
         lam0: Initial damping.
         floor: Lower bound of the column scales (a parameter near 0 is scaled by it).
         max_retries: Maximal rejected trials per step.
@@ -114,8 +118,9 @@ def least_squares_fit(residual: Callable[[np.ndarray], np.ndarray],
         history.append(rec)
         if callback is not None:
             callback(rec)
-        if decrease < tol and np.max(np.abs(dx) / scale) < math.sqrt(tol):
-            reason = "converged (relative decrease and step below tol)"
+        step = float(np.max(np.abs(dx) / scale))
+        if step < xtol or (decrease < tol and step < math.sqrt(tol)):
+            reason = f"converged (scaled step {step:.1e}, relative decrease {decrease:.1e})"
             break
     return FitResult(x=x, residual=r, jacobian=jac, iterations=it, reason=reason,
                      history=history)
