@@ -54,7 +54,7 @@ from llgfem.brownneel.observables import EXTRA_DEGREES, DynamicWeights, _extende
 from llgfem.brownneel.operators import _Builder, assemble_operator, x_power
 from llgfem.brownneel.params import ParticleParameters, SinusoidalDrive
 
-__all__ = ["RADAU_A", "RADAU_C", "BrownNeelFamily", "integrate_radau"]
+__all__ = ["RADAU_A", "RADAU_C", "BrownNeelFamily", "integrate_radau", "radau_propagators"]
 
 RADAU_A = np.array([[5.0 / 12.0, -1.0 / 12.0], [3.0 / 4.0, 1.0 / 4.0]])
 RADAU_C = np.array([1.0 / 3.0, 1.0])
@@ -74,8 +74,41 @@ def _with_sigma_rho(base: ParticleParameters, sigma: float, rho: float) -> Parti
     return replace(p, eta=eta)
 
 
+def radau_propagators(mats: list[np.ndarray], coef: np.ndarray, step: float,
+                      chunk: int = 256) -> np.ndarray:
+    """One-step propagators P_n (a_{n+1} = P_n a_n) of two-stage Radau IIA, batched.
+
+    For the linear ODE the stage system of step n, M_n K = (a_n, a_n) with
+    M_n = I − h (A ⊗ I) diag(F_n1, F_n2), gives a_{n+1} = K_2 = [M_n^{-1}]_{2,:} (I; I) a_n.
+
+    Args:
+        mats: the reduced terms M_k (r × r; shift folded into M_0).
+        coef: stage coefficients c_k, shape (n_steps, 2, K).
+        step: h (units of τ_N).
+        chunk: steps per batched solve (memory bound).
+
+    Returns:
+        P, shape (n_steps, r, r).
+    """
+    r = mats[0].shape[0]
+    stack = np.stack(mats).reshape(len(mats), -1)  # (K, r*r)
+    rhs = np.vstack([np.eye(r), np.eye(r)])
+    out = np.empty((coef.shape[0], r, r))
+    for lo in range(0, coef.shape[0], chunk):
+        c = coef[lo:lo + chunk]
+        f = (c.reshape(-1, c.shape[-1]) @ stack).reshape(c.shape[0], 2, r, r)
+        m = np.empty((c.shape[0], 2 * r, 2 * r))
+        for i in range(2):
+            for j in range(2):
+                m[:, i * r:(i + 1) * r, j * r:(j + 1) * r] = -step * RADAU_A[i, j] * f[:, j]
+        m[:, range(2 * r), range(2 * r)] += 1.0
+        out[lo:lo + chunk] = np.linalg.solve(m, rhs[None])[:, r:, :]
+    return out
+
+
 def integrate_radau(mats: list[np.ndarray], coefficients, a0: np.ndarray, s_start: float,
-                    step: float, n_steps: int, record: np.ndarray) -> np.ndarray:
+                    step: float, n_steps: int, record: np.ndarray,
+                    period_steps: int | None = None) -> np.ndarray:
     """Fixed-step two-stage Radau IIA for a' = Σ_k c_k(s) M_k a (module docstring).
 
     Args:
@@ -85,28 +118,23 @@ def integrate_radau(mats: list[np.ndarray], coefficients, a0: np.ndarray, s_star
         step: h (units of τ_N).
         n_steps: number of steps.
         record: sorted step indices (0..n_steps) at which the state is returned.
+        period_steps: steps per period of periodic coefficients (then only one period of
+            propagators is formed and reused; ``s_start`` must be a period boundary).
 
     Returns:
         States (r, len(record)).
     """
-    r = a0.size
-    stack = np.stack(mats)  # (K, r, r)
-    s_stage = s_start + step * (np.arange(n_steps)[:, None] + RADAU_C[None, :])
-    coef = coefficients(s_stage.ravel()).reshape(n_steps, 2, -1)
-    out = np.empty((r, len(record)))
+    n_prop = n_steps if period_steps is None else min(period_steps, n_steps)
+    s_stage = s_start + step * (np.arange(n_prop)[:, None] + RADAU_C[None, :])
+    coef = coefficients(s_stage.ravel()).reshape(n_prop, 2, -1)
+    prop = radau_propagators(mats, coef, step)
+    out = np.empty((a0.size, len(record)))
     want = {int(j): i for i, j in enumerate(record)}
     if 0 in want:
         out[:, want[0]] = a0
-    eye = np.eye(2 * r)
-    big = np.empty((2 * r, 2 * r))
     a = a0.copy()
     for n in range(n_steps):
-        f1 = np.tensordot(coef[n, 0], stack, axes=1)
-        f2 = np.tensordot(coef[n, 1], stack, axes=1)
-        big[:r, :r], big[:r, r:] = RADAU_A[0, 0] * f1, RADAU_A[0, 1] * f2
-        big[r:, :r], big[r:, r:] = RADAU_A[1, 0] * f1, RADAU_A[1, 1] * f2
-        stages = np.linalg.solve(eye - step * big, np.concatenate([a, a]))
-        a = stages[r:]
+        a = prop[n % n_prop] @ a
         if n + 1 in want:
             out[:, want[n + 1]] = a
     return out
@@ -146,7 +174,7 @@ class BrownNeelFamily:
             raise ValueError(f"basis has {self.u.shape[0]} rows, the truncation "
                              f"{self.truncation} has {self.basis.size} unknowns")
         self._recover_terms()
-        self._output_projector()
+        self.weights = None  # output projector: built at the first signal (_output_projector)
         self.offline_seconds = time.perf_counter() - t0
 
     @property
@@ -232,12 +260,15 @@ class BrownNeelFamily:
         return float(np.mean(leaks))
 
     def signal(self, cand: _Candidate, drive: SinusoidalDrive, t_samples: np.ndarray,
-               warmup_periods: int = 1, substeps: int = 2) -> np.ndarray:
+               warmup_periods: float = 1, substeps: int = 2) -> np.ndarray:
         """d⟨m_z⟩/dt [1/s] at the sample times (one drive period, t in [0, T)).
 
-        The integration starts at t = −warmup·T from the zero-field Boltzmann state, with
-        steps of (sample spacing)/substeps; ``t_samples`` must be uniformly spaced from 0.
+        The integration starts at t = −w·T (w = ``warmup_periods`` rounded up to a whole
+        number ≥ 1, so the propagators of one period serve every period) from the
+        zero-field Boltzmann state, with steps of (sample spacing)/``substeps``;
+        ``t_samples`` must be uniformly spaced from 0 and cover one period.
         """
+        warmup_periods = max(1, math.ceil(warmup_periods - 1e-9))
         t_samples = np.asarray(t_samples, float)
         dt = t_samples[1] - t_samples[0] if t_samples.size > 1 else drive.period
         n_per_period = int(round(drive.period / dt))
@@ -257,10 +288,12 @@ class BrownNeelFamily:
             dxi = xi_t * tau * drive.amplitude * w * np.cos(w * t + drive.phase)
             return np.column_stack([np.ones_like(xi), xi, xi * xi, dxi])
 
+        if self.weights is None:
+            self._output_projector()
         h = self._h(cand.sigma)
         q0 = self.basis.vector_to_real(h[self.trunc_pos])
         a = integrate_radau(mats, coefficients, self.u.T @ q0, t0 / tau, h_t / tau, n_steps,
-                            record)
+                            record, period_steps=n_per_period * substeps)
         c = coefficients(t_samples / tau)
         adot = sum(c[:, k][None, :] * (mats[k] @ a) for k in range(4))
         return self._rate(cand, h, c[:, 1], c[:, 3], a, adot)

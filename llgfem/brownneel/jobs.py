@@ -406,7 +406,10 @@ def _job_calibrate(cfg: BrownNeelConfig, data, source: str, run_dir: Path,
         cache = Path(cfg.basis)
         if not cache.is_absolute() and source:
             cache = Path(source).parent / cache
-    family, finfo = build_family(setup, cache, drive=meas.drive, base=meas.base)
+    try:
+        family, finfo = build_family(setup, cache, drive=meas.drive, base=meas.base)
+    except ValueError as err:  # a basis file of another truncation
+        raise ConfigError(f"brown_neel.basis: {err}") from None
     _log(f"brown_neel: ROM ({cfg.n_m}, {cfg.n_n}) rank {family.rank}, offline "
          f"{finfo['offline_seconds']:.1f} s")
     out = _fit(meas, family, setup, cfg)
