@@ -178,7 +178,7 @@ class AllAtOnceOperator:
         return self.model_weight * (self.I2 @ y_tilde)
 
     def _gram_nodes(self, r0: np.ndarray) -> np.ndarray:
-        """:meth:`gram_W` of a ``(N, n)`` array as ``(nn, 3, N)`` node arrays (fast path); the
+        """:meth:`gram_W` of a ``(N, n)`` array as ``(3, nn, N)`` node arrays (fast path); the
         Gram vector of the last range norm is reused (the adjoint follows ``||F(x) - y||``)."""
         cached = self._last_gram
         if cached is not None and np.array_equal(cached[0], r0):
@@ -192,7 +192,7 @@ class AllAtOnceOperator:
             g2 = self.model_weight * self.fast.heat.gram(to_nodes(r2, self.fast.nn))
             if y2 is y1:
                 self._last_gram = (np.array(r2, copy=True), g2)
-            value = float(np.einsum("ijk,ijk->", to_nodes(r1, self.fast.nn), g2))
+            value = float(np.vdot(to_nodes(r1, self.fast.nn), g2))
         else:
             value = self.heat.dot(r1, self.gram_W(r2))
         if self.n_obs:

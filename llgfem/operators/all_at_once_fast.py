@@ -33,17 +33,19 @@ Linearisation in the direction ``(du_bar, dD)`` and its transpose tested with ``
     dR/da1 = M D,   dR/da2 = -(m_bar x D, phi).
 
 Heat-type maps by the generalised eigenbasis ``A V = M V diag(lam)``, ``V^T M V = I``
-(:class:`ModalHeat`): ``B = M/dt + A/2`` and ``C = M/dt - A/2`` are diagonal in it
+(:class:`HeatMaps`): ``B = M/dt + A/2`` and ``C = M/dt - A/2`` are diagonal in it
 (``b = 1/dt + lam/2``, ``c = 1/dt - lam/2``), so the U Riesz map ``H^{-1} (M/dt) H^{-T}`` is one
 ``N x N`` matrix per mode, ``R_j = L_j L_j^T / dt`` with ``(L_j)_{pq} = (c_j/b_j)^{p-q}/b_j``
-(``p >= q``), the elliptic operator (21) is ``V diag(1/(1 + lam)) V^T`` and
-``(u, u)_U = dt sum_n |b eta_{n+1} - c eta_n|^2`` with ``eta = V^T M u``.  Exact transposes
-(the matrices are the same ones); agreement with the PETSc path to round-off is tested.
+(``p >= q``); the elliptic operator (21) is ``K^{-1} = V diag(1/(1 + lam)) V^T`` and
+``M^{-1} = V V^T`` (dense: BLAS-3 on all levels at once beats sparse triangular solves at these
+sizes); ``I2`` of (12) is a dense ``N x N`` matrix.  Exact transposes (the matrices are the same
+ones); agreement with the PETSc path to round-off is tested.
 
 Layout: trajectories arrive as ``(levels, 3 n_nodes)`` (interleaved, :mod:`llgfem.spacetime`);
-inside they are ``(n_nodes, 3, levels)`` so that ``E @ X`` (P1 values at the quadrature points),
-``G @ X`` (cell gradients) and ``W @ f`` (integration against the basis) act on all levels and
-components at once.
+inside they are component-major ``(3, n_nodes, levels)``: the block-diagonal sparse matrices
+``E3 = I_3 (x) E`` (P1 values at the quadrature points), ``G3`` (cell gradients), ``W3``
+(integration against the basis), ``M3``, ``A3`` act on all components and levels in one product,
+and cross/dot products work on contiguous component arrays.
 
 Scope: one MPI rank, P1 (3 components) on affine simplices, the Gilbert form without
 anisotropy, at most :data:`MAX_NODES` nodes (dense eigenbasis).  :func:`fast_path_reason` says
@@ -97,30 +99,41 @@ def fast_path_reason(solver: LLGSolver) -> str | None:
 
 
 def to_nodes(values: np.ndarray, nn: int) -> np.ndarray:
-    """``(levels, 3 nn)`` interleaved -> ``(nn, 3, levels)`` (a copy)."""
+    """``(levels, 3 nn)`` interleaved -> component-major ``(3, nn, levels)`` (a copy)."""
     levels = values.shape[0]
-    return np.ascontiguousarray(values.reshape(levels, nn, 3).transpose(1, 2, 0))
+    return np.ascontiguousarray(values.reshape(levels, nn, 3).transpose(2, 1, 0))
 
 
 def from_nodes(values: np.ndarray) -> np.ndarray:
-    """``(nn, 3, levels)`` -> ``(levels, 3 nn)`` interleaved (a copy)."""
-    nn, _, levels = values.shape
-    return np.ascontiguousarray(values.transpose(2, 0, 1)).reshape(levels, 3 * nn)
+    """``(3, nn, levels)`` -> ``(levels, 3 nn)`` interleaved (a copy)."""
+    _, nn, levels = values.shape
+    return np.ascontiguousarray(values.transpose(2, 1, 0)).reshape(levels, 3 * nn)
 
 
 def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a x b`` along axis 1 (the component axis of ``(points, 3, levels)`` arrays)."""
+    """``a x b`` along axis 0 (the component axis of ``(3, points, levels)`` arrays)."""
     out = np.empty(a.shape)
-    tmp = np.empty(a[:, 0].shape)
     for i, j, k in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
-        np.multiply(a[:, j], b[:, k], out=out[:, i])
-        out[:, i] -= np.multiply(a[:, k], b[:, j], out=tmp)
+        np.multiply(a[j], b[k], out=out[i])
+        out[i] -= a[k] * b[j]
     return out
 
 
 def dot3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a . b`` along axis 1: ``(points, 3, levels) -> (points, levels)``."""
-    return a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1] + a[:, 2] * b[:, 2]
+    """``a . b`` along axis 0: ``(3, points, levels) -> (points, levels)``."""
+    out = a[0] * b[0]
+    out += a[1] * b[1]
+    out += a[2] * b[2]
+    return out
+
+
+def _apply(S, X: np.ndarray) -> np.ndarray:
+    """Block-diagonal sparse ``S = I_3 (x) S1`` on ``(3, rows, levels)`` arrays."""
+    return (S @ X.reshape(-1, X.shape[-1])).reshape(3, -1, X.shape[-1])
+
+
+def _blocks(S) -> sp.csr_matrix:
+    return sp.kron(sp.identity(3, format="csr"), S, format="csr")
 
 
 class P1Tables:
@@ -129,10 +142,11 @@ class P1Tables:
     Attributes:
         E: ``(Q, nn)`` sparse, values at the quadrature points.
         W: ``(nn, Q)`` sparse, ``(W f)_i = sum_q w_q phi_i(x_q) f_q`` (integration).
-        G: ``(cells * gdim, nn)`` sparse, the constant cell gradients; ``GT`` its transpose.
-        volumes: ``(cells,)`` cell volumes.
-        weights: ``(Q,)`` quadrature weights times ``|det J|``.
+        G: ``(cells * gdim, nn)`` sparse, the constant cell gradients.
         M, A: ``(nn, nn)`` sparse scalar mass and stiffness matrices.
+        E3, W3, G3, GT3, M3, A3: the same for the 3 components (``I_3 (x) .``; ``GT3`` is
+            ``G3^T``).
+        weights: ``(Q,)`` quadrature weights times ``|det J|``; ``volumes``: ``(cells,)``.
     """
 
     def __init__(self, V, degree: int):
@@ -166,9 +180,10 @@ class P1Tables:
         gval = grads.transpose(0, 2, 1).ravel()  # (c, gdim, nv)
         self.G = sp.csr_matrix((gval, (grow, gcol)), shape=(nc * gdim, nn))
         self.volumes = detJ * wref.sum()
-        self.GT = self.G.T.tocsr()
         self.M = (self.W @ self.E).tocsr()  # exact: the rule has degree >= 2
         self.A = (self.G.multiply(np.repeat(self.volumes, gdim)[:, None]).T @ self.G).tocsr()
+        self.E3, self.W3, self.G3 = _blocks(self.E), _blocks(self.W), _blocks(self.G)
+        self.GT3, self.M3, self.A3 = _blocks(self.G.T), _blocks(self.M), _blocks(self.A)
         self.points = points
 
     def cell_sum(self, values: np.ndarray) -> np.ndarray:
@@ -180,21 +195,14 @@ class P1Tables:
         """Repeat ``(cells, ...)`` values at each cell's quadrature points -> ``(Q, ...)``."""
         return np.repeat(cellwise, self.nq, axis=0)
 
-
-def _apply(S, X: np.ndarray) -> np.ndarray:
-    """Sparse ``S`` applied to the leading axis of ``X`` (any trailing shape)."""
-    out = S @ X.reshape(X.shape[0], -1)
-    return out.reshape((S.shape[0], *X.shape[1:]))
+    def gradients(self, X: np.ndarray) -> np.ndarray:
+        """Cell gradients ``(3, cells, gdim, levels)`` of nodal ``(3, nn, levels)`` values."""
+        return _apply(self.G3, X).reshape(3, self.nc, self.gdim, X.shape[-1])
 
 
 class HeatMaps:
     """The heat-type maps of :class:`~llgfem.solvers.heat.HeatSolver` and the W Gram map, for
-    node arrays ``(nn, 3, levels)`` (serial; see the module docstring).
-
-    All spatial operators are dense ``nn x nn`` matrices built once from the eigenbasis of
-    ``(A, M)`` (BLAS-3 on all levels at once beats sparse triangular solves at these sizes):
-    ``K^{-1} = V diag(1/(1+lam)) V^T`` (problem (21)), ``M^{-1} = V V^T``; the time Gram
-    matrix ``I2`` of (12) is dense ``N x N``; the U Riesz map is one ``N x N`` matrix per mode.
+    node arrays ``(3, nn, levels)`` (serial; see the module docstring).
 
     Args:
         M, A: scalar P1 mass and stiffness (sparse, ``nn x nn``).
@@ -206,8 +214,8 @@ class HeatMaps:
         dt, N = grid.dt, grid.n_t - 1
         self.dt, self.N = dt, N
         self.I2 = np.ascontiguousarray(I2)
-        self.B = (M / dt + 0.5 * A).tocsr()
-        self.C = (M / dt - 0.5 * A).tocsr()
+        self.B3 = _blocks((M / dt + 0.5 * A).tocsr())
+        self.C3 = _blocks((M / dt - 0.5 * A).tocsr())
         lam, V = scipy.linalg.eigh(A.toarray(), M.toarray())
         lam = np.maximum(lam, 0.0)  # the constant mode: round-off around 0
         self.V, self.Vt = V, np.ascontiguousarray(V.T)
@@ -219,35 +227,30 @@ class HeatMaps:
                      0.0) / b[:, None, None]
         self.R = np.matmul(L, L.transpose(0, 2, 1)) / dt  # (nn, N, N): H^{-1} (M/dt) H^{-T}
 
-    @staticmethod
-    def _left(D: np.ndarray, X: np.ndarray) -> np.ndarray:
-        """Dense ``D`` applied to the leading axis of ``X``."""
-        return (D @ X.reshape(X.shape[0], -1)).reshape((D.shape[0], *X.shape[1:]))
-
     def gram(self, r: np.ndarray) -> np.ndarray:
-        """``(I2 (x) K^{-1}) r`` for dual vectors ``r`` ``(nn, 3, N)``."""
-        return self._left(self.Kinv, r @ self.I2)
+        """``(I2 (x) K^{-1}) r`` for dual vectors ``r`` ``(3, nn, N)``."""
+        return np.matmul(self.Kinv, r @ self.I2)
 
     def gram_inner(self, r1: np.ndarray, r2: np.ndarray) -> float:
         """``r1 . (I2 (x) K^{-1}) r2``."""
-        return float(np.einsum("ijk,ijk->", r1, self.gram(r2)))
+        return float(np.vdot(r1, self.gram(r2)))
 
     def apply_H(self, u: np.ndarray) -> np.ndarray:
-        """``(H u)_n = B u_{n+1} - C u_n`` for ``u`` ``(nn, 3, n_t)``."""
-        return _apply(self.B, u[:, :, 1:]) - _apply(self.C, u[:, :, :-1])
+        """``(H u)_n = B u_{n+1} - C u_n`` for ``u`` ``(3, nn, n_t)``."""
+        return _apply(self.B3, u[:, :, 1:]) - _apply(self.C3, u[:, :, :-1])
 
     def inner_U(self, u1: np.ndarray, u2: np.ndarray) -> float:
         """``(u1, u2)_U = dt sum_n (H u1)_n^T M^{-1} (H u2)_n`` with ``M^{-1} = V V^T``."""
-        r1 = self._left(self.Vt, self.apply_H(u1))
-        r2 = r1 if u2 is u1 else self._left(self.Vt, self.apply_H(u2))
-        return self.dt * float(np.einsum("ijk,ijk->", r1, r2))
+        r1 = np.matmul(self.Vt, self.apply_H(u1))
+        r2 = r1 if u2 is u1 else np.matmul(self.Vt, self.apply_H(u2))
+        return self.dt * float(np.vdot(r1, r2))
 
     def riesz_U(self, load: np.ndarray) -> np.ndarray:
-        """``u = H^{-1} (M/dt) H^{-T} l`` for loads ``(nn, 3, n_t)`` (level 0 unused)."""
-        Z = self._left(self.Vt, load[:, :, 1:])  # (nn, 3, N)
-        eta = np.matmul(Z, self.R)  # R symmetric: sum_q Z_{j,k,q} R_{j,q,p}
+        """``u = H^{-1} (M/dt) H^{-T} l`` for loads ``(3, nn, n_t)`` (level 0 unused)."""
+        Z = np.matmul(self.Vt, load[:, :, 1:]).transpose(1, 0, 2)  # (nn, 3, N) modal
+        eta = np.matmul(Z, self.R).transpose(1, 0, 2)  # R symmetric: sum_q Z_q R_qp per mode
         out = np.zeros_like(load)
-        out[:, :, 1:] = self._left(self.V, eta)
+        out[:, :, 1:] = np.matmul(self.V, eta)
         return out
 
 
@@ -259,12 +262,11 @@ class _State:
         self.tables = t
         self.a = np.asarray(a, dtype=float)
         X = to_nodes(m, kernels.nn)
-        self.mb = (1.0 - theta) * X[:, :, :-1] + theta * X[:, :, 1:]  # (nn, 3, N)
+        self.mb = (1.0 - theta) * X[:, :, :-1] + theta * X[:, :, 1:]  # (3, nn, N)
         self.D = (X[:, :, 1:] - X[:, :, :-1]) / dt
-        N = self.D.shape[2]
-        self.mq = _apply(t.E, self.mb)  # (Q, 3, N)
-        self.grad = _apply(t.G, self.mb).reshape(t.nc, t.gdim, 3, N)
-        self.gsq = t.to_points(np.einsum("cdkn,cdkn->cn", self.grad, self.grad))  # (Q, N)
+        self.mq = _apply(t.E3, self.mb)  # (3, Q, N)
+        self.grad = t.gradients(self.mb)  # (3, cells, gdim, N)
+        self.gsq = t.to_points(np.einsum("kcdn,kcdn->cn", self.grad, self.grad))  # (Q, N)
         self.mh = None if kernels.hq is None else dot3(self.mq, kernels.hq)  # m_bar . h
         self._Dq = None
 
@@ -272,7 +274,7 @@ class _State:
     def Dq(self) -> np.ndarray:
         """``D`` at the points (only the gyroscopic term and dR/da2 need it)."""
         if self._Dq is None:
-            self._Dq = _apply(self.tables.E, self.D)
+            self._Dq = _apply(self.tables.E3, self.D)
         return self._Dq
 
 
@@ -323,7 +325,7 @@ class BatchedGilbert:
         return max(3, int(degree))
 
     def _field_at_points(self) -> np.ndarray | None:
-        """``h`` at every quadrature point and midpoint: ``(Q, 3, N)`` (None if h = 0)."""
+        """``h`` at every quadrature point and midpoint: ``(3, Q, N)`` (None if h = 0)."""
         s, t = self.tables, self.solver.t
         one = fem.Constant(self.solver.V.mesh, 1.0)  # ties a constant h to the mesh
         h = one * self._field_ufl()
@@ -332,15 +334,15 @@ class BatchedGilbert:
         expr = fem.Expression(h, s.points)
         cells = np.arange(s.nc, dtype=np.int32)
         saved = float(t.value)
-        out = np.empty((s.nc * s.nq, 3, self.N))
+        out = np.empty((3, s.nc * s.nq, self.N))
         for n, tn in enumerate(self.solver.data_times):
             t.value = tn
-            out[:, :, n] = expr.eval(self.solver.V.mesh, cells).reshape(s.nc * s.nq, 3)
+            out[:, :, n] = expr.eval(self.solver.V.mesh, cells).reshape(s.nc * s.nq, 3).T
         t.value = saved
         return out if np.any(out) else None
 
     def _data_loads(self) -> np.ndarray:
-        """``d_n = R_n(0, 0)`` (field, source, Neumann terms) as ``(nn, 3, N)`` dual vectors."""
+        """``d_n = R_n(0, 0)`` (field, source, Neumann terms) as ``(3, nn, N)`` dual vectors."""
         zero = np.zeros(3 * self.nn)
         d = np.stack([self.solver.step_residual(n, zero, zero) for n in range(self.N)])
         return to_nodes(d, self.nn)
@@ -351,16 +353,16 @@ class BatchedGilbert:
         return _State(self, m, a)
 
     def residual_nodes(self, st: _State) -> np.ndarray:
-        """``(R_n)_n`` as ``(nn, 3, N)``."""
+        """``(R_n)_n`` as ``(3, nn, N)``."""
         t, (a1, a2), c = self.tables, st.a, self.exchange
-        f = st.mq * (-c * st.gsq)[:, None, :]
+        f = st.mq * (-c * st.gsq)
         if st.mh is not None:
-            f += st.mh[:, None, :] * st.mq
+            f += st.mh * st.mq
         if a2:
             f -= a2 * cross(st.mq, st.Dq)
-        out = _apply(t.W, f)
-        out += a1 * _apply(t.M, st.D)
-        out += c * _apply(t.A, st.mb)
+        out = _apply(t.W3, f)
+        out += a1 * _apply(t.M3, st.D)
+        out += c * _apply(t.A3, st.mb)
         out += self.data
         return out
 
@@ -369,58 +371,57 @@ class BatchedGilbert:
         return from_nodes(self.residual_nodes(self.state(m, a)))
 
     def apply_nodes(self, st: _State, du: np.ndarray, beta) -> np.ndarray:
-        """``J0_n du_n + J1_n du_{n+1} + beta . dR_n/da`` for ``du`` ``(nn, 3, n_t)``."""
+        """``J0_n du_n + J1_n du_{n+1} + beta . dR_n/da`` for ``du`` ``(3, nn, n_t)``."""
         t, (a1, a2), c = self.tables, st.a, self.exchange
         db = (1.0 - self.theta) * du[:, :, :-1] + self.theta * du[:, :, 1:]
         dD = (du[:, :, 1:] - du[:, :, :-1]) / self.dt
-        dbq = _apply(t.E, db)
-        dgrad = _apply(t.G, db).reshape(st.grad.shape)
-        g = t.to_points(np.einsum("cdkn,cdkn->cn", st.grad, dgrad))
-        f = -c * (2.0 * g[:, None, :] * st.mq + st.gsq[:, None, :] * dbq)
+        dbq = _apply(t.E3, db)
+        g = t.to_points(np.einsum("kcdn,kcdn->cn", st.grad, t.gradients(db)))
+        f = -c * (2.0 * g * st.mq + st.gsq * dbq)
         if st.mh is not None:
-            f += dot3(dbq, self.hq)[:, None, :] * st.mq + st.mh[:, None, :] * dbq
+            f += dot3(dbq, self.hq) * st.mq + st.mh * dbq
         if a2:
-            f -= a2 * (cross(dbq, st.Dq) + cross(st.mq, _apply(t.E, dD)))
+            f -= a2 * (cross(dbq, st.Dq) + cross(st.mq, _apply(t.E3, dD)))
         if beta[1]:
             f -= beta[1] * cross(st.mq, st.Dq)
-        out = _apply(t.M, a1 * dD + beta[0] * st.D) + c * _apply(t.A, db)
-        return out + _apply(t.W, f)
+        out = _apply(t.M3, a1 * dD + beta[0] * st.D) + c * _apply(t.A3, db)
+        return out + _apply(t.W3, f)
 
     def transpose_nodes(self, st: _State, y: np.ndarray,
                         parameters: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """``(sum_n (dR_n/dm)^T y_n, (sum_n dR_n/da_i . y_n)_i)`` for ``y`` ``(nn, 3, N)``.
+        """``(sum_n (dR_n/dm)^T y_n, (sum_n dR_n/da_i . y_n)_i)`` for ``y`` ``(3, nn, N)``.
 
         Args:
             parameters: False skips ``dR/da`` (returned as zeros).
 
         Returns:
-            The load ``(nn, 3, n_t)`` and ``beta`` ``(2,)`` (local sums).
+            The load ``(3, nn, n_t)`` and ``beta`` ``(2,)`` (local sums).
         """
         t, (a1, a2), c = self.tables, st.a, self.exchange
-        yq = _apply(t.E, y)
+        yq = _apply(t.E3, y)
         my = dot3(st.mq, yq)  # (Q, N)
-        f_bar = yq * (-c * st.gsq)[:, None, :]
+        f_bar = yq * (-c * st.gsq)
         if st.mh is not None:
-            f_bar += self.hq * my[:, None, :]
-            f_bar += st.mh[:, None, :] * yq
+            f_bar += self.hq * my
+            f_bar += st.mh * yq
         cy = cross(yq, st.mq) if (a2 or parameters) else None  # y x m_bar
         if a2:
             f_bar -= a2 * cross(st.Dq, yq)
         s = t.cell_sum(my)  # (cells, N): int_c m_bar . y
-        weighted = st.grad * s[:, None, None, :]  # (cells, gdim, 3, N)
-        My = _apply(t.M, y)
-        l_bar = _apply(t.W, f_bar)
-        l_bar += c * _apply(t.A, y)
-        l_bar -= 2.0 * c * _apply(t.GT, weighted.reshape(-1, 3, self.N))
+        weighted = st.grad * s[None, :, None, :]  # (3, cells, gdim, N)
+        My = _apply(t.M3, y)
+        l_bar = _apply(t.W3, f_bar)
+        l_bar += c * _apply(t.A3, y)
+        l_bar -= 2.0 * c * _apply(t.GT3, weighted.reshape(3, -1, self.N))
         l_D = a1 * My
         if a2:
-            l_D -= a2 * _apply(t.W, cy)
+            l_D -= a2 * _apply(t.W3, cy)
         l_D /= self.dt
-        load = np.zeros((self.nn, 3, self.N + 1))
+        load = np.zeros((3, self.nn, self.N + 1))
         load[:, :, :-1] = (1.0 - self.theta) * l_bar - l_D
         load[:, :, 1:] += self.theta * l_bar + l_D
         beta = np.zeros(2)
         if parameters:
-            beta[0] = float(np.einsum("ijk,ijk->", st.D, My))
-            beta[1] = -float(np.einsum("qkn,qkn,q->", st.Dq, cy, t.weights))
+            beta[0] = float(np.vdot(st.D, My))
+            beta[1] = -float(np.einsum("kqn,kqn,q->", st.Dq, cy, t.weights))
         return load, beta
