@@ -16,7 +16,7 @@ Exit status (the same on every rank):
     0    success
     1    an internal error (a bug; ``LLGFEM_TRACEBACK=1`` prints the traceback)
     2    bad input: config, override, mesh or data file, output folder not writable
-    3    a solver failed
+    3    a solver failed, or an iteration diverged (NaN/inf norms)
     130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM
 
 An error is reported as one line ``llgfem: error: ...``.  When every rank raises (an error
@@ -257,6 +257,7 @@ def exit_status(exc: BaseException) -> tuple[int, str]:
     """The exit status and the one-line message of an exception that ended a run."""
     from llgfem.config import ConfigError
     from llgfem.mesh import MeshError
+    from llgfem.regularisation.core import DivergenceError
     from llgfem.solvers.linear import SolverError
 
     if isinstance(exc, Interrupted):
@@ -268,7 +269,7 @@ def exit_status(exc: BaseException) -> tuple[int, str]:
                                                     FileExistsError)):
         where = f": {exc.filename}" if exc.filename else ""
         return 2, f"error: {exc.strerror or exc}{where}"
-    if isinstance(exc, SolverError):
+    if isinstance(exc, (SolverError, DivergenceError)):
         return 3, f"solver failed: {exc}"
     if isinstance(exc, MemoryError):
         return 1, "error: out of memory (reduce the problem size)"
@@ -373,6 +374,7 @@ def _main(argv: Sequence[str] | None) -> int:
     # imported now, not while reporting: a first import may be collective (PETSc, DOLFINx)
     importlib.import_module("llgfem.mesh")
     importlib.import_module("llgfem.solvers.linear")
+    importlib.import_module("llgfem.regularisation.core")
     comm = MPI.COMM_WORLD.Dup()  # error reports never mix with the job's collectives
     try:
         with _signal_handlers() as received:

@@ -21,7 +21,7 @@ rectangle ``[0, 2 pi] x [0, w]`` is a genuine 2-D test).  Config table ``[aao]``
     grow = 1.0               # > 1 lets mu grow after accepted steps
     mu_min = 1e-8
     max_iter = 500
-    error_every = 10         # relative error against the exact solution every k iterations
+    error_every = 10         # relative error against the exact solution every k (0: never)
     checkpoint_every = 0     # > 0: checkpoint (and resume with resume = true)
     resume = false
 
@@ -106,14 +106,15 @@ class AAOConfig(IdentificationConfig):
 
 
 class ErrorTarget(StoppingRule):
-    """Stop once the relative error of the state is <= ``target`` (checked every ``every``)."""
+    """Stop once the relative error of the state is <= ``target`` (checked every ``every``
+    iterations; ``every = 0``: never, no error trace)."""
 
     def __init__(self, error_fn, target: float, every: int = 10):
         self.error_fn, self.target, self.every = error_fn, target, every
         self.errors: list[tuple[int, float]] = []
 
     def check(self, info) -> str | None:
-        if info.iteration % self.every:
+        if not self.every or info.iteration % self.every:
             return None
         err = self.error_fn(info.x)
         self.errors.append((info.iteration, err))

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["IterationInfo", "Result", "require_finite"]
+__all__ = ["DivergenceError", "IterationInfo", "Result", "require_finite"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,11 @@ class Result:
     subproblem_residual_norms: tuple[float, ...] = field(default_factory=tuple)
 
 
+class DivergenceError(RuntimeError):
+    """A norm of the iteration became NaN or infinite (raised identically on every rank: the
+    norms are global).  ``llgfem run`` reports it as a solver failure (exit status 3)."""
+
+
 def require_finite(value: float, what: str, iteration: int) -> float:
     """Raise a clear error if a (global, rank-identical) norm is NaN or infinite.
 
@@ -97,10 +102,10 @@ def require_finite(value: float, what: str, iteration: int) -> float:
         ``value`` unchanged.
 
     Raises:
-        RuntimeError: If ``value`` is NaN or infinite.
+        DivergenceError: If ``value`` is NaN or infinite.
     """
     if not math.isfinite(value):
-        raise RuntimeError(
+        raise DivergenceError(
             f"non-finite {what} ({value}) at iteration {iteration}: the iteration diverged "
             "or the operator produced NaN/Inf; reduce the step size or check the operator"
         )

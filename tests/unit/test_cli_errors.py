@@ -36,6 +36,18 @@ def test_exit_status(exc, code, start):
     assert "\n" not in text
 
 
+def test_diverged_iteration_is_a_solver_failure():
+    """A NaN/inf norm in a regularisation driver (e.g. from a non-physical initial guess) ends
+    with exit 3 and the driver's message, not as an internal error."""
+    from llgfem.regularisation.core import require_finite
+
+    with pytest.raises(RuntimeError) as info:
+        require_finite(float("nan"), "residual norm", 4)
+    code, text = exit_status(info.value)
+    assert code == 3
+    assert text.startswith("solver failed: non-finite residual norm (nan) at iteration 4")
+
+
 def test_solver_error_is_exit_3():
     from llgfem.solvers.linear import SolverError
 
