@@ -67,7 +67,7 @@ class BrownNeelConfig:
         compare_fom: also run the FOM at the target setting (ROM job).
         identify_truth: (d_c nm, K kJ/m³) of the simulated particle (identification).
         identify_noise: relative noise level.
-        identify_grid: dictionary grid points per parameter.
+        identify_grid: dictionary grid points per parameter (1: start at the box centre).
         fit_parameters: parameters calibrated from a ``[data]`` file: ``["d_c", "K"]`` or
             ``["d_c", "K", "d_h"]`` (d_h starts at ``d_h_nm``, 0: at the d_c start).
         box_d_c_nm, box_K_kJ: search box of the calibration (training FOMs at its corners and
@@ -152,9 +152,9 @@ class BrownNeelConfig:
             if getattr(self, key) > top:
                 raise ConfigError(f"{where}.{key}: {getattr(self, key)} exceeds the "
                                   f"plausible limit {top:g}")
-        if self.identify_noise < 0 or self.identify_grid < 2:
+        if self.identify_noise < 0 or self.identify_grid < 1:
             raise ConfigError(f"{where}.identify_noise/identify_grid: need noise >= 0 and "
-                              "grid >= 2")
+                              "grid >= 1 (1: start at the centre of the box)")
         self._validate_calibration(where)
         (d0, d1), (k0, k1) = IDENTIFY_BOX
         d, k = self.identify_truth

@@ -154,3 +154,36 @@ def test_hydrodynamic_diameter_not_identified_in_the_neel_regime(tiny, mpi_tmp_p
     assert not out["identified"][2]
     assert any(issubclass(w.category, NotIdentifiedWarning) and "d_h" in str(w.message)
                for w in caught)
+
+
+def test_identify_job_reads_data_table(tiny, mpi_tmp_path):
+    """`brown_neel_identify` with [data]: estimates, intervals, summary.json and the plot."""
+    from llgfem.brownneel.jobs import run_job
+    from llgfem.config import ConfigError, parse_config
+
+    family, mdf, _ = tiny
+    comm = MPI.COMM_WORLD
+    path = write_mdf(mpi_tmp_path / "bn.mdf", mdf, comm=comm)
+    basis = mpi_tmp_path / "basis.npz"
+    if comm.rank == 0:
+        np.savez(basis, modes=family.u)
+    comm.Barrier()
+    table = {"n_m": 6, "n_n": 4, "rank": 20, "basis": str(basis), "box_d_c_nm": [11.5, 12.5],
+             "box_K_kJ": [7.0, 9.0], "identify_grid": 1, "substeps": 8}
+    cfg = parse_config({"job": {"kind": "brown_neel_identify", "name": "cal"},
+                        "output": {"dir": str(mpi_tmp_path)}, "data": {"path": str(path)},
+                        "brown_neel": table})
+    out = run_job(cfg)
+    assert out["names"] == ["d_c", "K"]
+    assert out["ci95_low"][0] <= 12.0 <= out["ci95_high"][0]
+    comm.Barrier()
+    saved = json.loads((mpi_tmp_path / "cal" / "summary.json").read_text())
+    assert saved["uncertainty"]["parameters"][0]["name"] == "d_c"
+    assert saved["truth_in_file"]["d_c"] == pytest.approx(12e-9)
+    assert (mpi_tmp_path / "cal" / "plots" / "calibration.png").exists()
+    bad = {**table, "n_m": 7}  # a basis of another truncation is refused, naming the key
+    cfg = parse_config({"job": {"kind": "brown_neel_identify", "name": "cal"},
+                        "output": {"dir": str(mpi_tmp_path)}, "data": {"path": str(path)},
+                        "brown_neel": bad})
+    with pytest.raises(ConfigError, match="brown_neel.basis"):
+        run_job(cfg)
