@@ -293,12 +293,17 @@ class BatchedGilbert:
     Args:
         solver: the LLG solver whose ``residual_ufl`` defines ``R_n`` (checked by
             :func:`fast_path_reason`).
+        degree: quadrature degree of the cubic terms; None (default) = the degree FFCx uses
+            for the form, so that both paths compute the same residual.  A lower degree (>= 3,
+            exact for every term but ``(m_bar . h)(m_bar . v)`` with a non-polynomial ``h``)
+            changes the discretisation of that term only (``docs/all_at_once_cost.md``).
 
     Raises:
-        ValueError: if the solver is outside the scope of the batched kernels.
+        ValueError: if the solver is outside the scope of the batched kernels, or
+            ``degree < 3``.
     """
 
-    def __init__(self, solver: LLGSolver):
+    def __init__(self, solver: LLGSolver, degree: int | None = None):
         reason = fast_path_reason(solver)
         if reason is not None:
             raise ValueError(f"BatchedGilbert: the problem {reason}")
@@ -306,7 +311,10 @@ class BatchedGilbert:
         grid = solver.grid
         self.N, self.dt, self.theta = grid.n_t - 1, grid.dt, float(solver.theta)
         self.exchange = float(solver.coefficients.exchange.value)
-        self.degree = self._quadrature_degree()
+        if degree is not None and degree < 3:
+            raise ValueError(f"BatchedGilbert: degree must be >= 3 (exact cubic terms), got "
+                             f"{degree}")
+        self.degree = self._quadrature_degree() if degree is None else int(degree)
         self.tables = P1Tables(solver.V, self.degree)
         self.nn = self.tables.nn
         self.hq = self._field_at_points()
