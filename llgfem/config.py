@@ -113,6 +113,10 @@ TABLE_CLASSES: dict[str, str] = {
 #: Plausibility limits: larger values are typos that would exhaust memory, not runs.
 MAX_CELLS = 50_000_000
 MAX_TIME_LEVELS = 1_000_000
+#: Coordinates (after ``domain.scale``) within +-MAX_COORDINATE and built-in cells at least
+#: MIN_CELL wide: beyond them the cell Jacobians overflow or underflow (1e300 -> inf/NaN).
+MAX_COORDINATE = 1e12
+MIN_CELL = 1e-15
 
 #: Tables written as arrays of tables (``[[coil]]``); a single ``[coil]`` counts as one entry.
 ARRAY_TABLES = frozenset({"coil", "concentration"})
@@ -167,8 +171,9 @@ class DomainConfig:
         if self.kind == "file":
             if not self.path:
                 raise ConfigError(f"{where}.path: required when kind = 'file'")
-            if self.scale <= 0 or not math.isfinite(self.scale):
-                raise ConfigError(f"{where}.scale: must be positive, got {self.scale}")
+            if not MIN_CELL <= self.scale <= MAX_COORDINATE:
+                raise ConfigError(f"{where}.scale: must lie in [{MIN_CELL:g}, "
+                                  f"{MAX_COORDINATE:g}], got {self.scale}")
             if self.gdim not in (0, 1, 2, 3):
                 raise ConfigError(f"{where}.gdim: must be 0 (infer), 1, 2 or 3, got {self.gdim}")
             return
@@ -176,10 +181,18 @@ class DomainConfig:
         for key in ("lower", "upper", "n"):
             if len(getattr(self, key)) != dim:
                 raise ConfigError(f"{where}.{key}: needs {dim} entries for kind {self.kind!r}")
+        for key in ("lower", "upper"):
+            if any(abs(v) > MAX_COORDINATE for v in getattr(self, key)):
+                raise ConfigError(f"{where}.{key}: coordinates must lie within "
+                                  f"+-{MAX_COORDINATE:g}, got {list(getattr(self, key))}")
         if any(u <= lo for lo, u in zip(self.lower, self.upper, strict=True)):
             raise ConfigError(f"{where}.upper: must exceed {where}.lower componentwise")
         if any(k < 1 for k in self.n):
             raise ConfigError(f"{where}.n: cell counts must be >= 1, got {list(self.n)}")
+        widths = [(u - lo) / k for lo, u, k in zip(self.lower, self.upper, self.n, strict=True)]
+        if min(widths) < MIN_CELL:
+            raise ConfigError(f"{where}.n: cells {min(widths):.3g} wide (upper - lower over n) "
+                              f"are below {MIN_CELL:g}")
         if math.prod(self.n) > MAX_CELLS:
             raise ConfigError(f"{where}.n: {math.prod(self.n):.3g} cells exceed the limit "
                               f"{MAX_CELLS:.0e} of a built-in mesh")

@@ -213,3 +213,14 @@ def test_resolved_toml_without_tomli_w_reads_back_the_same(mpi_tmp_path, monkeyp
         a, b = ((mpi_tmp_path / f"{x}{rank}" / "config.resolved.toml").read_text()
                 for x in "ab")
         assert tomllib.loads(a) == tomllib.loads(b), path.stem
+
+
+@pytest.mark.parametrize(("sets", "needle"), [
+    (["domain.upper=[1e300, 1e300]"], "domain.upper: coordinates must lie within"),
+    (["domain.lower=[-1e13, 0.0]"], "domain.lower: coordinates must lie within"),
+    (["domain.lower=[0.0, 0.0]", "domain.upper=[1e-300, 1e-300]"], "domain.n: cells"),
+])
+def test_absurd_domain_extents_are_refused(sets, needle):
+    """Fuzz finding: a 1e300-wide box reached the mesh (NaN Jacobians, an internal error)."""
+    with pytest.raises(ConfigError, match=needle):
+        load_run_config(str(CONFIGS / "aao_2d.toml"), sets)
