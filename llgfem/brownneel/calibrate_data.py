@@ -364,8 +364,8 @@ def build_family(setup: CalibrationSetup, cache: str | Path | None = None,
 
     The snapshots are the FOM states over warm-up + one period at the ROM truncation, each
     normalised to unit norm per time (the dynamic formulation's state scale varies with the
-    leak shift).  With ``cache`` an NPZ with ``modes`` is read if present (and written
-    otherwise).
+    leak shift).  With ``cache`` an NPZ with ``modes`` is read if present (its leading
+    ``setup.rank`` modes) and written otherwise.
 
     Returns:
         (family, info) with offline seconds and the POD spectrum summary.
@@ -382,7 +382,7 @@ def build_family(setup: CalibrationSetup, cache: str | Path | None = None,
         from llgfem.errors import load_npz
 
         data = load_npz(str(cache), "brown_neel.basis", {"modes": 2})
-        modes = data["modes"]
+        modes = data["modes"][:, : setup.rank]  # POD modes are ordered: truncate to rank
         info["basis_file"] = str(cache)
         if "offline_seconds" in data:
             info["offline_seconds_when_built"] = float(data["offline_seconds"])
@@ -503,8 +503,8 @@ class _Problem:
     def jacobian(self, x: np.ndarray) -> np.ndarray:
         """d r/d x (complex, (C K, p + gain parameters))."""
         theta, g = self.split(x)
+        s = self.spectrum(theta) if self.per_channel else None  # cached from residual(x)
         ds = self.dspectrum(theta)
-        s = self.spectrum(theta) if self.per_channel else None
         c_n, k_n = self.meas.channels, ds.shape[0]
         jac = np.zeros((c_n * k_n, self.p + c_n * self.per_channel), dtype=complex)
         for c in range(c_n):
