@@ -70,6 +70,7 @@ FAST_CONFIG = {
     "calibrate_scanner3d": ["time.T=0.25", "time.n_t=6", "calibrate.max_iter=1"],
     "physical_rotating": ["time.n_t=31"],  # 1.5 drive periods
     "physical_sinusoidal": ["time.n_t=31"],
+    "calibrate_mdf": ["time.n_t=41"],  # the selected bins need n_t > 31
     "system_matrix_1d": ["model.n_m=8", "model.n_n=6", "model.rtol=1e-4"],  # > 400 s -> 85 s
 }
 #: accepted mutations of these configs are not run: one SP4 field is a magnum.np relaxation
