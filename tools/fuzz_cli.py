@@ -14,7 +14,8 @@ refused mutations as ``--set`` overrides (a sample), override syntax errors, fil
 mutations with fast settings, and resumes of ``all_at_once``/``calibrate`` from damaged,
 foreign or other-rank-count checkpoint sets (must be refused: ``silent`` if resumed) and from
 an intact set (must resume: ``refused-valid`` otherwise).  Outcomes by exit status:
-``clean`` (2 or 3, one line, no traceback), ``ok`` (0), ``internal`` (1), ``traceback`` (a
+``clean`` (2 or 3, one line, no traceback), ``ok`` (0), ``silent`` (0 with NaN/inf in a
+``summary.json``), ``internal`` (1), ``traceback`` (a
 Python traceback on stderr), ``hang`` (timeout), ``messy`` (exit 2/3 with more than one line).
 ``checkpoints`` runs only the checkpoint cases.
 
@@ -195,6 +196,17 @@ def _classify(res: dict, table: str | None) -> dict:
     return res
 
 
+def _non_finite_summaries(out: Path) -> list[str]:
+    """The summary.json files under ``out`` holding NaN or infinite numbers (an exit-0 run
+    with such a summary is a silent bad result)."""
+    bad = []
+    for path in out.rglob("summary.json") if out.exists() else []:
+        text = path.read_text()
+        if any(word in text for word in ("NaN", "Infinity")):
+            bad.append(str(path))
+    return bad
+
+
 def _run_case(args: list[str], np_: int, timeout: float, out: Path) -> dict:
     sets_output = any(s.startswith("output.dir=") for s in args[1:])
     cmd = [str(ROOT / ".venv" / "bin" / "llgfem"), "run", *args[:1],
@@ -219,7 +231,10 @@ def _run_case(args: list[str], np_: int, timeout: float, out: Path) -> dict:
     elif proc.returncode in (2, 3):
         outcome = "clean" if len(lines) == 1 else "messy"
     elif proc.returncode == 0:
-        outcome = "ok"
+        bad = _non_finite_summaries(out)
+        outcome = "silent" if bad else "ok"
+        if bad:
+            err += f"\nnon-finite numbers in {bad}"
     else:
         outcome = "internal"
     return {"outcome": outcome, "code": proc.returncode,
