@@ -13,8 +13,9 @@ per-bin noise is the standard error of the mean :math:`s_{c,k} = \mathrm{std}_n(
 / \sqrt{N'}` and :math:`\mathrm{SNR}_{c,k} = |\bar u_{c,k}| / s_{c,k}`.
 
 Selection (the bins kept for every channel): ``f_min <= f_k <= f_max`` (``f_max = 0``: the
-Nyquist frequency), ``k >= 1`` (0 Hz is never used: receive chains are AC coupled and the
-background/offset lands there), ``min_c SNR_{c,k} >= snr_min`` and, with ``stop_drive``,
+Nyquist frequency), ``1 <= k < JV/2`` (0 Hz is never used: receive chains are AC coupled and
+the background/offset lands there; the Nyquist bin of an even window has no sampled imaginary
+part), ``min_c SNR_{c,k} >= snr_min`` and, with ``stop_drive``,
 ``|f_k - f_d| > band_stop`` for every drive frequency ``f_d`` (the direct feed-through).
 
 The FFP drive of the file as a ``[field]`` table (SI): one drive channel, sine waveform,
@@ -135,8 +136,8 @@ def _correct_transfer_function(mdf, spec: np.ndarray, periods: int) -> np.ndarra
 
 
 def select_bins(freqs: np.ndarray, spectra: np.ndarray, *, f_min: float, f_max: float,
-                snr_min: float, drive: np.ndarray, stop_drive: bool, band_stop: float
-                ) -> tuple[np.ndarray, np.ndarray, dict]:
+                snr_min: float, drive: np.ndarray, stop_drive: bool, band_stop: float,
+                nyquist: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
     """Boolean mask of the kept bins, the SNR ``(C, K_all)`` and the counts of each rule.
 
     Args:
@@ -144,6 +145,8 @@ def select_bins(freqs: np.ndarray, spectra: np.ndarray, *, f_min: float, f_max: 
         spectra: ``(N', C, K_all)`` frame spectra.
         f_min, f_max, snr_min, stop_drive, band_stop: the rules (module docstring).
         drive: drive frequencies (Hz).
+        nyquist: the last bin is the Nyquist bin (even window length): never used (its
+            imaginary part is not sampled).
     """
     n = spectra.shape[0]
     mean = spectra.mean(axis=0)
@@ -154,7 +157,10 @@ def select_bins(freqs: np.ndarray, spectra: np.ndarray, *, f_min: float, f_max: 
     else:
         snr = np.full(mean.shape, np.nan)
     top = freqs[-1] if f_max == 0 else f_max
-    band = (freqs >= f_min) & (freqs <= top) & (np.arange(freqs.size) >= 1)
+    index = np.arange(freqs.size)
+    band = (freqs >= f_min) & (freqs <= top) & (index >= 1)
+    if nyquist:
+        band &= index < freqs.size - 1
     keep = band.copy()
     stopped = np.zeros_like(keep)
     if stop_drive:
@@ -193,7 +199,8 @@ def read_mdf_spectra(path: Path, dcfg, comm=None) -> MeasuredSpectra:
     drive = mdf.acquisition.drivefield.frequencies.ravel()
     keep, snr, counts = select_bins(freqs, spec, f_min=dcfg.f_min, f_max=dcfg.f_max,
                                     snr_min=dcfg.snr_min, drive=drive,
-                                    stop_drive=dcfg.stop_drive, band_stop=dcfg.band_stop)
+                                    stop_drive=dcfg.stop_drive, band_stop=dcfg.band_stop,
+                                    nyquist=n_window % 2 == 0)
     meas = mdf.measurement
     info = {"format": "mdf", "path": str(path), "frames_used": int(spec.shape[0]),
             "background_frames": int(meas.is_background_frame.sum()),

@@ -1,6 +1,6 @@
 """calibrate with [data]: simulate -> write MDF -> calibrate reads it (serial and 2 ranks).
 
-A tiny physical FFP scan (8 cells, 80 steps) so that the test is fast; the data here are
+A tiny physical FFP scan (8 cells, 40 steps) so that the test is fast; the data here are
 made by the same model that fits them (pipeline check, exact recovery without noise); the
 no-inverse-crime runs are the demo (demos/configs/calibrate_mdf.toml) and the bench.
 """
@@ -29,7 +29,7 @@ COILS = [{"name": n, "sensitivity": s} for n, s in
 def base(tmp, **extra) -> dict:
     data = {"job": {"kind": "calibrate", "name": "cal_data"},
             "domain": {"kind": "interval", "lower": [-0.01], "upper": [0.01], "n": [8]},
-            "time": {"T": 1e-5, "n_t": 81},
+            "time": {"T": 1e-5, "n_t": 41},
             "llg": {"physical": True, "scheme": "bartels_prohl", "initial": "field",
                     "initial_direction": [0.0, 1.0, 0.0]},
             "physical": {"alpha_D": 0.1}, "observation": {"mu0": 1.0}, "coil": COILS,
@@ -42,7 +42,7 @@ def base(tmp, **extra) -> dict:
 @pytest.fixture
 def measurement(mpi_tmp_path, comm):
     cfg = parse_config(base(mpi_tmp_path, field=FIELD))
-    u, field, truth = clean_samples(cfg, 32, comm)
+    u, field, truth = clean_samples(cfg, 24, comm)
     path = write_measurement(mpi_tmp_path / "m.mdf", u, field, truth, comm=comm, noise=0.0,
                              frames=2, background_frames=1, feedthrough=0.3)
     return path, truth
@@ -50,11 +50,10 @@ def measurement(mpi_tmp_path, comm):
 
 def test_exact_data_recovered_with_intervals(measurement, mpi_tmp_path):
     path, truth = measurement
-    cfg = parse_config(base(mpi_tmp_path, data={"path": str(path), "f_max": 1.2e6},
-                            calibrate={"method": "gauss_newton", "a0": [0.12, -0.95],
-                                       "max_iter": 15}))
+    cfg = parse_config(base(mpi_tmp_path, data={"path": str(path)},
+                            calibrate={"method": "gauss_newton", "a0": [0.105, -0.98],
+                                       "max_iter": 10}))
     summary = run(cfg)
-    print("iterations", summary["iterations"], summary["reason"], summary["seconds"])
     assert summary["a1"] == pytest.approx(truth["a1"], rel=1e-5)
     assert summary["a2"] == pytest.approx(truth["a2"], rel=1e-5)
     assert summary["gains"][0::2] == pytest.approx([1.0] * 3, rel=1e-5)
@@ -82,7 +81,7 @@ def test_data_errors_name_the_key(measurement, mpi_tmp_path):
         run(two_coils)
     coarse = parse_config(base(mpi_tmp_path, data={"path": str(path)}, calibrate=cal,
                                time={"T": 1e-5, "n_t": 21}))
-    with pytest.raises(ConfigError, match="time.n_t"):
+    with pytest.raises(ConfigError, match="do not resolve the highest"):
         run(coarse)
     scaled = base(mpi_tmp_path, data={"path": str(path)}, calibrate=cal,
                   llg={"scheme": "bartels_prohl", "initial": "field"})
@@ -96,18 +95,18 @@ def test_data_errors_name_the_key(measurement, mpi_tmp_path):
 
 @pytest.mark.skip_in_parallel
 def test_shipped_demo_file_is_read_and_fitted(mpi_tmp_path):
-    """demos/configs/calibrate_mdf.toml on the shipped MDF (2 LM steps only, for time)."""
+    """demos/configs/calibrate_mdf.toml on the shipped MDF (1 LM step only, for time)."""
     from llgfem.config import read_toml
 
     src = ROOT / "demos" / "configs" / "calibrate_mdf.toml"
     data = read_toml(src)
     data["output"] = {"dir": str(mpi_tmp_path), "fields": False, "plots": False}
-    data["calibrate"]["max_iter"] = 2
+    data["calibrate"]["max_iter"] = 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotIdentifiedWarning)
         summary = run(parse_config(data, source=str(src)))
     assert summary["data"]["format"] == "mdf"
     assert summary["data"]["frames_used"] == 4
-    assert summary["iterations"] == 2
+    assert summary["iterations"] == 1
     assert np.isfinite(summary["a1"])
     assert abs(summary["a1"] - 0.1) < abs(0.15 - 0.1)  # moved from a0 towards the truth
