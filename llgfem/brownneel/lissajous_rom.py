@@ -155,7 +155,7 @@ def simulate_reduced(model: LissajousModel, rom: ParametricROM, drive: Lissajous
 def _simulate_rosenbrock(model, rom, drive, t, settings, keep_states) -> LissajousRun:
     model.check_drive(drive)
     t = np.asarray(t, float)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     tau = model.params.tau_n
     coef = coefficient_sampler(model, drive)
     c = coef(t / tau)
@@ -171,6 +171,7 @@ def _simulate_rosenbrock(model, rom, drive, t, settings, keep_states) -> Lissajo
     seconds = time.perf_counter() - t0
     return LissajousRun(t, m, dm, a1, seconds, res.steps, res.y if keep_states else None,
                         {"integration_seconds": res.seconds, "rank": rom.rank,
+                         "cpu_seconds": time.process_time() - c0,
                          "rejected": res.rejected, "terms": len(active),
                          "log_scale": res.log_scale})
 
@@ -282,8 +283,8 @@ def rom_system_matrix(model: LissajousModel, rom: ParametricROM, drive: Lissajou
 
     Returns:
         On every rank: ``signals`` (n, n_rec, n_driven_axes), ``mean_moment`` (n, 3),
-        ``seconds`` (wall time of the whole call on this rank, max over ranks) and
-        ``per_position`` (list of (index, seconds)).
+        ``seconds`` (wall time of the whole call, max over ranks), ``cpu_seconds`` (CPU time
+        of the position loop, max over ranks) and ``per_position`` (list of (index, seconds)).
     """
     from mpi4py import MPI
 
@@ -292,17 +293,21 @@ def rom_system_matrix(model: LissajousModel, rom: ParametricROM, drive: Lissajou
     axes = drive.driven_axes
     comm.Barrier()
     t0 = time.perf_counter()
+    c0 = time.process_time()
     local = []
     for i in range(comm.rank, len(positions), comm.size):
         d = drive.with_offset(offset_field(gradient, positions[i]))
         run = simulate_reduced(model, rom, d, t, settings, keep_states=False)
         local.append((i, run.signals(axes)[start:], run.m[start:].mean(axis=0), run.seconds))
+    cpu = time.process_time() - c0
     gathered = comm.allgather(local)
     seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+    cpu = comm.allreduce(cpu, op=MPI.MAX)
     items = sorted((x for part in gathered for x in part), key=lambda x: x[0])
     return {"signals": np.stack([x[1] for x in items]),
             "mean_moment": np.stack([x[2] for x in items]),
-            "per_position": [(x[0], x[3]) for x in items], "seconds": seconds}
+            "per_position": [(x[0], x[3]) for x in items], "seconds": seconds,
+            "cpu_seconds": cpu}
 
 
 def compare(fom: LissajousRun, rom: LissajousRun, axes, start: int = 0) -> float:
