@@ -513,8 +513,12 @@ def run_job(cfg: Config) -> dict:
     run_dir = Path(cfg.run_dir)
     if rank0:
         write_resolved_config(cfg, run_dir, {"brown_neel": bn})
-    _log(f"{kind}: particle d_c = {bn.d_c_nm} nm, K = {bn.K_kJ} kJ/m³, drive {bn.B_d_mT} mT "
-         f"at {bn.f_d_kHz} kHz, truncation ({bn.n_m}, {bn.n_n}), {bn.backend}")
+    if kind == "brown_neel_identify" and "data" in cfg.sections:
+        _log(f"{kind}: calibrating {list(bn.fit_parameters)} from [data] with the ROM at "
+             f"truncation ({bn.n_m}, {bn.n_n})")
+    else:
+        _log(f"{kind}: particle d_c = {bn.d_c_nm} nm, K = {bn.K_kJ} kJ/m³, drive {bn.B_d_mT} "
+             f"mT at {bn.f_d_kHz} kHz, truncation ({bn.n_m}, {bn.n_n}), {bn.backend}")
     t0 = time.perf_counter()
     job = {"brown_neel_fom": _job_fom, "brown_neel_pod": _job_pod,
            "brown_neel_rom": _job_rom, "brown_neel_identify": _job_identify}[kind]
