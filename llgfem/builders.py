@@ -305,7 +305,9 @@ class DataConfig:
     indices, empty = all), ``background`` (subtract | drop | keep), ``transfer_function``
     (divide by the file's receive transfer function).  ``gain``: nuisance parameters per
     receive channel (``complex`` for MDF when no transfer function is known, ``real``, or
-    ``none``).
+    ``none``).  ``weights``: ``channel`` weights each receive channel by the inverse of its
+    residual RMS (estimated after a first fit, then refitted: channels of different noise
+    levels), ``none`` pools all channels.
     """
 
     path: str
@@ -321,10 +323,12 @@ class DataConfig:
     band_stop: float = 0.0
     transfer_function: bool = False
     gain: str = "complex"
+    weights: str = "channel"
 
     def validate(self, where: str) -> None:
         checks = [
             (bool(self.path), "path", "the data file is required"),
+            (self.weights in ("channel", "none"), "weights", "channel | none"),
             (self.format in DATA_FORMATS, "format", " | ".join(DATA_FORMATS)),
             (self.field in DATA_SOURCES, "field", " | ".join(DATA_SOURCES)),
             (self.time in DATA_SOURCES, "time", " | ".join(DATA_SOURCES)),

@@ -100,8 +100,12 @@ def least_squares_fit(residual: Callable[[np.ndarray], np.ndarray],
     it = 0
     for it in range(1, max_iter + 1):
         scale = np.maximum(np.abs(x), floor)
+        small = False
         for _ in range(max_retries):
             dx = _step(jac, r, scale, lam)
+            if float(np.max(np.abs(dx) / scale)) < xtol:  # converged: no trial solve needed
+                small = True
+                break
             r_new = np.asarray(residual(x + dx))
             phi_new = float(np.vdot(r_new, r_new).real)
             if math.isfinite(phi_new) and phi_new <= phi:
@@ -109,6 +113,10 @@ def least_squares_fit(residual: Callable[[np.ndarray], np.ndarray],
             lam *= 4.0
         else:
             reason = "no decrease in max_retries damped trials (converged to round-off)"
+            it -= 1
+            break
+        if small:
+            reason = f"converged (next scaled step below xtol = {xtol:.0e})"
             it -= 1
             break
         x, r, decrease = x + dx, r_new, (phi - phi_new) / max(phi, 1e-300)

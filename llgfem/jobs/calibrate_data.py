@@ -44,6 +44,7 @@ from llgfem.operators.reduced import ReducedOperator
 __all__ = ["model_config", "run_data"]
 
 FIT_METHODS = ("gauss_newton", "levenberg_marquardt")
+XTOL = 1e-7  # scaled parameter step at which the fit stops (far below any standard error)
 
 
 def model_config(cfg: Config, dcfg: DataConfig, measured) -> tuple[Config, dict]:
@@ -94,6 +95,7 @@ class DataFit:
     resolved: dict
     problem: object
     cal: object
+    weights: str = "channel"
 
 
 def setup_data(cfg: Config, cal, comm: MPI.Comm = MPI.COMM_WORLD) -> DataFit:
@@ -118,7 +120,7 @@ def setup_data(cfg: Config, cal, comm: MPI.Comm = MPI.COMM_WORLD) -> DataFit:
     names = ("a1", "a2", *gain_names(tuple(coils), gain))
     info = {**measured.info, "gain": gain, "n_data": int(data.size)}
     return DataFit(model, data.ravel(), names, np.concatenate([x_a, g0]), info, resolved,
-                   problem, cal)
+                   problem, cal, dcfg.weights)
 
 
 def _data_model(op, measured, dcfg, problem):
@@ -162,24 +164,55 @@ def fit_data(fit: DataFit) -> tuple[dict, dict]:
         hist["a1"].append(rec["x"][0])
         hist["a2"].append(rec["x"][1])
 
-    res = least_squares_fit(lambda x: model(x) - data, model.jacobian, fit.x0,
+    L = model.channels
+    w = np.ones(L)
+
+    def weighted(v):
+        return _weight_rows(v, w, L)
+
+    res = least_squares_fit(lambda x: weighted(model(x) - data),
+                            lambda x: weighted(model.jacobian(x)), fit.x0,
                             max_iter=fit.cal.max_iter, floor=floor, callback=record,
-                            initial_callback=True)
+                            initial_callback=True, xtol=XTOL)
+    iterations = res.iterations
+    if fit.weights == "channel":
+        w = 1.0 / _channel_rms(res.residual, L)
+        res = least_squares_fit(lambda x: weighted(model(x) - data),
+                                lambda x: weighted(model.jacobian(x)), res.x,
+                                max_iter=fit.cal.max_iter, floor=floor, callback=record,
+                                xtol=XTOL)
+        iterations += res.iterations
     seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
     scale = _scales(res.x, fit.model.gain)
     unc = fisher_uncertainty(res.jacobian, res.residual, res.x, fit.names,
                              rcond=fit.cal.rcond, rel_width=fit.cal.rel_width, scale=scale)
-    summary = {"method": "gauss_newton", "iterations": res.iterations, "reason": res.reason,
+    summary = {"method": "gauss_newton", "iterations": iterations, "reason": res.reason,
                "seconds": seconds, **dict(model.op.counters), "a0": list(fit.cal.a0),
                "a1": float(res.x[0]), "a2": float(res.x[1]),
                "gains": res.x[2:].tolist(), "parameter_names": list(fit.names),
-               "r_obs": float(np.linalg.norm(res.residual) / np.linalg.norm(data)),
+               "r_obs": float(np.linalg.norm(model(res.x) - data) / np.linalg.norm(data)),
+               "channel_weights": w.tolist(),
                "mpi_size": comm.size, "data": fit.info, "resolved": fit.resolved}
     summary.update(_uncertainty_records(unc))
     units = fit.problem.units
     if units is not None and res.x[1] < 0:
         summary["physical"] = _physical(unc, units).to_json()
     return summary, hist
+
+
+def _weight_rows(v: np.ndarray, w: np.ndarray, channels: int) -> np.ndarray:
+    """Rows of ``v`` (flattened ``(L, n)`` data, or a Jacobian with those rows) times ``w_l``."""
+    v = np.asarray(v)
+    shaped = v.reshape(channels, -1, *v.shape[1:])
+    factor = w.reshape(channels, 1, *([1] * (v.ndim - 1)))
+    return (shaped * factor).reshape(v.shape)
+
+
+def _channel_rms(residual: np.ndarray, channels: int) -> np.ndarray:
+    """Per-channel RMS of a (weighted by 1) residual, real and imaginary parts counted."""
+    r = np.asarray(residual).reshape(channels, -1)
+    rms = np.sqrt(np.mean(np.abs(r) ** 2, axis=1))
+    return np.where(rms > 0, rms, max(float(rms.max()), 1e-300))
 
 
 def _scales(x: np.ndarray, gain: str) -> np.ndarray:
