@@ -27,6 +27,12 @@ Everything else is built from ``H``, ``H^T`` and their inverses (one factorisati
   ``u = H^{-1} (M/dt) H^{-T} l`` -- a backward then a forward sweep, exact;
 * the elliptic problem (21): ``(A + M) y_i = M w_i`` at every level.
 
+Linear solvers (:mod:`llgfem.solvers.linear`, preset ``kind``): ``B``, ``A + M`` and ``M`` are
+symmetric positive definite and fixed, so ``auto`` factorises them once when small and uses
+CG + AMG (CG + Jacobi for ``M``) otherwise; the iterative sweeps start every step from the
+previous level (fewer iterations).  The transposes stay exact to the iterative tolerance
+(relative 1e-12): ``B`` is symmetric, so ``H^T`` needs only solves with ``B`` again.
+
 Notation: ``n_t`` levels, ``N = n_t - 1`` steps, arrays of shape ``(n_t, n_owned)`` (levels) or
 ``(N, n_owned)`` (midpoints); see :mod:`llgfem.spacetime`.
 """
@@ -39,7 +45,7 @@ import numpy as np
 from petsc4py import PETSc
 
 from llgfem.forms.heat import elliptic_form, mass_form, stiffness_form
-from llgfem.solvers.linear import LinearSolver
+from llgfem.solvers.linear import LinearSolver, preset_options
 from llgfem.spacetime import TimeGrid, global_dot, n_owned
 
 __all__ = ["HeatSolver", "assemble_matrix"]
@@ -79,10 +85,11 @@ class HeatSolver:
         self.C = self.M.copy()
         self.C.scale(1.0 / dt)
         self.C.axpy(-0.5, self.A, same)
-        self.step_solver = LinearSolver(self.B, prefix + "step_", kind)
+        self._prefix, self._kind = prefix, kind
+        self._tdim = V.mesh.topology.dim
+        self.step_solver = self._linear_solver(self.B, "step_")
         self._elliptic: LinearSolver | None = None
         self._mass: LinearSolver | None = None
-        self._prefix, self._kind = prefix, kind
         self._x, self._y = self.M.createVecs()
         self.progress = lambda steps: steps  # e.g. a tqdm wrapper for the sweeps
 
@@ -101,17 +108,28 @@ class HeatSolver:
         """Global Euclidean inner product."""
         return global_dot(self.comm, a, b)
 
+    def _linear_solver(self, A: PETSc.Mat, role: str, options=None) -> LinearSolver:
+        return LinearSolver(A, self._prefix + role, self._kind, options, tdim=self._tdim)
+
     @property
     def elliptic_solver(self) -> LinearSolver:
         if self._elliptic is None:
-            self._elliptic = LinearSolver(self.K, self._prefix + "elliptic_", self._kind)
+            self._elliptic = self._linear_solver(self.K, "elliptic_")
         return self._elliptic
 
     @property
     def mass_solver(self) -> LinearSolver:
-        if self._mass is None:
-            self._mass = LinearSolver(self.M, self._prefix + "mass_", self._kind)
+        if self._mass is None:  # the mass matrix is spectrally equivalent to its diagonal
+            iterative = preset_options(self._kind, self.M.getSize()[0], self.comm.size,
+                                       tdim=self._tdim)["ksp_type"] == "cg"
+            self._mass = self._linear_solver(self.M, "mass_",
+                                             {"pc_type": "jacobi"} if iterative else None)
         return self._mass
+
+    def _step(self, rhs: np.ndarray, out: np.ndarray, previous: np.ndarray) -> None:
+        """``out = B^{-1} rhs`` (an iterative solver starts from ``previous``)."""
+        solver = self.step_solver
+        solver.solve_array(rhs, out, guess=None if solver.direct else previous)
 
     def zeros_levels(self) -> np.ndarray:
         return np.zeros((self.grid.n_t, self.n))
@@ -129,7 +147,7 @@ class HeatSolver:
         if u0 is not None:
             u[0] = u0
         for k in self.progress(range(r.shape[0])):
-            self.step_solver.solve_array(r[k] + self.mult(self.C, u[k]), u[k + 1])
+            self._step(r[k] + self.mult(self.C, u[k]), u[k + 1], u[k])
         return u
 
     def apply_HT(self, x: np.ndarray) -> np.ndarray:
@@ -145,9 +163,9 @@ class HeatSolver:
         """Backward sweep: ``x`` (midpoints) with ``H^T x = l`` on levels 1..N (``l_0`` unused)."""
         N = self.grid.n_t - 1
         x = np.zeros((N, self.n))
-        self.step_solver.solve_array(l[N], x[N - 1])
+        self._step(l[N], x[N - 1], x[N - 1])
         for k in self.progress(range(N - 1, 0, -1)):
-            self.step_solver.solve_array(l[k] + self.mult(self.C, x[k]), x[k - 1])
+            self._step(l[k] + self.mult(self.C, x[k]), x[k - 1], x[k])
         return x
 
     # -- (18), (19), (21) --------------------------------------------------------------------

@@ -19,6 +19,13 @@ obtained from the one step residual by ``ufl.derivative`` (states) and ``ufl.dif
 parameters enter the forms as ``ufl.variable`` wrappers of ``fem.Constant`` s), so every scheme
 gets its linearisation and adjoint from its residual alone.
 
+Step solves: ``J1_n`` changes every step, so the ``auto`` preset of
+:mod:`llgfem.solvers.linear` factorises it (small problems) or uses GMRES + block Jacobi/ILU(0)
+(large ones).  The adjoint solves use the transposed operator itself (``KSPSolveTranspose``
+with the same preconditioner), to relative residual ``ITERATIVE_RTOL = 1e-12`` when iterative:
+the dot-product test ``<l, u> = -sum_n lam_n . B_n beta`` then holds to ~1e-11 (<= 1e-8 is
+required; ``tests/unit/solvers/test_presets.py``).
+
 Block vectors are NumPy arrays of the owned entries, block after block (the local layout of
 DOLFINx's blocked ``kind="mpi"`` vectors); ``n`` owned dofs per block.
 
@@ -65,12 +72,15 @@ class StepDerivatives:
             (including any auxiliary block such as ``H_n``, computed from the two levels).
         comm: the mesh communicator.
         prefix: PETSc options prefix of the step KSP.
+        kind: linear solver preset of the step solves (``auto``: direct when small, else
+            GMRES + block Jacobi/ILU to relative residual 1e-12; see module docstring).
     """
 
     def __init__(self, residuals: Sequence[ufl.Form], unknowns: Sequence[fem.Function],
                  previous: fem.Function, parameters: Sequence, set_step: Callable,
-                 comm: MPI.Comm, prefix: str = "llgfem_llg_step_"):
+                 comm: MPI.Comm, prefix: str = "llgfem_llg_step_", kind: str = "auto"):
         self.blocks = len(residuals)
+        self._kind, self._tdim = kind, previous.function_space.mesh.topology.dim
         self.comm, self.set_step = comm, set_step
         V = previous.function_space
         self.n = V.dofmap.index_map.size_local * V.dofmap.index_map_bs
@@ -114,9 +124,10 @@ class StepDerivatives:
 
     def _solver(self) -> LinearSolver:
         if self._ksp is None:
-            self._ksp = LinearSolver(self.J1, self._prefix, kind="direct")
+            self._ksp = LinearSolver(self.J1, self._prefix, self._kind, tdim=self._tdim,
+                                     symmetric=False, reuse=False)
         else:
-            self._ksp.ksp.setOperators(self.J1)
+            self._ksp.set_operator(self.J1)
         return self._ksp
 
     def _mult(self, A, values: np.ndarray, transpose: bool = False) -> np.ndarray:
