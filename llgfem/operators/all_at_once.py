@@ -161,7 +161,7 @@ class AllAtOnceOperator:
     # -- inner products -------------------------------------------------------------------
     def inner_domain(self, x1: np.ndarray, x2: np.ndarray) -> float:
         u1, a1 = self.split(x1)
-        u2, a2 = self.split(x2)
+        u2, a2 = (u1, a1) if x2 is x1 else self.split(x2)
         if self.fast is not None:
             nn = self.fast.nn
             v1 = to_nodes(u1, nn)
@@ -182,17 +182,19 @@ class AllAtOnceOperator:
         Gram vector of the last range norm is reused (the adjoint follows ``||F(x) - y||``)."""
         cached = self._last_gram
         if cached is not None and np.array_equal(cached[0], r0):
-            return cached[1]
+            return self.model_weight * cached[1]
         return self.model_weight * self.fast.heat.gram(to_nodes(r0, self.fast.nn))
 
     def inner_range(self, y1: np.ndarray, y2: np.ndarray) -> float:
         r1, o1 = self.split_range(y1)
         r2, o2 = self.split_range(y2)
         if self.fast is not None:
-            g2 = self.model_weight * self.fast.heat.gram(to_nodes(r2, self.fast.nn))
+            v2 = to_nodes(r2, self.fast.nn)
+            g2 = self.fast.heat.gram(v2)
             if y2 is y1:
                 self._last_gram = (np.array(r2, copy=True), g2)
-            value = float(np.vdot(to_nodes(r1, self.fast.nn), g2))
+            v1 = v2 if y2 is y1 else to_nodes(r1, self.fast.nn)
+            value = self.model_weight * float(np.vdot(v1, g2))
         else:
             value = self.heat.dot(r1, self.gram_W(r2))
         if self.n_obs:
