@@ -187,3 +187,27 @@ def test_identify_job_reads_data_table(tiny, mpi_tmp_path):
                         "brown_neel": bad})
     with pytest.raises(ConfigError, match="brown_neel.basis"):
         run_job(cfg)
+
+
+def test_shipped_demo_measurement_reads():
+    """demos/data/bn_measurement.mdf: drive, sampling and tracer from the file; its spectra
+    are the cached clean FOM signal times the stored gain plus 1 % noise."""
+    from pathlib import Path
+
+    from llgfem.brownneel.calibrate_data import DEMO_CLEAN, DEMO_MDF
+
+    folder = Path(__file__).resolve().parents[3] / "demos" / "data"
+    meas = read_measurement(DataConfig(path=str(folder / DEMO_MDF), gain="none",
+                                       transfer_function=True), comm=MPI.COMM_WORLD)
+    setup = CalibrationSetup()
+    assert meas.drive.frequency == pytest.approx(setup.frequency)
+    assert meas.drive.amplitude == pytest.approx(setup.amplitude)
+    assert (meas.bins // meas.periods).tolist() == list(range(3, setup.samples // 2, 2))
+    assert meas.truth["d_c"] == pytest.approx(20e-9)
+    with np.load(folder / DEMO_CLEAN) as data:
+        clean = data["clean"]
+    fom = meas.model_spectrum(clean)
+    centred = clean - clean.mean()
+    noise = setup.noise * np.sqrt(np.mean(centred**2) * setup.samples / 2 * 2 * fom.size)
+    ratio = np.linalg.norm(meas.spectra[0] - fom) / noise
+    assert 0.5 < ratio < 1.5  # exactly the simulated noise, nothing else
