@@ -12,7 +12,7 @@ identifiability of a2.  Brown-Neel cases come from
 ``llgfem.brownneel.calibrate_data.bench_cases(seeds)`` when that module exists.
 
     nice -n 10 .venv/bin/python bench/calibrate_data.py [--seeds 10] [--model-nt 401]
-        [--skip-bn] [--reuse-llg]
+        [--bn-seeds 10] [--skip-bn] [--reuse-llg]
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--model-nt", type=int, default=401)
     ap.add_argument("--model-n", type=int, default=32)
+    ap.add_argument("--bn-seeds", type=int, default=10)
     ap.add_argument("--skip-bn", action="store_true")
     ap.add_argument("--reuse-llg", action="store_true",
                     help="take the LLG cases from the existing JSON (e.g. to add Brown-Neel)")
@@ -131,7 +132,7 @@ def main(argv=None) -> dict:
     else:
         llg = llg_cases(args.seeds, args.model_nt, args.model_n, comm)
     t3, t3_info = table3_identified(comm)
-    bn, bn_note = ([], "skipped (--skip-bn)") if args.skip_bn else brown_neel_cases(args.seeds)
+    bn, bn_note = ([], "skipped (--skip-bn)") if args.skip_bn else brown_neel_cases(args.bn_seeds)
     cases = llg + bn
     result = {"cases": cases, "coverage": coverage(cases), "table3_a2_identified": t3,
               "coverage_llg": coverage(llg), "coverage_brown_neel": coverage(bn),
