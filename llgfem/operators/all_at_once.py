@@ -113,12 +113,12 @@ class AllAtOnceOperator:
         self._last: tuple | None = None
         self._last_gram: tuple | None = None
 
-    def fast_state(self, x: np.ndarray, m: np.ndarray, a: np.ndarray):
-        """The batched kernels' tabulation of the trajectory at ``x`` (reused from the last
-        ``F(x)`` when ``x`` is unchanged)."""
+    def fast_state(self, x: np.ndarray, a: np.ndarray):
+        """The batched kernels' tabulation of the trajectory at ``x`` with parameters ``a``
+        (reused from the last ``F(x)`` when ``x`` is unchanged)."""
         if self._last is not None and np.array_equal(self._last[0], x):
             return self._last[1]
-        return self.fast.state(m, a)
+        return self.fast.state(self.state(x), a)
 
     def _batched(self, fast: bool | None) -> BatchedGilbert | None:
         if fast is False:
@@ -219,7 +219,7 @@ class AllAtOnceOperator:
             parts = [self.solver.space_time_residual(m, self._parameters(a)).ravel()]
         if self.n_obs:
             parts.append(self.obs.apply(m).ravel())
-        return np.concatenate(parts)
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def derivative(self, x: np.ndarray) -> AllAtOnceDerivative:
         return AllAtOnceDerivative(self, x)
@@ -230,10 +230,17 @@ class AllAtOnceDerivative:
 
     def __init__(self, op: AllAtOnceOperator, x: np.ndarray):
         self.op = op
-        m_hat, a = op.split(x)
-        self.a = op._parameters(a)
-        self.m = op.m0[None, :] + m_hat
-        self.state = None if op.fast is None else op.fast_state(x, self.m, self.a)
+        self.a = op._parameters(np.asarray(x[-2:], dtype=float))
+        self._m = None if op.fast is not None else op.state(x)
+        self._x = x
+        self.state = None if op.fast is None else op.fast_state(x, self.a)
+
+    @property
+    def m(self) -> np.ndarray:
+        """The trajectory ``m0 + m_hat`` at ``x`` (built on demand on the fast path)."""
+        if self._m is None:
+            self._m = self.op.state(self._x)
+        return self._m
 
     def __call__(self, dx: np.ndarray) -> np.ndarray:
         return self.apply(dx)
