@@ -111,11 +111,11 @@ class CalibrationSetup:
     data_truncation: tuple[int, int] = (14, 12)
     data_rtol: float = 1e-7
     rom_truncation: tuple[int, int] = (12, 10)
-    rank: int = 40
+    rank: int = 60
     box: tuple[tuple[float, float], tuple[float, float]] = ((19.0, 21.0), (5.0, 7.0))
     train_rtol: float = 1e-7
     train_points: int = 5
-    substeps: int = 8
+    substeps: int = 4
     warmup_periods: float = 1.0
     base: ParticleParameters = ParticleParameters()
 
