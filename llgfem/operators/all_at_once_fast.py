@@ -182,14 +182,15 @@ class P1Tables:
         self.volumes = detJ * wref.sum()
         self.M = (self.W @ self.E).tocsr()  # exact: the rule has degree >= 2
         self.A = (self.G.multiply(np.repeat(self.volumes, gdim)[:, None]).T @ self.G).tocsr()
+        self.S = sp.csr_matrix((self.weights, (np.repeat(np.arange(nc), nq), np.arange(nc * nq))),
+                               shape=(nc, nc * nq))  # cell integration of point values
         self.E3, self.W3, self.G3 = _blocks(self.E), _blocks(self.W), _blocks(self.G)
         self.GT3, self.M3, self.A3 = _blocks(self.G.T), _blocks(self.M), _blocks(self.A)
         self.points = points
 
     def cell_sum(self, values: np.ndarray) -> np.ndarray:
         """``sum_q w_q f_q`` per cell for ``(Q, levels)`` values -> ``(cells, levels)``."""
-        weighted = values * self.weights[:, None]
-        return weighted.reshape(self.nc, self.nq, -1).sum(axis=1)
+        return self.S @ values
 
     def to_points(self, cellwise: np.ndarray) -> np.ndarray:
         """Repeat ``(cells, ...)`` values at each cell's quadrature points -> ``(Q, ...)``."""
@@ -267,6 +268,7 @@ class _State:
         self.mq = _apply(t.E3, self.mb)  # (3, Q, N)
         self.grad = t.gradients(self.mb)  # (3, cells, gdim, N)
         self.gsq = t.to_points(np.einsum("kcdn,kcdn->cn", self.grad, self.grad))  # (Q, N)
+        self.cgsq = -kernels.exchange * self.gsq  # the factor of -c |grad m_bar|^2 terms
         self.mh = None if kernels.hq is None else dot3(self.mq, kernels.hq)  # m_bar . h
         self._Dq = None
 
@@ -363,7 +365,7 @@ class BatchedGilbert:
     def residual_nodes(self, st: _State) -> np.ndarray:
         """``(R_n)_n`` as ``(3, nn, N)``."""
         t, (a1, a2), c = self.tables, st.a, self.exchange
-        f = st.mq * (-c * st.gsq)
+        f = st.mq * st.cgsq
         if st.mh is not None:
             f += st.mh * st.mq
         if a2:
@@ -408,7 +410,7 @@ class BatchedGilbert:
         t, (a1, a2), c = self.tables, st.a, self.exchange
         yq = _apply(t.E3, y)
         my = dot3(st.mq, yq)  # (Q, N)
-        f_bar = yq * (-c * st.gsq)
+        f_bar = yq * st.cgsq
         if st.mh is not None:
             f_bar += self.hq * my
             f_bar += st.mh * yq
@@ -425,9 +427,13 @@ class BatchedGilbert:
         if a2:
             l_D -= a2 * _apply(t.W3, cy)
         l_D /= self.dt
-        load = np.zeros((3, self.nn, self.N + 1))
-        load[:, :, :-1] = (1.0 - self.theta) * l_bar - l_D
-        load[:, :, 1:] += self.theta * l_bar + l_D
+        load = np.empty((3, self.nn, self.N + 1))
+        load[:, :, -1] = 0.0
+        np.multiply(l_bar, 1.0 - self.theta, out=load[:, :, :-1])
+        load[:, :, :-1] -= l_D
+        l_bar *= self.theta
+        l_bar += l_D
+        load[:, :, 1:] += l_bar
         beta = np.zeros(2)
         if parameters:
             beta[0] = float(np.vdot(st.D, My))
