@@ -112,13 +112,19 @@ class AllAtOnceOperator:
         self.fast = self._batched(fast)
         self._last: tuple | None = None
         self._last_gram: tuple | None = None
+        self._m0_nodes = None if self.fast is None else to_nodes(self.m0[None, :], self.fast.nn)
 
-    def fast_state(self, x: np.ndarray, a: np.ndarray):
-        """The batched kernels' tabulation of the trajectory at ``x`` with parameters ``a``
-        (reused from the last ``F(x)`` when ``x`` is unchanged)."""
+    def fast_state(self, x: np.ndarray):
+        """The batched kernels' tabulation of the trajectory and parameters at ``x`` (reused
+        from the last ``F(x)`` when ``x`` is unchanged)."""
         if self._last is not None and np.array_equal(self._last[0], x):
             return self._last[1]
-        return self.fast.state(self.state(x), a)
+        return self._fast_state_of(x)
+
+    def _fast_state_of(self, x: np.ndarray):
+        """Tabulate ``m0 + m_hat`` of ``x`` directly from the flat vector (no level copies)."""
+        a = self._parameters(np.asarray(x[-2:], dtype=float))
+        return self.fast.state_of_increment(self._m0_nodes, x[: self.N * self.n], a)
 
     def _batched(self, fast: bool | None) -> BatchedGilbert | None:
         if fast is False:
@@ -208,15 +214,17 @@ class AllAtOnceOperator:
         return np.asarray(a, dtype=float) if self.estimate_parameters else self.a_fixed
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        m_hat, a = self.split(x)
-        m = self.m0[None, :] + m_hat
         self.counters["F"] += 1
         if self.fast is not None:
-            state = self.fast.state(m, self._parameters(a))
+            state = self._fast_state_of(x)
             self._last = (np.array(x, copy=True), state)  # F'(x) usually follows F(x)
             parts = [from_nodes(self.fast.residual_nodes(state)).ravel()]
-        else:
-            parts = [self.solver.space_time_residual(m, self._parameters(a)).ravel()]
+            if self.n_obs:
+                parts.append(self.obs.apply(self.state(x)).ravel())
+            return np.concatenate(parts) if len(parts) > 1 else parts[0]
+        m_hat, a = self.split(x)
+        m = self.m0[None, :] + m_hat
+        parts = [self.solver.space_time_residual(m, self._parameters(a)).ravel()]
         if self.n_obs:
             parts.append(self.obs.apply(m).ravel())
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
@@ -233,7 +241,7 @@ class AllAtOnceDerivative:
         self.a = op._parameters(np.asarray(x[-2:], dtype=float))
         self._m = None if op.fast is not None else op.state(x)
         self._x = x
-        self.state = None if op.fast is None else op.fast_state(x, self.a)
+        self.state = None if op.fast is None else op.fast_state(x)
 
     @property
     def m(self) -> np.ndarray:

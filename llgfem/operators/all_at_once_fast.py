@@ -258,11 +258,10 @@ class HeatMaps:
 class _State:
     """One trajectory tabulated at the quadrature points (shared by F, F' and F'*)."""
 
-    def __init__(self, kernels: BatchedGilbert, m: np.ndarray, a):
+    def __init__(self, kernels: BatchedGilbert, X: np.ndarray, a):
         t, theta, dt = kernels.tables, kernels.theta, kernels.dt
         self.tables = t
         self.a = np.asarray(a, dtype=float)
-        X = to_nodes(m, kernels.nn)
         self.mb = (1.0 - theta) * X[:, :, :-1] + theta * X[:, :, 1:]  # (3, nn, N)
         self.D = (X[:, :, 1:] - X[:, :, :-1]) / dt
         self.mq = _apply(t.E3, self.mb)  # (3, Q, N)
@@ -360,7 +359,15 @@ class BatchedGilbert:
     # -- evaluation ----------------------------------------------------------------------------
     def state(self, m: np.ndarray, a) -> _State:
         """Tabulate the trajectory ``m`` ``(n_t, 3 nn)`` at parameters ``a``."""
-        return _State(self, m, a)
+        return _State(self, to_nodes(m, self.nn), a)
+
+    def state_of_increment(self, m0: np.ndarray, m_hat: np.ndarray, a) -> _State:
+        """:meth:`state` of ``m = m0 + m_hat`` from ``m0`` ``(3, nn, 1)`` (node array) and the
+        increments ``m_hat`` ``(N, 3 nn)`` of levels 1..N (level 0 is ``m0``)."""
+        X = np.empty((3, self.nn, self.N + 1))
+        X[:, :, :1] = m0
+        np.add(m_hat.reshape(self.N, self.nn, 3).transpose(2, 1, 0), m0, out=X[:, :, 1:])
+        return _State(self, X, a)
 
     def residual_nodes(self, st: _State) -> np.ndarray:
         """``(R_n)_n`` as ``(3, nn, N)``."""
