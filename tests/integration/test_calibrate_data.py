@@ -110,3 +110,34 @@ def test_shipped_demo_file_is_read_and_fitted(mpi_tmp_path):
     assert summary["iterations"] == 1
     assert np.isfinite(summary["a1"])
     assert abs(summary["a1"] - 0.1) < abs(0.15 - 0.1)  # moved from a0 towards the truth
+
+
+def test_signals_file_fitted_in_time_domain(mpi_tmp_path, comm):
+    """An llgfem signals file (every other model midpoint) through [data] (scaled Test 3)."""
+    import math
+
+    from llgfem.io.signals import save_signals
+    from llgfem.jobs.calibrate import setup
+
+    scaled = {"job": {"kind": "calibrate", "name": "cal_sig"},
+              "domain": {"kind": "interval", "lower": [0.0], "upper": [2 * math.pi], "n": [16]},
+              "time": {"T": 0.2, "n_t": 11}, "llg": {"initial": "paper3"},
+              "output": {"dir": str(mpi_tmp_path), "fields": False, "plots": False},
+              "observation": {"mu0": 1.0}, "coil": COILS,
+              "concentration": [{"name": "l", "center": [1.5], "width": 1.0},
+                                {"name": "r", "center": [4.5], "width": 1.0}]}
+    cal = setup(parse_config({**scaled, "calibrate": {"delta": 0.0}}))
+    grid = cal.op.problem.grid
+    t_mid = 0.5 * (grid.times[1:] + grid.times[:-1])
+    y = cal.y.reshape(cal.op.data_shape)[:, :, ::2]
+    cal.op.cache.destroy()
+    path = save_signals(mpi_tmp_path / "sig.h5", y, t_mid[::2], ["x", "y", "z"], ["l", "r"],
+                        comm=comm)
+    summary = run(parse_config({**scaled, "data": {"path": str(path), "field": "config",
+                                                   "time": "config", "gain": "none"},
+                                "calibrate": {"method": "gauss_newton", "a0": [1.05, 0.05],
+                                              "max_iter": 10}}))
+    assert summary["data"]["format"] == "signals"
+    assert summary["a1"] == pytest.approx(1.0, abs=1e-6)
+    assert summary["a2"] == pytest.approx(0.0, abs=1e-6)
+    assert summary["parameter_names"] == ["a1", "a2"]
