@@ -208,3 +208,18 @@ def test_resume_on_another_rank_count_is_refused_on_every_rank(tmp_path, capsys,
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1, err
     assert f"written by {first} ranks, resuming with {second}" in lines[0], err
+
+
+def test_all_at_once_without_error_trace(mpi_tmp_path):
+    """aao.error_every = 0 means no error trace (it was a ZeroDivisionError, exit 1)."""
+    from pathlib import Path
+
+    cfg = Path(__file__).resolve().parents[2] / "demos" / "configs" / "aao_test3.toml"
+    args = ["run", str(cfg), "-o", str(mpi_tmp_path)]
+    for s in ("time.n_t=5", "aao.max_iter=2", "aao.error_every=0", "output.fields=false",
+              "output.plots=false"):
+        args += ["--set", s]
+    assert main(args) == 0
+    summary = json.loads((mpi_tmp_path / "aao_test3" / "summary.json").read_text())
+    assert summary["error_trace"] == []
+    assert summary["iterations"] == 2

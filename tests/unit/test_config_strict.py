@@ -224,3 +224,30 @@ def test_absurd_domain_extents_are_refused(sets, needle):
     """Fuzz finding: a 1e300-wide box reached the mesh (NaN Jacobians, an internal error)."""
     with pytest.raises(ConfigError, match=needle):
         load_run_config(str(CONFIGS / "aao_2d.toml"), sets)
+
+
+@pytest.mark.parametrize(("config", "sets", "needle"), [
+    ("aao_test3", ["aaox.mu=1"], "aaox: unknown table .*did you mean 'aao'"),
+    ("brown_neel_fom", ["brown_neelx.n_m=4"], "brown_neelx: unknown table .*'brown_neel'"),
+    ("surrogate_kernel", ["kernelx.nu=3"], "kernelx: unknown table .*did you mean 'kernel'"),
+    ("default", ["coils.0.sensitivity=[0,0,1]"], "coils"),
+    ("aao_test3", ["aao.param_weight=-1"], "aao.param_weight: must be > 0"),
+    ("aao_test3", ["aao.error_every=-1"], "aao.error_every: must be >= 0"),
+    ("default", ["calibrate.checkpoint_every=-1"], "calibrate.checkpoint_every: must be >= 0"),
+    ("aao_test3", ["aao.checkpoint_every=-1"], "aao.checkpoint_every: must be >= 0"),
+    ("brown_neel_fom", ["brown_neel.d_c_nm=-20"], "brown_neel.d_c_nm"),
+    ("brown_neel_fom", ["brown_neel.d_h_nm=-1"], "brown_neel.d_h_nm"),
+    ("brown_neel_fom", ["brown_neel.rtol=1e-30"], "brown_neel.rtol"),
+    ("default", ["llg.a1=-1"], "llg.a1: must be >= 0"),
+    ("physical_static", ["physical.alpha_D=-0.1"], "physical.alpha_D"),
+    ("physical_static", ["physical.m_S=-1"], "physical.m_S"),
+    ("aao_test3", ["aao.a_init=[1,1]"], "aao.a_init: renamed to aao.a0"),
+    ("aao_test3", ["aao.max_iterations=3"], "aao.max_iterations: renamed to aao.max_iter"),
+    ("aao_test3", ["aao.m_init='m0'"], "aao.m_init: renamed to aao.state_guess"),
+    ("aao_test3", ["aao.paper_noise=true"], "aao.paper_noise: renamed to aao.noise"),
+    ("surrogate_generate", ["dataset.initial_direction=[0,0,0]"], "dataset.initial_direction"),
+])
+def test_issue_12_inputs_are_refused_naming_the_key(config, sets, needle):
+    """The bad inputs listed in issue 12 (and found by the sweeps) stay refused up front."""
+    with pytest.raises(ConfigError, match=needle):
+        load_run_config(str(CONFIGS / f"{config}.toml"), sets)
