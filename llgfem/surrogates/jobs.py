@@ -111,6 +111,10 @@ def _generate_sp4(spec: SP4DatasetSpec, path: Path) -> tuple[TrajectoryDataset, 
     """SP4 through magnum.np on rank 0 (errors broadcast), then every rank reads the file."""
     comm, error = MPI.COMM_WORLD, None
     t0 = time.perf_counter()
+    n_run = spec.n_fields if not spec.max_fields else min(spec.max_fields, spec.n_fields)
+    get_logger(comm=comm).info(
+        "surrogate_generate: magnum.np runs the relaxation and up to %d SP4 fields (minutes "
+        "each on one core); its progress goes to %s", n_run, path.with_name(path.name + ".log"))
     if comm.rank == 0:
         try:
             generate_sp4_dataset(spec, path)
