@@ -117,6 +117,9 @@ MAX_TIME_LEVELS = 1_000_000
 #: MIN_CELL wide: beyond them the cell Jacobians overflow or underflow (1e300 -> inf/NaN).
 MAX_COORDINATE = 1e12
 MIN_CELL = 1e-15
+#: Plausible time horizons ``[time] T`` (an attosecond to ~30 years; 1e300 gave NaN steps).
+MIN_TIME = 1e-18
+MAX_TIME = 1e9
 
 #: Tables written as arrays of tables (``[[coil]]``); a single ``[coil]`` counts as one entry.
 ARRAY_TABLES = frozenset({"coil", "concentration"})
@@ -211,6 +214,9 @@ class TimeConfig:
     def validate(self, where: str) -> None:
         if not (self.T > 0 and math.isfinite(self.T)):
             raise ConfigError(f"{where}.T: must be a positive number, got {self.T}")
+        if not MIN_TIME <= self.T <= MAX_TIME:
+            raise ConfigError(f"{where}.T: must lie in [{MIN_TIME:g}, {MAX_TIME:g}] (seconds in "
+                              f"physical runs, scaled time otherwise), got {self.T}")
         if not 2 <= self.n_t <= MAX_TIME_LEVELS:
             raise ConfigError(f"{where}.n_t: need 2 to {MAX_TIME_LEVELS} time levels, "
                               f"got {self.n_t}")

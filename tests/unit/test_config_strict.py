@@ -246,6 +246,7 @@ def test_absurd_domain_extents_are_refused(sets, needle):
     ("aao_test3", ["aao.m_init='m0'"], "aao.m_init: renamed to aao.state_guess"),
     ("aao_test3", ["aao.paper_noise=true"], "aao.paper_noise: renamed to aao.noise"),
     ("surrogate_generate", ["dataset.initial_direction=[0,0,0]"], "dataset.initial_direction"),
+    ("aao_2d", ["time.T=1e300"], "time.T: must lie in"),
 ])
 def test_issue_12_inputs_are_refused_naming_the_key(config, sets, needle):
     """The bad inputs listed in issue 12 (and found by the sweeps) stay refused up front."""
