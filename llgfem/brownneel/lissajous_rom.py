@@ -7,9 +7,12 @@ run never touches a full-size vector:
 
     a' = Σ_k c_k(t; b) Â_k a,   a(0) = Uᵀw(ξ(0))/a₁,   ψ = Ψ a,  ψ̇ = Ψ ȧ  →  ⟨m⟩, d⟨m⟩/dt.
 
-Stability: sym(F) ≤ κ(t) (dynamic formulation, ξ̇ term aside) gives sym(UᵀFU) ≤ κ(t) for every r
-(``llgfem.rom.galerkin``); the shift κ(t) of a reduced run is its own leak rate (inverse
-iteration on UᵀFU from Uᵀw).
+Stability: sym(F) ≤ 0 (dynamic formulation, ξ̇ term aside) gives sym(UᵀFU) ≤ 0 for every r
+(``llgfem.rom.galerkin``).  Online stage (default): adaptive RODAS4 on the r × r terms the drive
+activates, the state rescaled after every step (``llgfem.rom.parametric.integrate_rosenbrock``;
+the outputs are mass-normalised ratios, so no leak shift is needed).  The previous PETSc TS
+path (``method="petsc"``) adds the shift κ(t) = −max Re λ(UᵀF(ξ(t))U) from a table of dense
+eigenvalue problems.
 
 Training positions are chosen greedily (``llgfem.rom.parametric.greedy_selection``; snapshots
 scaled to unit mass first) with the relative residual indicator
@@ -116,7 +119,7 @@ def simulate_reduced(model: LissajousModel, rom: ParametricROM, drive: Lissajous
 
     ``method="rosenbrock"`` (default): dense RODAS4 on the r × r terms that the drive activates
     (``llgfem.rom.parametric.integrate_rosenbrock``; rtol/atol/max_steps from ``settings``,
-    states rescaled at every sample instead of a leak shift).  ``method="petsc"``: the FOM's
+    states rescaled after every step instead of a leak shift).  ``method="petsc"``: the FOM's
     PETSc TS on dense matrices with the reduced leak shift κ(t) (the previous online stage).
 
     Args:
