@@ -44,9 +44,9 @@ def _m0(x, t):
 
 
 def llg_quantities(comm, form: str, linear: str) -> dict:
-    mesh = dm.create_rectangle(comm, [[-1.0, -1.0], [1.0, 1.0]], [8, 8])
+    mesh = dm.create_rectangle(comm, [[-1.0, -1.0], [1.0, 1.0]], [6, 6])
     V = create_vector_space(mesh)
-    grid = TimeGrid(0.3, 7)
+    grid = TimeGrid(0.3, 5)
     solver = LLGSolver(V, grid, LLGParameters(a1=A[0], a2=A[1], exchange=0.05), FIELD,
                        form=form, linear=linear)
     m0 = interpolate_levels(V, _m0, [0.0])[0]
@@ -60,9 +60,9 @@ def llg_quantities(comm, form: str, linear: str) -> dict:
 
 
 def heat_quantities(comm, linear: str) -> dict:
-    mesh = dm.create_unit_square(comm, 12, 12)
+    mesh = dm.create_unit_square(comm, 8, 8)
     V = create_vector_space(mesh)
-    grid = TimeGrid(0.5, 9)
+    grid = TimeGrid(0.5, 7)
     hs = HeatSolver(V, grid, linear, prefix=f"llgfem_agree_{linear}_")
     v = interpolate_levels(V, lambda x, t: np.stack([np.sin(3 * x[0] + t), x[1] ** 2,
                                                      np.cos(x[0] * x[1])]), grid.times)
