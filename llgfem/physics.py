@@ -326,6 +326,11 @@ class PhysicalParameters:
         return self.mu0 * self.m_S * H_ext
 
 
+#: Field kinds whose ``amplitude`` multiplies ``direction`` (``rotating`` turns in the x-y
+#: plane and does not use it).
+DIRECTED_KINDS = ("static", "sinusoidal", "ffp")
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     """An applied field h(x, t) (see module docstring for the kinds)."""
@@ -351,6 +356,11 @@ class FieldSpec:
             raise ParameterError(f"{where}: field parameters must be finite")
         if len(self.direction) != 3 or len(self.offset) != 3:
             raise ParameterError(f"{where}.direction: 3 components needed")
+        if (self.kind in DIRECTED_KINDS and self.amplitude != 0
+                and math.hypot(*self.direction) == 0):
+            raise ParameterError(f"{where}.direction: must be non-zero for kind = "
+                                 f"{self.kind!r} with amplitude {self.amplitude:g} (a zero "
+                                 "direction silently removes the drive)")
 
 
 def reference_field(spec: FieldSpec, extent: float = 0.0, fallback: float = 1.0) -> float:

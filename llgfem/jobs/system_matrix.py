@@ -43,12 +43,13 @@ from llgfem.io.results import write_json
 from llgfem.scanner.fields import ScannerConfig, ScannerFields
 from llgfem.scanner.models import build_model
 from llgfem.scanner.receive import ReceiveChannel, ReceiveConfig
-from llgfem.scanner.reconstruct import ReconstructionConfig, reconstruct
+from llgfem.scanner.reconstruct import ReconstructionConfig, phantom, reconstruct
 from llgfem.scanner.system_matrix import (
     CalibrationGrid,
     SystemMatrix,
     compute_system_matrix,
     frequency_labels,
+    grid_positions,
     time_signals,
 )
 from llgfem.scanner.tracer import TracerConfig
@@ -127,9 +128,28 @@ def setup(cfg: Config) -> SystemMatrixSetup:
     if not isinstance(model_table, dict):
         raise ConfigError("model: expected one [model] table")
     model = build_model(tracer, model_table, "model")
+    rec = cfg.section("reconstruction", ReconstructionConfig)
+    _check_phantom(rec, grid)
     return SystemMatrixSetup(scanner, tracer, grid, _receivers(cfg, scanner), model,
-                             cfg.section("system_matrix", SystemMatrixConfig),
-                             cfg.section("reconstruction", ReconstructionConfig))
+                             cfg.section("system_matrix", SystemMatrixConfig), rec)
+
+
+def _check_phantom(rec: ReconstructionConfig, grid: CalibrationGrid) -> None:
+    """Refuse a phantom that covers no calibration position, before any simulation.
+
+    The same test as :func:`llgfem.scanner.reconstruct.reconstruct` makes after the system
+    matrix is computed; it needs only the grid, so a bad ``calibration.size`` is refused in
+    seconds instead of after the whole model evaluation.
+
+    Raises:
+        ConfigError: naming ``reconstruction.phantom`` and ``calibration.size``.
+    """
+    if not rec.enabled:
+        return
+    if not phantom(rec.phantom, grid_positions(grid), grid.fov, grid.center).any():
+        raise ConfigError(f"reconstruction.phantom: {rec.phantom!r} covers no calibration "
+                          f"position of the grid calibration.size = {list(grid.size)} "
+                          "(refine calibration.size, or set reconstruction.enabled = false)")
 
 
 def write_mdf_files(run_dir: Path, sm: SystemMatrix, s: SystemMatrixSetup) -> list[str]:

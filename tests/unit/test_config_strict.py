@@ -247,8 +247,38 @@ def test_absurd_domain_extents_are_refused(sets, needle):
     ("aao_test3", ["aao.paper_noise=true"], "aao.paper_noise: renamed to aao.noise"),
     ("surrogate_generate", ["dataset.initial_direction=[0,0,0]"], "dataset.initial_direction"),
     ("aao_2d", ["time.T=1e300"], "time.T: must lie in"),
+    ("physical_sinusoidal", ["field.direction=[0,0,0]"], "field.direction: must be non-zero"),
+    ("scanner2d", ["field.direction=[0,0,0]"], "field.direction: must be non-zero"),
 ])
 def test_issue_12_inputs_are_refused_naming_the_key(config, sets, needle):
     """The bad inputs listed in issue 12 (and found by the sweeps) stay refused up front."""
     with pytest.raises(ConfigError, match=needle):
         load_run_config(str(CONFIGS / f"{config}.toml"), sets)
+
+
+def test_zero_direction_is_refused_only_where_it_removes_a_drive():
+    """Fuzz finding (issue 12, handoff item 19): a zero ``field.direction`` removed the drive of
+    a sinusoidal run silently (exit 0).  It is kept where the direction is unused or scaled
+    by a zero amplitude."""
+    from llgfem.physics import FieldSpec, ParameterError
+
+    for kind in ("static", "sinusoidal", "ffp"):
+        with pytest.raises(ParameterError, match="direction: must be non-zero"):
+            FieldSpec(kind=kind, amplitude=1.0, direction=(0.0, 0.0, 0.0)).validate()
+        FieldSpec(kind=kind, amplitude=0.0, direction=(0.0, 0.0, 0.0)).validate()
+    FieldSpec(kind="rotating", amplitude=1.0, direction=(0.0, 0.0, 0.0)).validate()
+
+
+def test_phantom_outside_the_calibration_grid_is_refused_in_setup():
+    """Handoff item 9: a phantom that covers no calibration position was refused only after
+    the system matrix had been computed (101 s); ``setup`` now refuses it before any model
+    evaluation.  The demo grid itself passes."""
+    from llgfem.jobs.system_matrix import setup
+
+    path = str(CONFIGS / "system_matrix_1d.toml")
+    assert setup(load_run_config(path)).grid.size[0] == 7
+    with pytest.raises(ConfigError, match=r"reconstruction.phantom: 'dots' covers no calibration "
+                                          r"position of the grid calibration.size = \[3, 1, 1\]"):
+        setup(load_run_config(path, ["calibration.size=[3,1,1]"]))
+    cfg = load_run_config(path, ["calibration.size=[3,1,1]", "reconstruction.enabled=false"])
+    assert setup(cfg).grid.size[0] == 3
