@@ -200,10 +200,27 @@ class FEMDatasetSpec:
             raise ConfigError(f"{where}.initial: {self.initial!r} is not uniform or nonuniform")
         if self.exchange <= 0:
             raise ConfigError(f"{where}.exchange: must be > 0, got {self.exchange}")
+        self._validate_coefficients(where)
         d = np.asarray(self.initial_direction, dtype=float)
         if not (np.all(np.isfinite(d)) and np.abs(d).max() > 0):
             raise ConfigError(f"{where}.initial_direction: must be a finite non-zero vector, "
                               f"got {list(self.initial_direction)}")
+
+    def _validate_coefficients(self, where: str) -> None:
+        """The checks of the ``[llg]`` table on ``(a1, a2, exchange)`` (ConfigError here).
+
+        ``a2 = 0`` is valid: the Landau-Lifshitz form then is the pure damping flow
+        ``m_t = -m x (m x H) / a1``; it is stiffer than the demo's (``1/a1 = 5`` against
+        ``a1/(a1^2 + a2^2) = 0.19``) and may need more time levels, which the solver's error
+        says.  ``a1 = a2 = 0`` (no time derivative) and ``a1 < 0`` are refused.
+        """
+        from llgfem.config import ConfigError
+        from llgfem.physics import LLGParameters, ParameterError
+
+        try:
+            LLGParameters(a1=self.a1, a2=self.a2, exchange=self.exchange).validate(where)
+        except ParameterError as e:
+            raise ConfigError(str(e)) from None
 
     def sample_tags(self) -> np.ndarray:
         """``(n, 2)`` samples ``(|h|, angle in degrees)``, uniform in the ranges (seeded)."""
