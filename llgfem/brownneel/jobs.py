@@ -15,6 +15,9 @@ Every rank computes redundantly on PETSC_COMM_SELF (the ODE is small); rank 0 wr
 JSON/NPZ files and the plots (under ``plots/``) and logs one INFO line per stage and a final
 summary line.  Input files (``snapshots``, ``basis``) are validated (entries, shapes, finite
 values) before use; a failed integration is a :class:`llgfem.solvers.linear.SolverError`.
+Below the demos' truncation :data:`DEMO_TRUNCATION` the error adds a hint to raise
+``brown_neel.n_m``/``n_n``: small truncations are not refused up front because stability is not
+monotone in them (at the FOM demo setting (4, 2) runs, (6, 4) fails, (8, 6) runs).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +41,9 @@ IDENTIFY_BOX = ((19.0, 22.0), (5.0, 8.0))  # (d_c nm, K kJ/m³) search box of th
 STEPS_PER_SAMPLE, MIN_STEP_BUDGET = 25, 20_000  # integrator step budget (see _settings)
 #: Plausibility limits of [brown_neel] (larger values are typos: days of integration or
 #: overflowing Boltzmann factors, not runs).
+#: The smallest truncation (N_m, N_n) among the demo configs (``brown_neel_identify``).
+DEMO_TRUNCATION = (10, 8)
+
 LIMITS = {"d_c_nm": 1e3, "d_h_nm": 1e4, "K_kJ": 1e4, "B_d_mT": 1e4, "f_d_kHz": 1e5,
           "basis_d_c_nm": 1e3, "basis_K_kJ": 1e4, "basis_f_d_kHz": 1e5, "periods": 1e3,
           "warmup_periods": 1e3, "samples_per_period": 1e5, "identify_grid": 50}
@@ -520,17 +527,8 @@ def run_job(cfg: Config) -> dict:
         _log(f"{kind}: particle d_c = {bn.d_c_nm} nm, K = {bn.K_kJ} kJ/m³, drive {bn.B_d_mT} "
              f"mT at {bn.f_d_kHz} kHz, truncation ({bn.n_m}, {bn.n_n}), {bn.backend}")
     t0 = time.perf_counter()
-    job = {"brown_neel_fom": _job_fom, "brown_neel_pod": _job_pod,
-           "brown_neel_rom": _job_rom, "brown_neel_identify": _job_identify}[kind]
-    if kind == "brown_neel_identify" and "data" in cfg.sections:
-        from llgfem.builders import DataConfig
-
-        data = cfg.section("data", DataConfig)
-        if rank0:
-            write_resolved_config(cfg, run_dir, {"brown_neel": bn, "data": data})
-        summary = {"kind": kind, **_job_calibrate(bn, data, cfg.source, run_dir, rank0)}
-    else:
-        summary = {"kind": kind, **job(bn, run_dir, rank0)}
+    with truncation_hint(bn.n_m, bn.n_n, "brown_neel"):
+        summary = _run_kind(kind, cfg, bn, run_dir, rank0)
     summary["wall_seconds"] = time.perf_counter() - t0
     if rank0:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
@@ -539,3 +537,37 @@ def run_job(cfg: Config) -> dict:
     _log(f"{kind}: done, {summary['wall_seconds']:.2f} s -> {run_dir}")
     MPI.COMM_WORLD.Barrier()
     return summary
+
+
+@contextmanager
+def truncation_hint(n_m: int, n_n: int, table: str):
+    """Re-raise a :class:`SolverError` with a hint when ``(n_m, n_n)`` is below the demos'.
+
+    Args:
+        n_m, n_n: the truncation in use.
+        table: the config table holding ``n_m``/``n_n`` (``brown_neel`` or ``model``).
+    """
+    from llgfem.solvers.linear import SolverError
+
+    try:
+        yield
+    except SolverError as e:
+        if n_m >= DEMO_TRUNCATION[0] and n_n >= DEMO_TRUNCATION[1]:
+            raise
+        raise SolverError(f"{e}; the truncation ({table}.n_m, {table}.n_n) = ({n_m}, {n_n}) "
+                          f"is below the demos' {DEMO_TRUNCATION} and may be too small for "
+                          f"this particle and drive: raise {table}.n_m/{table}.n_n") from e
+
+
+def _run_kind(kind: str, cfg: Config, bn: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict:
+    """Dispatch one job kind; returns its summary (without the wall time)."""
+    job = {"brown_neel_fom": _job_fom, "brown_neel_pod": _job_pod,
+           "brown_neel_rom": _job_rom, "brown_neel_identify": _job_identify}[kind]
+    if kind == "brown_neel_identify" and "data" in cfg.sections:
+        from llgfem.builders import DataConfig
+
+        data = cfg.section("data", DataConfig)
+        if rank0:
+            write_resolved_config(cfg, run_dir, {"brown_neel": bn, "data": data})
+        return {"kind": kind, **_job_calibrate(bn, data, cfg.source, run_dir, rank0)}
+    return {"kind": kind, **job(bn, run_dir, rank0)}

@@ -252,8 +252,9 @@ def run(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD) -> dict:
                    "receiver": {ch.name: _plain(ch.cfg) for ch in s.channels},
                    "system_matrix": s.job, "reconstruction": s.rec}
         write_resolved_config(cfg, run_dir, derived)
-    sm = compute_system_matrix(s.model, s.scanner, s.channels, s.tracer, s.grid,
-                               s.job.noise_level, comm)
+    with _truncation_hint(s.model):
+        sm = compute_system_matrix(s.model, s.scanner, s.channels, s.tracer, s.grid,
+                                   s.job.noise_level, comm)
     summary = None
     if comm.rank == 0:
         try:
@@ -268,6 +269,19 @@ def run(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD) -> dict:
     summary["wall_seconds"] = time.perf_counter() - t0
     write_json(run_dir / "summary.json", summary, comm)
     return summary
+
+
+def _truncation_hint(model):
+    """For the Brown–Néel models: a solver failure names ``model.n_m``/``n_n`` when the
+    truncation is below the demos' (:func:`llgfem.brownneel.jobs.truncation_hint`)."""
+    from contextlib import nullcontext
+
+    from llgfem.brownneel.jobs import truncation_hint
+
+    opts = model.options()
+    if "n_m" not in opts or "n_n" not in opts:
+        return nullcontext()
+    return truncation_hint(opts["n_m"], opts["n_n"], "model")
 
 
 def _plain(obj) -> dict:

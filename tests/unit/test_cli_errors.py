@@ -135,3 +135,34 @@ def test_absurd_coil_sensitivities_are_refused_up_front(mpi_tmp_path, capsys):
     err = capsys.readouterr().err
     if comm.rank == 0:
         assert "coil[0].sensitivity" in err or "coil.0.sensitivity" in err, err
+
+
+def test_small_brown_neel_truncation_failure_names_the_keys(mpi_tmp_path, capsys):
+    """Handoff item 7: the FOM demo at truncation (6, 4) ends in a TS failure (20000 steps).
+    It stays exit 3 on every rank, and the line now names ``brown_neel.n_m``/``n_n``.  Small
+    truncations are not refused up front: at this setting (4, 2) runs and (6, 4) fails."""
+    comm = MPI.COMM_WORLD
+    code = main(["run", str(CONFIGS / "brown_neel_fom.toml"), "-o", str(mpi_tmp_path),
+                 "--set", "brown_neel.n_m=6", "--set", "brown_neel.n_n=4"])
+    assert comm.allgather(code) == [3] * comm.size
+    err = capsys.readouterr().err
+    if comm.rank == 0:
+        assert "Brown–Néel PETSc TS failed" in err, err
+        assert "(brown_neel.n_m, brown_neel.n_n) = (6, 4) is below the demos' (10, 8)" in err
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_truncation_hint_only_below_the_demo_truncation():
+    from llgfem.brownneel.jobs import truncation_hint
+    from llgfem.solvers.linear import SolverError
+
+    with pytest.raises(SolverError, match=r"^TS failed; the truncation \(model.n_m, model.n_n\) "
+                                          r"= \(8, 6\)"):
+        with truncation_hint(8, 6, "model"):
+            raise SolverError("TS failed")
+    with pytest.raises(SolverError, match=r"^TS failed$"):
+        with truncation_hint(12, 10, "brown_neel"):
+            raise SolverError("TS failed")
+    with pytest.raises(ValueError, match=r"^other$"):
+        with truncation_hint(4, 2, "brown_neel"):
+            raise ValueError("other")
