@@ -66,7 +66,11 @@ class BrownNeelConfig:
         check_stability: run the spectral guard before integrating.
         basis_d_c_nm, basis_K_kJ, basis_f_d_kHz: setting whose snapshots build the basis
             (0: same as the target).
-        rank, energy: POD truncation (rank wins if > 0).
+        rank, energy: POD truncation of the ``pod``/``rom`` jobs: ``rank`` modes at most and
+            the fewest modes capturing the fraction ``energy`` of Σσ² (both > 0: the smaller
+            basis; 0 switches a criterion off; both 0: every numerically non-zero mode).
+            ``energy = 0`` is the default, so the range is ``0 <= energy <= 1``.  The
+            identification uses ``rank`` only (0: 120).
         snapshots, basis: NPZ files from earlier ``fom``/``pod`` runs (optional).
         transfer: ``direct`` (use the basis setting's snapshots as they are) or ``boltzmann``
             (map them to the target particle by the Boltzmann weight ratio first,

@@ -249,6 +249,8 @@ def test_absurd_domain_extents_are_refused(sets, needle):
     ("aao_2d", ["time.T=1e300"], "time.T: must lie in"),
     ("physical_sinusoidal", ["field.direction=[0,0,0]"], "field.direction: must be non-zero"),
     ("scanner2d", ["field.direction=[0,0,0]"], "field.direction: must be non-zero"),
+    ("brown_neel_pod", ["brown_neel.energy=1.5"], "brown_neel.rank/energy: .*0 <= energy <= 1"),
+    ("brown_neel_pod", ["brown_neel.energy=-0.1"], "brown_neel.rank/energy"),
 ])
 def test_issue_12_inputs_are_refused_naming_the_key(config, sets, needle):
     """The bad inputs listed in issue 12 (and found by the sweeps) stay refused up front."""
@@ -282,3 +284,21 @@ def test_phantom_outside_the_calibration_grid_is_refused_in_setup():
         setup(load_run_config(path, ["calibration.size=[3,1,1]"]))
     cfg = load_run_config(path, ["calibration.size=[3,1,1]", "reconstruction.enabled=false"])
     assert setup(cfg).grid.size[0] == 3
+
+
+def test_brown_neel_energy_zero_means_off():
+    """Handoff item 14 asked for ``0 < energy <= 1``.  ``energy = 0`` is the default and means
+    "criterion off" (the rank alone decides), so it stays valid; the sweep's identification
+    failure at ``energy = 0`` came from its truncation (8, 6) (item 7), not from the energy."""
+    import numpy as np
+
+    from llgfem.brownneel.jobs import BrownNeelConfig
+    from llgfem.rom import pod
+
+    bn = load_run_config(str(CONFIGS / "brown_neel_pod.toml"),
+                         ["brown_neel.energy=0.0", "brown_neel.rank=3"]).section(
+                             "brown_neel", BrownNeelConfig)
+    assert (bn.energy, bn.rank) == (0.0, 3)
+    y = np.random.default_rng(0).standard_normal((20, 8))
+    assert pod(y, rank=bn.rank, energy=bn.energy or None).rank == 3
+    assert pod(y, rank=None, energy=bn.energy or None).rank == 8
