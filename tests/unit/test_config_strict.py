@@ -302,3 +302,20 @@ def test_brown_neel_energy_zero_means_off():
     y = np.random.default_rng(0).standard_normal((20, 8))
     assert pod(y, rank=bn.rank, energy=bn.energy or None).rank == 3
     assert pod(y, rank=None, energy=bn.energy or None).rank == 8
+
+
+def test_system_matrix_solver_failure_names_the_model_truncation():
+    """Handoff item 7 for the system matrix: a Brown–Néel solver failure below the demos'
+    truncation names ``model.n_m``/``model.n_n``; the Langevin model gets no hint."""
+    from llgfem.jobs.system_matrix import _truncation_hint, setup
+    from llgfem.solvers.linear import SolverError
+
+    bn = setup(load_run_config(str(CONFIGS / "system_matrix_1d.toml"),
+                               ["model.n_m=6", "model.n_n=4"]))
+    with pytest.raises(SolverError, match=r"\(model.n_m, model.n_n\) = \(6, 4\) is below"):
+        with _truncation_hint(bn.model):
+            raise SolverError("TS failed")
+    langevin = setup(load_run_config(str(CONFIGS / "system_matrix_2d.toml")))
+    with pytest.raises(SolverError, match=r"^TS failed$"):
+        with _truncation_hint(langevin.model):
+            raise SolverError("TS failed")
