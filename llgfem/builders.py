@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 from mpi4py import MPI
 
-from llgfem.config import Config, ConfigError
+from llgfem.config import MAX_TIME_LEVELS, Config, ConfigError
 from llgfem.operators.observation import (
     NOISE_MODELS,
     Coil,
@@ -194,7 +194,9 @@ def build_llg_problem(cfg: Config, mesh, observation: Observation | None = None
             units = phys.units(reference_field(spec, extent, fallback), L_ref=1.0)
             spec, params = units.field_spec(spec), phys.llg(units)
         except ValueError as e:
-            raise ConfigError(str(e)) from None
+            raise ConfigError(f"field: the reference field of the physical scaling is unusable "
+                              f"({e}); check field.amplitude, field.offset, field.gradient "
+                              f"and physical.K_u") from None
         grid = TimeGrid(units.to_dimensionless_time(grid.T), grid.n_t)
     _check_drive_resolved(spec, grid)
     solver = LLGSolver(V, grid, params, spec, theta=job.theta, form=SCHEMES[job.scheme])
@@ -211,6 +213,10 @@ def _check_drive_resolved(spec: FieldSpec, grid: TimeGrid, per_period: int = 20)
     if spec.kind not in ("sinusoidal", "rotating", "ffp") or spec.frequency <= 0:
         return
     periods = grid.T * spec.frequency
+    if not math.isfinite(periods) or per_period * periods > MAX_TIME_LEVELS:
+        raise ConfigError(f"field.frequency: {spec.frequency:g} over T = {grid.T:g} is "
+                          f"{periods:.3g} drive periods, which needs more than "
+                          f"{MAX_TIME_LEVELS:g} time levels at {per_period} steps per period")
     needed = int(math.ceil(per_period * periods)) + 1
     if grid.n_t < needed:
         raise ConfigError(f"time.n_t: the drive ({periods:.4g} periods in T) needs at least "
@@ -265,7 +271,10 @@ class IdentificationConfig:
 
     def validate(self, where: str) -> None:
         checks = [
-            (len(self.a0) == 2 and all(map(math.isfinite, self.a0)), "a0", "needs 2 finite"),
+            (len(self.a0) == 2 and all(math.isfinite(v) and abs(v) <= 1e15 for v in self.a0),
+             "a0", "needs 2 finite values of size <= 1e15"),
+            (len(self.a0) != 2 or self.a0[0] >= 0, "a0",
+             "a0[0] is the damping coefficient a1 and must be >= 0"),
             (self.state_guess in self.STATE_GUESSES, "state_guess",
              f"{self.state_guess!r} is not one of {self.STATE_GUESSES}"),
             (math.isfinite(self.delta) and 0 <= self.delta < 1, "delta",
@@ -371,8 +380,8 @@ class ObservationConfig:
     seed: int = 0
 
     def validate(self, where: str) -> None:
-        if self.delta < 0:
-            raise ConfigError(f"{where}.delta: must be >= 0, got {self.delta}")
+        if not (math.isfinite(self.delta) and 0 <= self.delta < 1):
+            raise ConfigError(f"{where}.delta: a relative noise level in [0, 1), got {self.delta}")
         if self.mu0 <= 0:
             raise ConfigError(f"{where}.mu0: must be > 0, got {self.mu0}")
 
@@ -412,6 +421,8 @@ class ConcentrationConfig:
             raise ConfigError(f"{where}.center: at most 3 coordinates, got {len(self.center)}")
         if self.value <= 0:
             raise ConfigError(f"{where}.value: a concentration must be > 0, got {self.value}")
+        if not (math.isfinite(self.value) and self.value <= 1e12):
+            raise ConfigError(f"{where}.value: must be finite and <= 1e12, got {self.value}")
 
     def expression(self):
         """``value exp(-|x - center|^2 / width^2)`` as a callable of the UFL coordinate."""

@@ -38,6 +38,7 @@ import signal
 import sys
 import time
 import tomllib
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -342,16 +343,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = os.environ.get("TQDM_DISABLE")
     if not sys.stderr.isatty():  # no progress bars (lines of \r updates) in log files
         os.environ.setdefault("TQDM_DISABLE", "1")
+    formatwarning = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning  # "Category: message", no source line
     try:
         return _main(argv)
     except KeyboardInterrupt:  # Ctrl-C before the run's handlers are installed
         print("llgfem: interrupted by SIGINT", file=sys.stderr, flush=True)
         return 128 + signal.SIGINT
     finally:  # in-process callers (tests, notebooks) keep their environment
+        warnings.formatwarning = formatwarning
         if previous is None:
             os.environ.pop("TQDM_DISABLE", None)
         else:
             os.environ["TQDM_DISABLE"] = previous
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as one line (the default repeats the source line of the warning call)."""
+    return f"llgfem: {category.__name__}: {message}\n"
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -111,6 +111,7 @@ from llgfem.regularisation import (
     ConstantStep,
     DiscrepancyPrinciple,
     History,
+    LoggingCallback,
     MaxIterations,
     RelativeResidual,
     SteepestDescentStep,
@@ -118,6 +119,7 @@ from llgfem.regularisation import (
     landweber_kaczmarz,
 )
 from llgfem.regularisation.gauss_newton import levenberg_marquardt
+from llgfem.solvers.linear import SolverError
 
 __all__ = ["CalibrateConfig", "Calibration", "parameter_errors", "physical_uncertainty", "run",
            "setup", "uncertainty"]
@@ -212,6 +214,9 @@ def setup(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD) -> Calibration:
     op = ReducedOperator(problem, m_guess=guess, failed_solve="nan")
     y = op.restrict(obs.apply(op.cache.state(a_true)))
     op.cache.reset(guess)  # the identification starts from the guess, not the true state
+    if not np.all(np.isfinite(y)):  # replicated data: the same verdict on every rank
+        raise SolverError("calibrate: the simulated receive-coil signals are not finite "
+                          "(check concentration values, coil sensitivities and the field)")
     if not np.any(y):  # replicated data: the same verdict on every rank
         raise ConfigError("calibrate: the simulated signals are identically zero (m does not "
                           "move: a field collinear with m0, or concentrations/coils that see "
@@ -251,7 +256,9 @@ def identify(cal: Calibration, checkpoint: Checkpoint | None = None):
     ops, data, deltas = cal.subproblems()
     history = History({"a1": lambda x: x[0], "a2": lambda x: x[1]})
     counters = _Counters(cal.op)
-    cbs = [history, counters]
+    cbs = [history, counters,
+           LoggingCallback(1, logger=get_logger(comm=cal.op.solver.comm),
+                           rank=cal.op.solver.comm.rank)]
     stop = MaxIterations(c.max_iter)
     if c.rtol > 0:
         stop = stop | RelativeResidual(c.rtol)
@@ -458,8 +465,10 @@ def write_plots(cal: Calibration, summary: dict, hist: dict, out, comm) -> None:
                  "a1 true": np.full(its.size, cal.a_true[0]),
                  "a2 true": np.full(its.size, cal.a_true[1])},
                 xlabel="iteration", ylabel="parameter", title="parameter traces", comm=comm)
+    hlines = {"tau delta": cal.cfg.tau * cal.noise} if cal.cfg.delta > 0 else None
     plot_series(out / "plots" / "residual.png", its, {"||F(a) - y_delta||": hist["residual_norm"]},
-                xlabel="iteration", ylabel="residual", logy=True, title="residual", comm=comm)
+                xlabel="iteration", ylabel="residual ||F(a) - y_delta||_Y", logy=True,
+                title="residual", hlines=hlines, comm=comm)
 
 
 def plot_signal_fit(path, cal: Calibration, fit: np.ndarray, summary: dict) -> None:
@@ -481,6 +490,10 @@ def plot_signal_fit(path, cal: Calibration, fit: np.ndarray, summary: dict) -> N
             ax.plot(t, fit[k, l], "-", label="F(a) identified")
             ax.set_title(f"{obs.concentration_names[k]} / {obs.coil_names[l]}", fontsize=9)
             ax.grid(alpha=0.3)
+            if k == K - 1:
+                ax.set_xlabel("time t (s)" if op.problem.units is not None else "time t")
+            if l == 0:
+                ax.set_ylabel("signal v_kl (eq. 5)")
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(f"signal fit: {summary['method']}, delta = {cal.cfg.delta:g}, "
                  f"a = ({summary['a1']:.3f}, {summary['a2']:.3f})", fontsize=10)
