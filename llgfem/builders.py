@@ -176,6 +176,9 @@ def build_llg_problem(cfg: Config, mesh, observation: Observation | None = None
     values are SI.
     """
     job = section(cfg, "llg", LLGConfig)
+    if "physical" in cfg.sections and not job.physical:
+        raise ConfigError("physical: a [physical] table is given but llg.physical = false, so it "
+                          "would be ignored; set llg.physical = true or remove [physical]")
     grid = TimeGrid(cfg.time.T, cfg.time.n_t)
     if job.initial.startswith("paper"):
         problem = _paper_problem(cfg, job, mesh, grid)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from mpi4py import MPI
 
 from llgfem.builders import _check_drive_resolved
 from llgfem.cli import load_run_config
@@ -43,3 +44,14 @@ def test_an_absurd_drive_frequency_names_the_frequency():
         _check_drive_resolved(spec, TimeGrid(1.0, 51))
     _check_drive_resolved(FieldSpec(kind="sinusoidal", amplitude=1.0, frequency=2.0,
                                     direction=(1, 0, 0)), TimeGrid(1.0, 51))
+
+
+def test_a_physical_table_of_a_non_physical_run_is_refused(tmp_path):
+    """``[physical]`` with ``llg.physical = false`` was accepted and silently ignored."""
+    from llgfem.builders import build_llg_problem
+    from llgfem.mesh import create_domain
+
+    cfg = load_run_config(str(CONFIGS / "default.toml"), ["physical.K_u=-1.0"])
+    domain = create_domain(MPI.COMM_WORLD, cfg.domain)
+    with pytest.raises(ConfigError, match=r"physical: a \[physical\] table is given"):
+        build_llg_problem(cfg, domain.mesh)
