@@ -21,7 +21,12 @@ Schemes (``scheme``): ``"midpoint"`` -- implicit midpoint on the Gilbert form (6
 second block unknown (survives a field-free point); the L-stable adaptive scheme for physical
 drive frequencies lives in :mod:`llgfem.solvers.adaptive`.
 
-Notation: ``a = (a1, a2)``; trajectories ``(n_t, n_owned)``; ``l`` loads on the levels.
+Identifiable parameters: ``a = (a1, a2)`` by default; ``parameters=("a1", "a2", "k")`` (a keyword
+of :meth:`LLGProblem.create` and :meth:`LLGProblem.paper_case`, passed to the solver) adds the
+anisotropy coefficient ``k`` as a third entry of ``a`` in all three sweeps (fixed-step schemes
+only).
+
+Notation: ``a = (a1, a2[, k])``; trajectories ``(n_t, n_owned)``; ``l`` loads on the levels.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from llgfem.solvers.llg import LLGSolver
 from llgfem.spacetime import TimeGrid, create_vector_space, interpolate_levels
 
 __all__ = ["SCHEMES", "AdaptiveProblem", "LLGProblem", "TimeScheme", "parameter_errors",
-           "scheme_form"]
+           "reference_parameters", "scheme_form"]
 
 SCHEMES = {"midpoint": "gilbert", "bartels_prohl": "landau_lifshitz"}
 
@@ -98,31 +103,32 @@ class LLGProblem:
     @classmethod
     def paper_case(cls, number: int, mesh, *, T: float = 0.2, n_t: int = 51,
                    observe: bool = False, scheme: str = "midpoint",
-                   theta: float = 0.5) -> LLGProblem:
+                   theta: float = 0.5, parameters: tuple[str, ...] = ("a1", "a2")) -> LLGProblem:
         """Test ``number`` of paper 002, Table 1, on ``mesh`` (``observe``: the §4.3 coil
         ``a~ = 1``, ``c = 1``, ``p = (1, 1, 1)``, ``mu0 = 1`` of Table 3)."""
         case = paper_case(number)
         V = create_vector_space(mesh)
         grid = TimeGrid(T, n_t)
         solver = LLGSolver(V, grid, case.params, case.field, g=case.g, form=scheme_form(scheme),
-                           theta=theta)
+                           theta=theta, parameters=parameters)
         obs = paper_observation(V, grid) if observe else None
         m0 = interpolate_levels(V, case.exact_np, [0.0])[0]
-        return cls(solver, m0, obs, np.array([case.params.a1, case.params.a2]), case,
-                   case.exact_ufl)
+        return cls(solver, m0, obs, reference_parameters(case.params, solver.parameter_names),
+                   case, case.exact_ufl)
 
     @classmethod
     def create(cls, mesh, grid: TimeGrid, params: LLGParameters, field: FieldSpec | None,
                m0: Callable | np.ndarray, observation: Observation | None = None, *,
                scheme: str = "midpoint", **solver_options) -> LLGProblem:
         """A problem on ``mesh`` from its pieces (``m0`` an array of owned dofs or a NumPy
-        callable ``x -> (3, n)``)."""
+        callable ``x -> (3, n)``; ``solver_options`` go to :class:`LLGSolver`, e.g.
+        ``parameters=("a1", "a2", "k")``)."""
         V = create_vector_space(mesh)
         solver = LLGSolver(V, grid, params, field, form=scheme_form(scheme), **solver_options)
         if callable(m0):
             m0 = interpolate_levels(V, lambda x, t: m0(x), [0.0])[0]
         return cls(solver, np.asarray(m0, dtype=float), observation,
-                   np.array([params.a1, params.a2]))
+                   reference_parameters(params, solver.parameter_names))
 
     # -- geometry ---------------------------------------------------------------------------
     @property
@@ -138,6 +144,11 @@ class LLGProblem:
         return self.solver.comm
 
     @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """The names of the entries of ``a``: ``("a1", "a2")`` or ``("a1", "a2", "k")``."""
+        return self.solver.parameter_names
+
+    @property
     def scheme(self) -> str:
         return {v: k for k, v in SCHEMES.items()}[self.solver.form]
 
@@ -147,13 +158,14 @@ class LLGProblem:
         return self.solver.forward(self.a if a is None else a, self.m0, warm_start)
 
     def linearised(self, a, m: np.ndarray, da: np.ndarray) -> np.ndarray:
-        """``S'(a) da_j`` for the columns of ``da`` (shape ``(2, k)`` or ``(2,)``)."""
+        """``S'(a) da_j`` for the columns of ``da`` (shape ``(p, k)`` or ``(p,)``, ``p`` the
+        number of parameters)."""
         da = np.asarray(da, dtype=float)
-        u = self.solver.linearised(a, m, da.reshape(2, -1))
+        u = self.solver.linearised(a, m, da.reshape(len(self.parameter_names), -1))
         return u if da.ndim == 2 else u[0]
 
     def adjoint(self, a, m: np.ndarray, loads: np.ndarray) -> np.ndarray:
-        """``S'(a)^T l`` (replicated, shape ``(2,)``)."""
+        """``S'(a)^T l`` (replicated, shape ``(p,)``)."""
         return self.solver.adjoint(a, m, loads)
 
     def observe(self, m: np.ndarray) -> np.ndarray:
@@ -171,6 +183,12 @@ class LLGProblem:
     def destroy(self) -> None:
         """Free the solver's derivative objects (collective)."""
         self.solver.destroy()
+
+
+def reference_parameters(params: LLGParameters, names: tuple[str, ...]) -> np.ndarray:
+    """The entries ``names`` (``a1``, ``a2``, ``k`` = anisotropy) of ``params`` as an array."""
+    values = {"a1": params.a1, "a2": params.a2, "k": params.anisotropy}
+    return np.array([values[name] for name in names], dtype=float)
 
 
 def paper_observation(V, grid: TimeGrid) -> Observation:

@@ -41,8 +41,12 @@ Warm start (paper §3.2): every forward solve starts Newton from the trajectory 
 solve (initially ``m_guess``).  Solve counters (forward, linearised, adjoint, Newton) are in
 :attr:`ReducedOperator.counters`, shared by all sub-problems.
 
-Notation: ``x = a = (a1, a2)`` (replicated on all ranks); ``y`` the flattened data
-``(K, L, n_samples)``; ``m, u`` trajectories ``(n_t, n_owned)``; ``lam`` adjoint states
+Identifiable anisotropy: with a problem built with ``parameters=("a1", "a2", "k")`` the domain
+is ``R^3``, ``x = (a1, a2, k)``, ``B_n`` gains the column ``dR_n/dk`` and the Jacobian has three
+columns; nothing else changes.
+
+Notation: ``x = a = (a1, a2)`` or ``(a1, a2, k)`` (replicated on all ranks); ``y`` the flattened
+data ``(K, L, n_samples)``; ``m, u`` trajectories ``(n_t, n_owned)``; ``lam`` adjoint states
 ``(N, n_owned)``; ``W = diag(w)``.
 """
 
@@ -90,7 +94,7 @@ class StateCache:
 
     def state(self, x: np.ndarray) -> np.ndarray:
         """The trajectory ``S(x)`` (solved with a warm start unless cached)."""
-        x = _parameters(x, self.solver.comm)
+        x = _parameters(x, self.solver.comm, _n_parameters(self.solver))
         key = x.tobytes()
         if key in self._states:
             self._states.move_to_end(key)
@@ -122,13 +126,20 @@ class StateCache:
         self.problem.destroy()
 
 
-def _parameters(x: np.ndarray, comm: MPI.Comm) -> np.ndarray:
-    """Validate a replicated parameter vector (identical verdict on every rank)."""
+def _n_parameters(solver) -> int:
+    """The number of identifiable parameters of ``solver`` (2 unless it says otherwise)."""
+    return int(getattr(solver, "n_parameters", 2))
+
+
+def _parameters(x: np.ndarray, comm: MPI.Comm, size: int = 2) -> np.ndarray:
+    """Validate a replicated parameter vector of ``size`` entries (identical verdict on every
+    rank)."""
     x = np.asarray(x, dtype=float)
-    code = 2 if x.shape != (2,) else int(not np.all(np.isfinite(x)))
+    code = 2 if x.shape != (size,) else int(not np.all(np.isfinite(x)))
     code = comm.allreduce(code, op=MPI.MAX)
     if code == 2:
-        raise ValueError(f"ReducedOperator: the parameters must be a vector (a1, a2), got shape "
+        names = "(a1, a2)" if size == 2 else "(a1, a2, k)"
+        raise ValueError(f"ReducedOperator: the parameters must be a vector {names}, got shape "
                          f"{x.shape}")
     if code == 1:
         raise ValueError(f"ReducedOperator: the parameters contain NaN/Inf: {x}")
@@ -143,7 +154,7 @@ class ReducedOperator:
         problem: the :class:`~llgfem.problem.LLGProblem` (scheme, ``m0``, observation).
         observation: the observation operator ``O`` (default: the problem's).
         m_guess: optional Newton guess trajectory of the first forward solve.
-        weights: domain weights ``w`` (default ``(1, 1)``: Euclidean).
+        weights: domain weights ``w`` (default all ones: Euclidean; one per parameter).
         samples: optional indices of the time samples observed (a time window).
         failed_solve: ``"raise"`` (a :class:`SolverError` on every rank) or ``"nan"`` (return
             NaN data, so that an adaptive step size rejects the trial and bisects).
@@ -154,7 +165,7 @@ class ReducedOperator:
     """
 
     def __init__(self, problem: LLGProblem, observation: Observation | None = None, *,
-                 m_guess: np.ndarray | None = None, weights: Sequence[float] = (1.0, 1.0),
+                 m_guess: np.ndarray | None = None, weights: Sequence[float] | None = None,
                  samples: Sequence[int] | None = None, failed_solve: str = "raise",
                  cache: StateCache | None = None):
         self.problem, self.solver = problem, problem.solver
@@ -162,10 +173,11 @@ class ReducedOperator:
         if self.observation is None:
             raise ValueError("ReducedOperator: the problem has no observation")
         self.cache = cache or StateCache(problem, m_guess)
-        self.weights = np.asarray(weights, dtype=float)
-        if self.weights.shape != (2,) or not np.all(self.weights > 0):
-            raise ValueError(f"ReducedOperator: weights must be two positive numbers, got "
-                             f"{weights}")
+        p = _n_parameters(self.solver)
+        self.weights = np.ones(p) if weights is None else np.asarray(weights, dtype=float)
+        if self.weights.shape != (p,) or not np.all(self.weights > 0):
+            raise ValueError(f"ReducedOperator: weights must be {p} positive numbers (one per "
+                             f"parameter), got {weights}")
         N = self.observation.signals_shape[2]
         self.samples = np.arange(N) if samples is None else np.asarray(samples, dtype=int)
         if self.samples.size == 0 or np.any((self.samples < 0) | (self.samples >= N)):
@@ -203,7 +215,8 @@ class ReducedOperator:
 
     def derivative(self, x: np.ndarray) -> ReducedDerivative:
         """``F'(x)`` at the state ``S(x)``."""
-        return ReducedDerivative(self, _parameters(x, self.solver.comm).copy(), self.state(x))
+        x = _parameters(x, self.solver.comm, _n_parameters(self.solver))
+        return ReducedDerivative(self, x.copy(), self.state(x))
 
     def inner_domain(self, x1: np.ndarray, x2: np.ndarray) -> float:
         """``sum_i w_i x1_i x2_i`` (replicated: no communication)."""
@@ -273,13 +286,14 @@ class ReducedDerivative:
 
     def apply(self, beta: np.ndarray) -> np.ndarray:
         """``F'(a) beta`` (one linearised solve forward in time)."""
-        beta = _parameters(beta, self.solver.comm)
+        beta = _parameters(beta, self.solver.comm, _n_parameters(self.solver))
         return self.sensitivities(beta[:, None])[:, 0]
 
     def sensitivities(self, betas: np.ndarray | None = None) -> np.ndarray:
         """``F'(a) beta_j`` for the columns of ``betas`` (default: the identity, i.e. the
-        Jacobian ``(n_data, 2)``), all from one sweep (one factorisation per step)."""
-        betas = np.eye(2) if betas is None else np.asarray(betas, dtype=float)
+        Jacobian ``(n_data, p)``), all from one sweep (one factorisation per step)."""
+        p = _n_parameters(self.solver)
+        betas = np.eye(p) if betas is None else np.asarray(betas, dtype=float)
         u = self.op.problem.linearised(self.x, self.m, betas)
         obs = self.op.observation
         cols = [self.op.restrict(obs.apply(u[j])) for j in range(betas.shape[1])]

@@ -9,7 +9,12 @@ The same compiled residual evaluates the *space-time residual* ``(R_n)_n`` of an
 (:meth:`LLGSolver.space_time_residual`): the all-at-once model residual, which vanishes (to the
 Newton tolerance) on the trajectories this solver returns.
 
-Notation: ``m`` trajectory ``(n_t, n_owned)``; ``a = (a1, a2)``; ``h`` applied field; ``f``
+Identifiable parameters (``parameters``): ``a = (a1, a2)`` by default; ``("a1", "a2", "k")``
+adds the anisotropy coefficient ``k`` of the uniaxial field ``k (m . e) e`` as a third
+``ufl.variable``, so ``dR_n/dk`` (and with it the linearised and adjoint sweeps) comes from the
+same residual by ``ufl.diff``.
+
+Notation: ``m`` trajectory ``(n_t, n_owned)``; ``a = (a1, a2[, k])``; ``h`` applied field; ``f``
 source; ``g`` Neumann datum (``dm/dn = g``), both callables ``(x, t, n) -> UFL vector`` of the
 spatial coordinate, a time Constant and the facet normal.
 """
@@ -35,10 +40,21 @@ from llgfem.solvers.linear import SolverError, apply_options, preset_options
 from llgfem.solvers.step_derivatives import StepDerivatives
 from llgfem.spacetime import TimeGrid, array_to_function, n_owned
 
-__all__ = ["LLGSolver", "VectorAssembler", "assemble_owned", "llg_space_time_residual",
-           "newton_linear_options"]
+__all__ = ["PARAMETER_NAMES", "LLGSolver", "VectorAssembler", "assemble_owned",
+           "check_parameter_names", "llg_space_time_residual", "newton_linear_options"]
 
 DataFn = Callable[..., object]
+
+PARAMETER_NAMES = (("a1", "a2"), ("a1", "a2", "k"))  # the identifiable parameter sets
+
+
+def check_parameter_names(parameters) -> tuple[str, ...]:
+    """``parameters`` as a tuple, one of :data:`PARAMETER_NAMES` (ValueError otherwise)."""
+    names = tuple(parameters)
+    if names not in PARAMETER_NAMES:
+        raise ValueError(f"parameters must be one of {[list(p) for p in PARAMETER_NAMES]}, "
+                         f"got {list(names)}")
+    return names
 
 
 def assemble_owned(form: fem.Form) -> np.ndarray:
@@ -117,14 +133,19 @@ class LLGSolver:
             and the linearised/adjoint step solves (:func:`newton_linear_options`).
         rtol, atol, max_it: SNES tolerances.
         prefix: PETSc options prefix of the SNES.
+        parameters: the identifiable parameters, ``("a1", "a2")`` (default) or
+            ``("a1", "a2", "k")`` (adds the anisotropy coefficient; ``params.easy_axis`` is then
+            used even when ``params.anisotropy = 0``).
     """
 
     def __init__(self, V, grid: TimeGrid, params: LLGParameters, field: FieldSpec | None = None,
                  *, f: DataFn | None = None, g: DataFn | None = None, linear: str = "auto",
                  rtol: float = 1e-11, atol: float = 1e-50, max_it: int = 30,
                  theta: float = 0.5, form: str = "gilbert",
-                 prefix: str = "llgfem_llg_newton_"):
+                 prefix: str = "llgfem_llg_newton_",
+                 parameters: tuple[str, ...] = ("a1", "a2")):
         params.validate()
+        self.parameter_names = check_parameter_names(parameters)
         self.V, self.grid, self.params = V, grid, params
         self.linear = linear  # the preset of the Newton and of the linearised/adjoint solves
         mesh = V.mesh
@@ -135,15 +156,20 @@ class LLGSolver:
         self.a1 = fem.Constant(mesh, float(params.a1))
         self.a2 = fem.Constant(mesh, float(params.a2))
         # the parameters enter the forms as variables: d/da_i by ufl.diff (step_derivatives)
-        self.parameter_variables = (ufl.variable(self.a1), ufl.variable(self.a2))
+        self.anisotropy = fem.Constant(mesh, float(params.anisotropy))
+        variables = [ufl.variable(self.a1), ufl.variable(self.a2)]
+        anisotropy, with_axis = self.anisotropy, bool(params.anisotropy)
+        if "k" in self.parameter_names:
+            anisotropy, with_axis = ufl.variable(self.anisotropy), True
+            variables.append(anisotropy)
+        self.parameter_variables = tuple(variables)
         x, nrm = ufl.SpatialCoordinate(mesh), ufl.FacetNormal(mesh)
         self.coefficients = LLGCoefficients(
             a1=self.parameter_variables[0], a2=self.parameter_variables[1],
             exchange=fem.Constant(mesh, float(params.exchange)),
             h=applied_field(field or FieldSpec(kind="zero"), x, self.t),
             f=f(x, self.t, nrm) if f else None, g=g(x, self.t, nrm) if g else None,
-            anisotropy=fem.Constant(mesh, float(params.anisotropy)),
-            easy_axis=params.easy_axis if params.anisotropy else None)
+            anisotropy=anisotropy, easy_axis=params.easy_axis if with_axis else None)
         self.v = ufl.TestFunction(V)
         if not 0.5 <= theta <= 1.0:
             raise ValueError(f"LLGSolver: theta must be in [1/2, 1], got {theta}")
@@ -221,10 +247,11 @@ class LLGSolver:
         return self.derivatives.assemble(n, m_n, m_next)
 
     def step_parameter_derivatives(self, n: int, m_n: np.ndarray, m_next: np.ndarray, a=None):
-        """``dR_n/da_i`` (i = 1, 2) at ``a`` as owned dual vectors of the step residual blocks."""
+        """``dR_n/da_i`` (one per identifiable parameter) at ``a`` as owned dual vectors of the
+        step residual blocks."""
         self._use(a)
         B = self.derivatives.parameter_derivatives(n, m_n, m_next)
-        return B[:, 0], B[:, 1]
+        return tuple(B[:, i] for i in range(B.shape[1]))
 
     def transposed_linearisation(self, n: int, m_n: np.ndarray, m_next: np.ndarray,
                                  y: np.ndarray, a=None) -> tuple[np.ndarray, np.ndarray]:
@@ -244,8 +271,16 @@ class LLGSolver:
 
     @property
     def parameters(self) -> np.ndarray:
-        """The current ``(a1, a2)``."""
-        return np.array([float(self.a1.value), float(self.a2.value)])
+        """The current identifiable parameters ``(a1, a2)`` or ``(a1, a2, k)``."""
+        values = [float(self.a1.value), float(self.a2.value)]
+        if "k" in self.parameter_names:
+            values.append(float(self.anisotropy.value))
+        return np.array(values)
+
+    @property
+    def n_parameters(self) -> int:
+        """The number of identifiable parameters (2 or 3)."""
+        return len(self.parameter_names)
 
     def destroy(self) -> None:
         """Free the derivative objects (collective: call on every rank)."""
@@ -257,10 +292,12 @@ class LLGSolver:
         if a is not None:
             self.set_parameters(*a)
 
-    def set_parameters(self, a1: float, a2: float) -> None:
-        """Change (a1, a2) without recompiling anything."""
+    def set_parameters(self, a1: float, a2: float, k: float | None = None) -> None:
+        """Change (a1, a2) and, if given, the anisotropy coefficient k without recompiling."""
         self.a1.value = float(a1)
         self.a2.value = float(a2)
+        if k is not None:
+            self.anisotropy.value = float(k)
 
     def set_step(self, n: int, m_n: np.ndarray, m_next: np.ndarray) -> None:
         self.t.value = self.data_times[n]

@@ -1,0 +1,94 @@
+"""The anisotropy coefficient ``k`` as a third identifiable parameter (issue 14, item 2).
+
+With ``parameters=("a1", "a2", "k")`` the step residual's ``k (m . e) e`` term carries ``k`` as a
+``ufl.variable``; the linearised and adjoint sweeps get ``dR_n/dk`` by ``ufl.diff``.  For both
+fixed-step schemes (implicit midpoint on (6), Bartels-Prohl on (2)):
+
+* dot test ``<F'(a) b, r>_Y = (b, F'(a)* r)_X`` in ``R^3`` to <= 1e-10 relative;
+* Taylor test with a direction that moves ``k`` alone and one that moves all three: slope 2;
+* the default (two parameters) is unchanged: the same signals and the same first two gradient
+  entries as the three-parameter problem at the same point;
+* a wrong-length parameter vector is refused.
+"""
+
+import dolfinx.mesh as dm
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from llgfem.operators.observation import Coil, Observation
+from llgfem.operators.reduced import ReducedOperator
+from llgfem.physics import FieldSpec, LLGParameters
+from llgfem.problem import LLGProblem
+from llgfem.solvers.llg import LLGSolver
+from llgfem.spacetime import TimeGrid, create_vector_space
+from llgfem.verification import dot_test, taylor_test
+
+A3 = np.array([1.0, 0.5, 0.8])
+FIELD = FieldSpec(kind="ffp", gradient=2.0, amplitude=1.0, frequency=1.0,
+                  direction=(1.0, 0.0, 0.0))
+NAMES = ("a1", "a2", "k")
+
+
+def reduced(form: str, parameters=NAMES) -> ReducedOperator:
+    mesh = dm.create_rectangle(MPI.COMM_WORLD, [[-1.0, -1.0], [1.0, 1.0]], [5, 5])
+    V = create_vector_space(mesh)
+    grid = TimeGrid(0.3, 6)
+    params = LLGParameters(a1=A3[0], a2=A3[1], exchange=0.05, anisotropy=A3[2],
+                           easy_axis=(0.0, 0.6, 0.8))
+    solver = LLGSolver(V, grid, params, FIELD, form=form, parameters=parameters)
+    rng = np.random.default_rng(3 + MPI.COMM_WORLD.rank)
+    n = solver.n // 3
+    m0 = np.tile([0.6, 0.0, 0.8], n) + 0.2 * rng.standard_normal(3 * n)
+    m0 = (m0.reshape(-1, 3) / np.linalg.norm(m0.reshape(-1, 3), axis=1)[:, None]).ravel()
+    obs = Observation(V, grid, 1.0, [Coil((1.0, 0.0, 0.0)), Coil((0.0, 1.0, 0.3))], mu0=1.0)
+    return ReducedOperator(LLGProblem(solver, m0, obs))
+
+
+@pytest.mark.parametrize("form", ["gilbert", "landau_lifshitz"])
+def test_dot_and_taylor_three_parameters(form):
+    F = reduced(form)
+    assert F.problem.parameter_names == NAMES
+    np.testing.assert_array_equal(F.problem.a, A3)
+    L = F.derivative(A3)
+    assert L.sensitivities().shape == (int(np.prod(F.data_shape)), 3)
+    rng = np.random.default_rng(11)
+    n = int(np.prod(F.data_shape))
+    for _ in range(2):
+        res = dot_test(L.apply, L.adjoint, rng.standard_normal(3), rng.standard_normal(n),
+                       F.inner_domain, F.inner_range)
+        assert res.relative_error < 1e-10, res.relative_error
+    norm = lambda y: np.sqrt(F.inner_range(y, y))  # noqa: E731
+    for direction in (np.array([0.0, 0.0, 1.0]), np.array([0.3, -0.2, 0.5])):
+        t = taylor_test(F, L.apply, A3, direction, norm, eps=(2e-2, 1e-2, 5e-3, 2.5e-3))
+        assert np.all(np.abs(t.slopes1 - 2.0) < 0.05), (direction, t.slopes1)
+    F.cache.destroy()
+
+
+@pytest.mark.parametrize("form", ["gilbert", "landau_lifshitz"])
+def test_two_parameter_default_agrees(form):
+    """The k column is an extension: signals and (a1, a2) gradient entries are those of the
+    default problem at the same anisotropy."""
+    F2, F3 = reduced(form, ("a1", "a2")), reduced(form)
+    assert F2.problem.parameter_names == ("a1", "a2")
+    assert F2.problem.a.shape == (2,)
+    y2, y3 = F2(A3[:2]), F3(A3)
+    assert np.allclose(y2, y3, rtol=0, atol=1e-10 * np.abs(y2).max())
+    r = np.random.default_rng(5).standard_normal(y2.size)
+    g2, g3 = F2.derivative(A3[:2]).adjoint(r), F3.derivative(A3).adjoint(r)
+    assert g3.shape == (3,)
+    assert abs(g3[2]) > 0
+    assert np.allclose(g2, g3[:2], rtol=1e-9, atol=0)
+    with pytest.raises(ValueError, match=r"\(a1, a2, k\)"):
+        F3(A3[:2])
+    with pytest.raises(ValueError, match=r"\(a1, a2\)"):
+        F2(A3)
+    F2.cache.destroy()
+    F3.cache.destroy()
+
+
+def test_unknown_parameter_names_refused():
+    mesh = dm.create_unit_interval(MPI.COMM_WORLD, 2)
+    with pytest.raises(ValueError, match="parameters must be one of"):
+        LLGSolver(create_vector_space(mesh), TimeGrid(0.1, 2), LLGParameters(a1=1.0, a2=0.5),
+                  parameters=("a1", "k"))
