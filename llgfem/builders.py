@@ -55,7 +55,7 @@ from llgfem.physics import (
     PhysicalParameters,
     reference_field,
 )
-from llgfem.problem import SCHEMES, LLGProblem
+from llgfem.problem import SCHEMES, LLGProblem, reference_parameters
 from llgfem.solvers.llg import LLGSolver
 from llgfem.spacetime import TimeGrid, create_vector_space, interpolate_levels
 
@@ -150,7 +150,8 @@ def _bounding_box(V) -> tuple[np.ndarray, np.ndarray]:
     return lower, upper
 
 
-def _paper_problem(cfg: Config, job: LLGConfig, mesh, grid: TimeGrid) -> LLGProblem:
+def _paper_problem(cfg: Config, job: LLGConfig, mesh, grid: TimeGrid,
+                   parameters: tuple[str, ...] = ("a1", "a2")) -> LLGProblem:
     if "field" in cfg.sections or "physical" in cfg.sections or job.physical:
         raise ConfigError(f"llg.initial: {job.initial!r} is paper 002's Test "
                           f"{job.initial[-1]} with its own field and coefficients; remove the "
@@ -164,12 +165,15 @@ def _paper_problem(cfg: Config, job: LLGConfig, mesh, grid: TimeGrid) -> LLGProb
         raise ConfigError(f"llg.scheme: {job.initial!r} has Neumann data/sources: only the "
                           "midpoint scheme on the Gilbert form takes them")
     return LLGProblem.paper_case(int(job.initial[-1]), mesh, T=grid.T, n_t=grid.n_t,
-                                 theta=job.theta)
+                                 theta=job.theta, parameters=parameters)
 
 
-def build_llg_problem(cfg: Config, mesh, observation: Observation | None = None
-                      ) -> LLGProblem:
+def build_llg_problem(cfg: Config, mesh, observation: Observation | None = None, *,
+                      parameters: tuple[str, ...] = ("a1", "a2")) -> LLGProblem:
     """The :class:`LLGProblem` of ``[llg]``, ``[field]``, ``[physical]`` and ``[time]``.
+
+    ``parameters``: the identifiable parameters of the solver (``("a1", "a2", "k")`` adds the
+    anisotropy coefficient, :class:`~llgfem.solvers.llg.LLGSolver`).
 
     Physical runs (``llg.physical``) carry their :class:`~llgfem.physics.Units` in
     ``problem.units``: the solver's grid, field and coefficients are dimensionless, the config's
@@ -181,7 +185,7 @@ def build_llg_problem(cfg: Config, mesh, observation: Observation | None = None
                           "would be ignored; set llg.physical = true or remove [physical]")
     grid = TimeGrid(cfg.time.T, cfg.time.n_t)
     if job.initial.startswith("paper"):
-        problem = _paper_problem(cfg, job, mesh, grid)
+        problem = _paper_problem(cfg, job, mesh, grid, parameters)
         problem.observation = observation
         return problem
     spec = section(cfg, "field", FieldSpec)
@@ -202,13 +206,15 @@ def build_llg_problem(cfg: Config, mesh, observation: Observation | None = None
                               f"and physical.K_u") from None
         grid = TimeGrid(units.to_dimensionless_time(grid.T), grid.n_t)
     _check_drive_resolved(spec, grid)
-    solver = LLGSolver(V, grid, params, spec, theta=job.theta, form=SCHEMES[job.scheme])
+    solver = LLGSolver(V, grid, params, spec, theta=job.theta, form=SCHEMES[job.scheme],
+                       parameters=parameters)
     if job.initial == "field":
         m0 = aligned_with_field(solver, job)
     else:
         m0_fn = initial_state(job, mesh.geometry.dim, lower, upper)
         m0 = interpolate_levels(V, lambda x, t: m0_fn(x), [0.0])[0]
-    return LLGProblem(solver, m0, observation, np.array([params.a1, params.a2]), units=units)
+    return LLGProblem(solver, m0, observation, reference_parameters(params, parameters),
+                      units=units)
 
 
 def _check_drive_resolved(spec: FieldSpec, grid: TimeGrid, per_period: int = 20) -> None:
@@ -257,7 +263,7 @@ class IdentificationConfig:
     ``e_a1, e_a2`` are relative (absolute where the true value is 0) in every job.
     """
 
-    a0: tuple[float, float] = (1.5, 0.5)
+    a0: tuple[float, ...] = (1.5, 0.5)
     state_guess: str = "perturbed"
     delta: float = 0.0
     noise: str = "norm"
@@ -272,11 +278,16 @@ class IdentificationConfig:
                "paper_noise": "noise"}
     STATE_GUESSES = ("table1", "perturbed", "m0")
 
+    def parameter_names(self) -> tuple[str, ...]:
+        """The names of the entries of ``a0`` (subclasses may identify more)."""
+        return ("a1", "a2")
+
     def validate(self, where: str) -> None:
+        p = len(self.parameter_names())
         checks = [
-            (len(self.a0) == 2 and all(math.isfinite(v) and abs(v) <= 1e15 for v in self.a0),
-             "a0", "needs 2 finite values of size <= 1e15"),
-            (len(self.a0) != 2 or self.a0[0] >= 0, "a0",
+            (len(self.a0) == p and all(math.isfinite(v) and abs(v) <= 1e15 for v in self.a0),
+             "a0", f"needs {p} finite values {list(self.parameter_names())} of size <= 1e15"),
+            (len(self.a0) != p or self.a0[0] >= 0, "a0",
              "a0[0] is the damping coefficient a1 and must be >= 0"),
             (self.state_guess in self.STATE_GUESSES, "state_guess",
              f"{self.state_guess!r} is not one of {self.STATE_GUESSES}"),

@@ -31,6 +31,13 @@ early-stopped regularised iterate they are centred there.  Physical runs also re
 ``alpha_D = -a1/a2`` and ``gamma = -1/(a2 t_ref B_ref)`` (``docs/physical_units.md``) with
 delta-method intervals (``physical``).
 
+Anisotropy (``parameters = ["a1", "a2", "k"]``): the coefficient ``k`` of the uniaxial field
+``k (m . e) e`` (``[llg] anisotropy``/``easy_axis``, or ``[physical] K_u``) is a third fitted
+parameter (``a0`` then has three entries; its Jacobian column is one more linearised column of
+the same sweep).  Physical runs add ``K_u = k M_S B_ref / 2`` (J/m^3; ``k = 2 K_u/(M_S B_ref)``
+in the scaled equations) to ``physical``.  With the applied field along the easy axis and
+``m`` near it the anisotropy term barely moves ``m``: ``k`` is then reported as not identified.
+
 Config tables::
 
     [llg]            # as in llg_forward: the true parameters, field, initial state, form
@@ -39,7 +46,8 @@ Config tables::
     [calibrate]
     method = "landweber"           # landweber | kaczmarz_time | kaczmarz_data |
                                    # levenberg_marquardt
-    a0 = [1.5, 0.5]                # initial guess of (a1, a2)
+    parameters = ["a1", "a2"]      # or ["a1", "a2", "k"]: also fit the anisotropy coefficient
+    a0 = [1.5, 0.5]                # initial guess of (a1, a2) (or (a1, a2, k))
     delta = 0.03                   # relative noise level
     noise = "norm"                 # norm: ||y_delta - y|| = delta ||y|| (Gaussian direction);
                                    # uniform: y + delta |y| u, u ~ U(-1, 1) per sample (paper)
@@ -94,6 +102,7 @@ from llgfem.builders import (
     build_llg_problem,
     build_observation,
     checkpoint_problem,
+    section,
 )
 from llgfem.calibration import Uncertainty, fisher_uncertainty, propagate
 from llgfem.calibration.fit import least_squares_fit
@@ -120,6 +129,7 @@ from llgfem.regularisation import (
 )
 from llgfem.regularisation.gauss_newton import levenberg_marquardt
 from llgfem.solvers.linear import SolverError
+from llgfem.solvers.llg import PARAMETER_NAMES
 
 __all__ = ["CalibrateConfig", "Calibration", "parameter_errors", "physical_uncertainty", "run",
            "setup", "uncertainty"]
@@ -144,10 +154,18 @@ class CalibrateConfig(IdentificationConfig):
     refine: int = 0
     rcond: float = 1e-6
     rel_width: float = 1.0
+    parameters: tuple[str, ...] = NAMES
 
     STATE_GUESSES = ("perturbed", "m0")
 
+    def parameter_names(self) -> tuple[str, ...]:
+        """The fitted parameters: ``("a1", "a2")`` or ``("a1", "a2", "k")``."""
+        return tuple(self.parameters)
+
     def validate(self, where: str) -> None:
+        if tuple(self.parameters) not in PARAMETER_NAMES:
+            raise ConfigError(f"{where}.parameters: {list(self.parameters)} is not one of "
+                              f"{[list(p) for p in PARAMETER_NAMES]}")
         super().validate(where)
         checks = [
             (self.method in METHODS, "method", f"{self.method!r} is not one of {METHODS}"),
@@ -180,6 +198,7 @@ class Calibration:
     noise: float
     a_true: np.ndarray
     cfg: CalibrateConfig
+    m_S: float | None = None  # saturation magnetisation (A/m) of a physical run (for K_u)
 
     def subproblems(self) -> tuple[list[ReducedOperator], list[np.ndarray], list[float]]:
         """Sub-operators, their data and (actual) noise levels for the configured method."""
@@ -202,7 +221,7 @@ def setup(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD) -> Calibration:
     """Build the solver, observation, reduced operator and noisy synthetic data of ``cfg``."""
     cal = cfg.section("calibrate", CalibrateConfig)
     domain = create_domain(comm, cfg.domain)
-    problem = build_llg_problem(cfg, domain.mesh)
+    problem = build_llg_problem(cfg, domain.mesh, parameters=cal.parameter_names())
     V, grid, m0 = problem.V, problem.grid, problem.m0
     built = build_observation(cfg, domain, V, grid)
     problem.observation = built[0] if built is not None else paper_observation(V, grid)
@@ -222,7 +241,12 @@ def setup(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD) -> Calibration:
                           "move: a field collinear with m0, or concentrations/coils that see "
                           "nothing); nothing can be identified from them")
     y_delta, noise = noisy_data(y, cal.delta, cal.seed, cal.noise, op.inner_range)
-    return Calibration(op, y, y_delta.ravel(), noise, a_true, cal)
+    m_S = None
+    if problem.units is not None:
+        from llgfem.physics import PhysicalParameters
+
+        m_S = section(cfg, "physical", PhysicalParameters).m_S
+    return Calibration(op, y, y_delta.ravel(), noise, a_true, cal, m_S)
 
 
 def _step_rule(c: CalibrateConfig):
@@ -254,7 +278,8 @@ def identify(cal: Calibration, checkpoint: Checkpoint | None = None):
     """
     c = cal.cfg
     ops, data, deltas = cal.subproblems()
-    history = History({"a1": lambda x: x[0], "a2": lambda x: x[1]})
+    history = History({name: (lambda x, i=i: x[i])
+                       for i, name in enumerate(cal.op.problem.parameter_names)})
     counters = _Counters(cal.op)
     cbs = [history, counters,
            LoggingCallback(1, logger=get_logger(comm=cal.op.solver.comm),
@@ -320,35 +345,47 @@ def uncertainty(cal: Calibration, a: np.ndarray, J: np.ndarray | None = None) ->
     op, c = cal.op, cal.cfg
     J = op.derivative(a).sensitivities() if J is None else J
     r = op(a) - cal.y_delta
-    return fisher_uncertainty(J, r, a, NAMES, rcond=c.rcond, rel_width=c.rel_width,
-                              scale=_floor(a))
+    return fisher_uncertainty(J, r, a, op.problem.parameter_names, rcond=c.rcond,
+                              rel_width=c.rel_width, scale=_floor(a))
 
 
-def physical_uncertainty(unc: Uncertainty, units) -> Uncertainty:
-    """``alpha_D = -a1/a2`` and ``gamma = -1/(a2 t_ref B_ref)`` (rad/(s T)) by the delta method."""
+def physical_uncertainty(unc: Uncertainty, units, m_S: float | None = None) -> Uncertainty:
+    """``alpha_D = -a1/a2`` and ``gamma = -1/(a2 t_ref B_ref)`` (rad/(s T)) by the delta method;
+    with a fitted ``k`` (third estimate) and ``m_S`` also ``K_u = k M_S B_ref / 2`` (J/m^3)."""
     tb = units.time * units.field
+    with_k = len(unc.names) == 3 and m_S is not None
+    ku = 0.5 * m_S * units.field if with_k else 0.0  # dK_u/dk
 
     def func(a):
-        return np.array([-a[0] / a[1], -1.0 / (a[1] * tb)])
+        out = [-a[0] / a[1], -1.0 / (a[1] * tb)]
+        return np.array(out + [ku * a[2]] if with_k else out)
 
     def jac(a):
-        return np.array([[-1.0 / a[1], a[0] / a[1] ** 2], [0.0, 1.0 / (a[1] ** 2 * tb)]])
+        rows = [[-1.0 / a[1], a[0] / a[1] ** 2], [0.0, 1.0 / (a[1] ** 2 * tb)]]
+        if len(a) == 3:
+            rows = [r + [0.0] for r in rows] + ([[0.0, 0.0, ku]] if with_k else [])
+        return np.array(rows)
 
-    return propagate(unc, func, jac, ("alpha_D", "gamma"))
+    names = ("alpha_D", "gamma", "K_u") if with_k else ("alpha_D", "gamma")
+    return propagate(unc, func, jac, names)
 
 
 def evaluate(cal: Calibration, a: np.ndarray) -> dict:
     """``r_llg``, ``r_obs``, ``e_a1``, ``e_a2`` of the parameters ``a``."""
     op = cal.op
     r = op(a) - cal.y_delta
-    e1, e2 = parameter_errors(a, cal.a_true)
+    names = op.problem.parameter_names
+    errors = parameter_errors(a, cal.a_true)
+    e1, e2 = errors[:2]
     J = op.derivative(a).sensitivities()  # identifiability: ||dF/da_i|| at the result
-    sens = [math.sqrt(op.inner_range(J[:, i], J[:, i])) for i in range(2)]
+    sens = [math.sqrt(op.inner_range(J[:, i], J[:, i])) for i in range(len(names))]
     unc = uncertainty(cal, a, J)
     out = {**_flat(unc), "uncertainty": unc.to_json()}
     units = cal.op.problem.units
     if units is not None and a[1] < 0:
-        out["physical"] = physical_uncertainty(unc, units).to_json()
+        out["physical"] = physical_uncertainty(unc, units, cal.m_S).to_json()
+    if "k" in names:
+        out |= {"k": float(a[2]), "e_k": errors[2]}
     return out | {"a1": float(a[0]), "a2": float(a[1]), "e_a1": e1, "e_a2": e2,
             "r_obs": math.sqrt(op.inner_range(r, r) / op.inner_range(cal.y_delta, cal.y_delta)),
             "r_llg": float(op.relative_residual(a)), "sensitivity_norms": sens}
@@ -455,7 +492,7 @@ def _run(cfg: Config) -> dict:
 def write_plots(cal: Calibration, summary: dict, hist: dict, out, comm) -> None:
     """Signal fit (data vs. model at the identified parameters) and parameter traces."""
     op = cal.op
-    a = np.array([summary["a1"], summary["a2"]])
+    a = np.array([summary[name] for name in op.problem.parameter_names])
     fit = op(a).reshape(op.data_shape)  # collective: before the rank-0 branch
     if comm.rank == 0:
         plot_signal_fit(out / "plots" / "signal_fit.png", cal, fit, summary)

@@ -260,6 +260,10 @@ def _physical(unc, units):
 def run_data(cfg: Config, cal, report) -> dict:
     """The ``calibrate`` job on a measured file (``report``: prints/warns the uncertainty)."""
     comm = MPI.COMM_WORLD
+    if tuple(cal.parameters) != ("a1", "a2"):  # replicated config: the same verdict everywhere
+        raise ConfigError("calibrate.parameters: fitting the anisotropy coefficient k is "
+                          "implemented for synthetic data only; with a [data] file use "
+                          "parameters = [\"a1\", \"a2\"]")
     fit = setup_data(cfg, cal, comm)
     summary, hist = fit_data(fit)
     fit.problem.destroy()
