@@ -107,7 +107,7 @@ def test_shipped_demo_file_is_read_and_fitted(mpi_tmp_path):
         summary = run(parse_config(data, source=str(src)))
     assert summary["data"]["format"] == "mdf"
     assert summary["data"]["frames_used"] == 4
-    assert summary["iterations"] == 1
+    assert 1 <= summary["iterations"] <= 2  # one LM step, then one refit with channel weights
     assert np.isfinite(summary["a1"])
     assert abs(summary["a1"] - 0.1) < abs(0.15 - 0.1)  # moved from a0 towards the truth
 
