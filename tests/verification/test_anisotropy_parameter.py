@@ -159,3 +159,42 @@ def test_calibrate_reports_k_not_identified_when_m_stays_off_the_easy_axis(mpi_t
         summary = run(cfg)
     assert summary["identified"][0] is True
     assert summary["identified"][2] is False
+
+
+def test_physical_calibration_reports_the_anisotropy_constant(mpi_tmp_path):
+    """A physical FFP scan (SI units, Bartels-Prohl) with K_u = 4 J/m^3: the fitted k gives
+    ``K_u = k M_S B_ref / 2`` beside alpha_D and gamma, its 95 % interval around the truth."""
+    from llgfem.config import parse_config
+    from llgfem.jobs.calibrate import run
+
+    coils = [{"name": n, "sensitivity": s} for n, s in
+             (("x", [1.0, 0.0, 0.0]), ("y", [0.0, 1.0, 0.0]), ("z", [0.0, 0.0, 1.0]))]
+    cfg = parse_config({
+        "job": {"kind": "calibrate", "name": "cal_ku"},
+        "domain": {"kind": "interval", "lower": [-0.01], "upper": [0.01], "n": [8]},
+        "time": {"T": 1e-5, "n_t": 41},
+        "llg": {"physical": True, "scheme": "bartels_prohl", "initial": "field",
+                "initial_direction": [0.0, 1.0, 0.0]},
+        "physical": {"alpha_D": 0.1, "K_u": 4.0, "easy_axis": [0.0, 0.6, 0.8]},
+        "field": {"kind": "ffp", "gradient": 4e-3, "amplitude": 2e-5, "frequency": 1e5,
+                  "direction": [1.0, 0.0, 0.0], "offset": [0.0, 2e-6, 0.0]},
+        "observation": {"mu0": 1.0}, "coil": coils,
+        "concentration": [{"name": "s", "center": [0.002], "width": 0.004}],
+        "output": {"dir": str(mpi_tmp_path), "fields": False, "plots": False},
+        "calibrate": {"method": "gauss_newton", "parameters": ["a1", "a2", "k"],
+                      "a0": [1.0, 1.0, 1.0], "delta": 0.01, "max_iter": 20},
+    })
+    from llgfem.jobs.calibrate import setup
+
+    cal = setup(cfg)  # the scaled true (a1, a2, k) of this config, for the start a0
+    a_true, k_true = cal.a_true.copy(), float(cal.a_true[2])
+    cal.op.cache.destroy()
+    cfg.sections["calibrate"]["a0"] = [float(v) for v in a_true * (1.02, 0.98, 0.8)]
+    summary = run(cfg)
+    phys = {p["name"]: p for p in summary["physical"]["parameters"]}
+    assert list(phys) == ["alpha_D", "gamma", "K_u"]
+    ku = phys["K_u"]
+    assert ku["identified"] is True
+    assert ku["ci95_low"] < 4.0 < ku["ci95_high"], ku
+    # K_u is k M_S B_ref / 2: the same relative interval as k
+    assert ku["estimate"] / 4.0 == pytest.approx(summary["k"] / k_true, rel=1e-9)
