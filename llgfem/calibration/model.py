@@ -20,8 +20,9 @@ model's time grid.  A receive channel sees the sum over concentrations,
 Nuisance gains per receive channel ``l`` (no transfer function known): ``complex``
 :math:`g_l = g^r_l + i g^i_l` (two real parameters) or ``real`` :math:`g_l`, with
 :math:`\mathrm{model}_l = g_l M_l`; ``none`` fixes :math:`g_l = 1`.  The parameter vector is
-:math:`x = (a_1, a_2, g)`; the Jacobian columns are the exact linearised columns
-:math:`g_l\, \partial M_l / \partial a_i` (two linearised solves, one sweep) and
+:math:`x = (a_1, a_2, g)` (or :math:`(a_1, a_2, k, g)` with the anisotropy coefficient
+``k``); the Jacobian columns are the exact linearised columns
+:math:`g_l\, \partial M_l / \partial a_i` (two or three linearised solves, one sweep) and
 :math:`M_l` (``real``/``complex`` real part), :math:`i M_l` (imaginary part).
 
 Notation: ``N`` model midpoints, ``N_w`` samples per file window, ``k_b`` selected rfft bins,
@@ -60,6 +61,8 @@ class DataModel:
         K, L, N = op.data_shape
         self.shape = (K, L, N)
         self.n_gain = {"complex": 2 * L, "real": L, "none": 0}[gain]
+        # the model parameters lead x: (a1, a2) or (a1, a2, k), then the gains
+        self.n_a = int(getattr(op.solver, "n_parameters", 2))
 
     @property
     def channels(self) -> int:
@@ -72,11 +75,11 @@ class DataModel:
 
     def base(self, a: np.ndarray) -> np.ndarray:
         """``M_l`` without gains, ``(L, n)``."""
-        return self._channels(self.op(np.asarray(a[:2], dtype=float)))
+        return self._channels(self.op(np.asarray(a[:self.n_a], dtype=float)))
 
     def gains(self, x: np.ndarray) -> np.ndarray:
         """``g_l`` (complex or real), ``(L,)``."""
-        g = np.asarray(x[2:], dtype=float)
+        g = np.asarray(x[self.n_a:], dtype=float)
         if self.gain == "complex":
             return g[0::2] + 1j * g[1::2]
         if self.gain == "real":
@@ -87,11 +90,12 @@ class DataModel:
         return (self.gains(x)[:, None] * self.base(x)).ravel()
 
     def jacobian(self, x: np.ndarray) -> np.ndarray:
-        """``(L n, p)``: two linearised columns and the gain columns."""
-        a = np.asarray(x[:2], dtype=float)
+        """``(L n, p)``: the linearised columns (one per model parameter) and the gain
+        columns."""
+        a = np.asarray(x[:self.n_a], dtype=float)
         g = self.gains(x)
         sens = self.op.derivative(a).sensitivities()
-        cols = [(g[:, None] * self._channels(sens[:, i])).ravel() for i in range(2)]
+        cols = [(g[:, None] * self._channels(sens[:, i])).ravel() for i in range(self.n_a)]
         base = self.base(a)
         L, n = base.shape
         for l in range(L):  # noqa: E741

@@ -1,4 +1,5 @@
-"""``calibrate`` with ``[data]``: fit (a1, a2) and receive-chain gains to a measured file.
+"""``calibrate`` with ``[data]``: fit (a1, a2) (or (a1, a2, k)) and receive-chain gains to a
+measured file.
 
 The measurement (:mod:`llgfem.calibration.data`: an MDF v2 file or an llgfem signals file) is
 read on rank 0 and broadcast; the model is the LLG problem of ``[llg]``/``[physical]``/
@@ -13,7 +14,8 @@ The fit is Levenberg-Marquardt with the exact Jacobian to the least-squares poin
 the selected spectra (MDF) or the time samples (signals file), the model evaluated there by
 :class:`llgfem.calibration.model.DataModel`.  Uncertainty and identifiability as without
 ``[data]`` (:func:`llgfem.calibration.fisher_uncertainty`, the noise level estimated from the
-residual); physical runs report ``alpha_D`` and ``gamma``.
+residual); physical runs report ``alpha_D`` and ``gamma`` (and ``K_u = k M_S B_ref / 2`` with
+``parameters = ["a1", "a2", "k"]``).
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class DataFit:
     problem: object
     cal: object
     weights: str = "channel"
+    m_S: float | None = None  # saturation magnetisation (A/m) of a physical model (for K_u)
 
 
 def setup_data(cfg: Config, cal, comm: MPI.Comm = MPI.COMM_WORLD) -> DataFit:
@@ -107,7 +110,7 @@ def setup_data(cfg: Config, cal, comm: MPI.Comm = MPI.COMM_WORLD) -> DataFit:
     measured = load_measurement(dcfg, cfg.source, comm)
     mcfg, resolved = model_config(cfg, dcfg, measured)
     domain = create_domain(comm, mcfg.domain)
-    problem = build_llg_problem(mcfg, domain.mesh)
+    problem = build_llg_problem(mcfg, domain.mesh, parameters=cal.parameter_names())
     built = build_observation(mcfg, domain, problem.V, problem.grid)
     if built is None:
         raise ConfigError("coil: a measured file needs one [[coil]] table per receive channel")
@@ -117,10 +120,15 @@ def setup_data(cfg: Config, cal, comm: MPI.Comm = MPI.COMM_WORLD) -> DataFit:
     coils = problem.observation.coil_names
     x_a = np.array(cal.a0, dtype=float)
     g0 = initial_gains(model.base(x_a), data, gain)
-    names = ("a1", "a2", *gain_names(tuple(coils), gain))
+    names = (*cal.parameter_names(), *gain_names(tuple(coils), gain))
     info = {**measured.info, "gain": gain, "n_data": int(data.size)}
+    m_S = None
+    if problem.units is not None:
+        from llgfem.physics import PhysicalParameters
+
+        m_S = section(mcfg, "physical", PhysicalParameters).m_S
     return DataFit(model, data.ravel(), names, np.concatenate([x_a, g0]), info, resolved,
-                   problem, cal, dcfg.weights)
+                   problem, cal, dcfg.weights, m_S)
 
 
 def _data_model(op, measured, dcfg, problem):
@@ -155,14 +163,16 @@ def fit_data(fit: DataFit) -> tuple[dict, dict]:
     comm.Barrier()
     t0 = time.perf_counter()
     model, data = fit.model, fit.data
-    floor = _scales(fit.x0, fit.model.gain)
-    hist = {"iteration": [], "residual_norm": [], "a1": [], "a2": []}
+    na = model.n_a
+    floor = _scales(fit.x0, fit.model.gain, na)
+    a_names = fit.names[:na]
+    hist = {"iteration": [], "residual_norm": [], **{n: [] for n in a_names}}
 
     def record(rec):
         hist["iteration"].append(rec["iteration"])
         hist["residual_norm"].append(rec["residual_norm"])
-        hist["a1"].append(rec["x"][0])
-        hist["a2"].append(rec["x"][1])
+        for i, n in enumerate(a_names):
+            hist[n].append(rec["x"][i])
 
     L = model.channels
     w = np.ones(L)
@@ -183,20 +193,21 @@ def fit_data(fit: DataFit) -> tuple[dict, dict]:
                                 xtol=XTOL)
         iterations += res.iterations
     seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
-    scale = _scales(res.x, fit.model.gain)
+    scale = _scales(res.x, fit.model.gain, na)
     unc = fisher_uncertainty(res.jacobian, res.residual, res.x, fit.names,
                              rcond=fit.cal.rcond, rel_width=fit.cal.rel_width, scale=scale)
     summary = {"method": "gauss_newton", "iterations": iterations, "reason": res.reason,
                "seconds": seconds, **dict(model.op.counters), "a0": list(fit.cal.a0),
                "a1": float(res.x[0]), "a2": float(res.x[1]),
-               "gains": res.x[2:].tolist(), "parameter_names": list(fit.names),
+               **({"k": float(res.x[2])} if na == 3 else {}),
+               "gains": res.x[na:].tolist(), "parameter_names": list(fit.names),
                "r_obs": float(np.linalg.norm(model(res.x) - data) / np.linalg.norm(data)),
                "channel_weights": w.tolist(),
                "mpi_size": comm.size, "data": fit.info, "resolved": fit.resolved}
     summary.update(_uncertainty_records(unc))
     units = fit.problem.units
     if units is not None and res.x[1] < 0:
-        summary["physical"] = _physical(unc, units).to_json()
+        summary["physical"] = _physical(unc, units, na, fit.m_S).to_json()
     return summary, hist
 
 
@@ -215,14 +226,15 @@ def _channel_rms(residual: np.ndarray, channels: int) -> np.ndarray:
     return np.where(rms > 0, rms, max(float(rms.max()), 1e-300))
 
 
-def _scales(x: np.ndarray, gain: str) -> np.ndarray:
-    """Parameter scales: ``max(|a_j|, 0.1 max|a|)`` for (a1, a2); ``|g_l|`` for both parts of a
-    complex gain (a real or imaginary part near 0 is measured against the gain's size)."""
+def _scales(x: np.ndarray, gain: str, na: int = 2) -> np.ndarray:
+    """Parameter scales: ``max(|a_j|, 0.1 max|a|)`` for the ``na`` model parameters; ``|g_l|``
+    for both parts of a complex gain (a real or imaginary part near 0 is measured against the
+    gain's size)."""
     out = np.abs(np.asarray(x, dtype=float)).copy()
-    out[:2] = _a_floor(x[:2])
+    out[:na] = _a_floor(x[:na])
     if gain == "complex":
-        mag = np.hypot(x[2::2], x[3::2])
-        out[2::2], out[3::2] = mag, mag
+        mag = np.hypot(x[na::2], x[na + 1::2])
+        out[na::2], out[na + 1::2] = mag, mag
     return np.maximum(out, 1e-300)
 
 
@@ -241,29 +253,32 @@ def _uncertainty_records(unc) -> dict:
             "uncertainty": data}
 
 
-def _physical(unc, units):
-    """``alpha_D = -a1/a2``, ``gamma = -1/(a2 t_ref B_ref)`` (gains do not enter)."""
+def _physical(unc, units, na: int = 2, m_S: float | None = None):
+    """``alpha_D = -a1/a2``, ``gamma = -1/(a2 t_ref B_ref)`` and, with a fitted ``k`` (``na =
+    3``) and ``m_S``, ``K_u = k M_S B_ref / 2`` (J/m^3) (gains do not enter)."""
     tb, p = units.time * units.field, unc.estimate.size
+    with_k = na == 3 and m_S is not None
+    ku = 0.5 * m_S * units.field if with_k else 0.0
 
     def func(x):
-        return np.array([-x[0] / x[1], -1.0 / (x[1] * tb)])
+        out = [-x[0] / x[1], -1.0 / (x[1] * tb)]
+        return np.array(out + [ku * x[2]] if with_k else out)
 
     def jac(x):
-        g = np.zeros((2, p))
+        g = np.zeros((3 if with_k else 2, p))
         g[0, :2] = [-1.0 / x[1], x[0] / x[1] ** 2]
         g[1, 1] = 1.0 / (x[1] ** 2 * tb)
+        if with_k:
+            g[2, 2] = ku
         return g
 
-    return propagate(unc, func, jac, ("alpha_D", "gamma"))
+    names = ("alpha_D", "gamma", "K_u") if with_k else ("alpha_D", "gamma")
+    return propagate(unc, func, jac, names)
 
 
 def run_data(cfg: Config, cal, report) -> dict:
     """The ``calibrate`` job on a measured file (``report``: prints/warns the uncertainty)."""
     comm = MPI.COMM_WORLD
-    if tuple(cal.parameters) != ("a1", "a2"):  # replicated config: the same verdict everywhere
-        raise ConfigError("calibrate.parameters: fitting the anisotropy coefficient k is "
-                          "implemented for synthetic data only; with a [data] file use "
-                          "parameters = [\"a1\", \"a2\"]")
     fit = setup_data(cfg, cal, comm)
     summary, hist = fit_data(fit)
     fit.problem.destroy()
@@ -288,7 +303,8 @@ def run_data(cfg: Config, cal, report) -> dict:
 def _plot_fit(fit: DataFit, summary: dict, out, comm) -> None:
     from llgfem.io.plots import plot_series
 
-    x = np.array([summary["a1"], summary["a2"], *summary["gains"]])
+    x = np.array([summary["a1"], summary["a2"], *([summary["k"]] if "k" in summary else []),
+                  *summary["gains"]])
     model = fit.model(x).reshape(fit.model.channels, -1)  # collective
     data = fit.data.reshape(fit.model.channels, -1)
     axis = np.arange(data.shape[1], dtype=float)

@@ -198,3 +198,41 @@ def test_physical_calibration_reports_the_anisotropy_constant(mpi_tmp_path):
     assert ku["ci95_low"] < 4.0 < ku["ci95_high"], ku
     # K_u is k M_S B_ref / 2: the same relative interval as k
     assert ku["estimate"] / 4.0 == pytest.approx(summary["k"] / k_true, rel=1e-9)
+
+
+def test_data_file_calibration_recovers_k(mpi_tmp_path):
+    """simulate -> MDF -> calibrate [data] with parameters [a1, a2, k]: exact data of the same
+    model (pipeline check) give back K_u = 4 J/m^3 and (a1, a2) to 1e-4."""
+    from llgfem.calibration.simulate import clean_samples, write_measurement
+    from llgfem.config import parse_config
+    from llgfem.jobs.calibrate import run
+
+    coils = [{"name": n, "sensitivity": s} for n, s in
+             (("x", [1.0, 0.0, 0.0]), ("y", [0.0, 1.0, 0.0]), ("z", [0.0, 0.0, 1.0]))]
+    field = {"kind": "ffp", "gradient": 4e-3, "amplitude": 2e-5, "frequency": 1e5,
+             "direction": [1.0, 0.0, 0.0], "offset": [0.0, 2e-6, 0.0]}
+
+    def data(**extra):
+        return {"job": {"kind": "calibrate", "name": "cal_data_k"},
+                "domain": {"kind": "interval", "lower": [-0.01], "upper": [0.01], "n": [8]},
+                "time": {"T": 1e-5, "n_t": 41},
+                "llg": {"physical": True, "scheme": "bartels_prohl", "initial": "field",
+                        "initial_direction": [0.0, 1.0, 0.0]},
+                "physical": {"alpha_D": 0.1, "K_u": 4.0, "easy_axis": [0.0, 0.6, 0.8]},
+                "observation": {"mu0": 1.0}, "coil": coils,
+                "concentration": [{"name": "s", "center": [0.002], "width": 0.004}],
+                "output": {"dir": str(mpi_tmp_path), "fields": False, "plots": False},
+                **extra}
+
+    comm = MPI.COMM_WORLD
+    u, table, truth = clean_samples(parse_config(data(field=field)), 24, comm)
+    path = write_measurement(mpi_tmp_path / "k.mdf", u, table, truth, comm=comm, noise=0.0,
+                             frames=2, background_frames=1)
+    summary = run(parse_config(data(data={"path": str(path)}, calibrate={
+        "method": "gauss_newton", "parameters": ["a1", "a2", "k"],
+        "a0": [0.102, -0.99, 0.25], "max_iter": 20})))
+    assert summary["parameter_names"][:3] == ["a1", "a2", "k"]
+    assert summary["a1"] == pytest.approx(truth["a1"], rel=1e-4)
+    assert summary["a2"] == pytest.approx(truth["a2"], rel=1e-4)
+    phys = {p["name"]: p for p in summary["physical"]["parameters"]}
+    assert phys["K_u"]["estimate"] == pytest.approx(4.0, rel=1e-4)
