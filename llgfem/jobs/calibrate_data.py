@@ -56,6 +56,10 @@ def model_config(cfg: Config, dcfg: DataConfig, measured) -> tuple[Config, dict]
     resolved = {"field": "config", "time": "config", "n_t": cfg.time.n_t}
     sections, grid = dict(cfg.sections), cfg.time
     is_mdf = isinstance(measured, MeasuredSpectra)
+    if dcfg.field == "file" and "field" in cfg.sections:
+        raise ConfigError("field: a [field] table is given but data.field = 'file' takes the "
+                          "drive from the file, so it would be ignored; remove [field] or set "
+                          "data.field = 'config'")
     if dcfg.field == "file":
         if not is_mdf:
             raise ConfigError("data.field: a signals file carries no scanner description; "

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mpi4py import MPI
 
-from llgfem.builders import _check_drive_resolved
+from llgfem.builders import DataConfig, _check_drive_resolved
 from llgfem.cli import load_run_config
 from llgfem.config import ConfigError
 from llgfem.physics import FieldSpec
@@ -55,3 +55,12 @@ def test_a_physical_table_of_a_non_physical_run_is_refused(tmp_path):
     domain = create_domain(MPI.COMM_WORLD, cfg.domain)
     with pytest.raises(ConfigError, match=r"physical: a \[physical\] table is given"):
         build_llg_problem(cfg, domain.mesh)
+
+
+def test_a_field_table_with_the_drive_from_the_file_is_refused():
+    """``[field]`` with ``data.field = "file"`` was accepted and silently ignored."""
+    from llgfem.jobs.calibrate_data import model_config
+
+    cfg = load_run_config(str(CONFIGS / "calibrate_mdf.toml"), ["field.amplitude=0.0"])
+    with pytest.raises(ConfigError, match=r"field: a \[field\] table is given"):
+        model_config(cfg, cfg.section("data", DataConfig), None)
