@@ -62,7 +62,7 @@ class DataModel:
         self.shape = (K, L, N)
         self.n_gain = {"complex": 2 * L, "real": L, "none": 0}[gain]
         # the model parameters lead x: (a1, a2) or (a1, a2, k), then the gains
-        self.n_a = int(getattr(op.solver, "n_parameters", 2))
+        self.n_a = int(getattr(getattr(op, "solver", None), "n_parameters", 2))
 
     @property
     def channels(self) -> int:
