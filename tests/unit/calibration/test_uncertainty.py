@@ -73,7 +73,8 @@ def test_rank_deficient_design_reports_not_identified(caplog):
     assert np.isfinite(unc.stderr[0])
     assert unc.singular_values[-1] / unc.singular_values[0] < 1e-12
     logger = logging.getLogger("llgfem.test_uncertainty")
-    with pytest.warns(NotIdentifiedWarning) as record, caplog.at_level(logging.WARNING):
+    with (pytest.warns(NotIdentifiedWarning) as record,
+          caplog.at_level(logging.WARNING, logger="llgfem.test_uncertainty")):
         unc.warn(None, logger)
     assert len(record) == 2
     assert "a2" in str(record[0].message)
