@@ -86,6 +86,17 @@ def _timed(comm, fn):
     return out, comm.allreduce(wall, op=MPI.MAX), comm.allreduce(cpu, op=MPI.MAX)
 
 
+def _timed_steps(comm, solver, m, steps: int):
+    """Steps ``1..steps`` of ``solver`` from ``m``, timed by :func:`_timed`."""
+    def loop():
+        out = m
+        for k in range(1, steps + 1):
+            out = solver.step(k, out)
+        return out
+
+    return _timed(comm, loop)
+
+
 def _mean_m(comm, m) -> list[float]:
     """Nodal mean of the three components (partition independent; the Gilbert midpoint scheme
     keeps ``|m_j|`` and hence ``||m||`` fixed, so the norm would not compare anything)."""
@@ -101,13 +112,7 @@ def llg_case(comm, n: int, steps: int) -> dict:
     m = interpolate_levels(V, _m0, [0.0])[0]
     m = solver.step(0, m)  # warm-up: JIT of the forms, first preconditioner
 
-    def loop():
-        out = m
-        for k in range(1, steps + 1):
-            out = solver.step(k, out)
-        return out
-
-    m_end, seconds, cpu = _timed(comm, loop)
+    m_end, seconds, cpu = _timed_steps(comm, solver, m, steps)
     ksp = solver.problem.solver.getKSP()
     res = {"name": "llg_forward_3d", "dofs": V.dofmap.index_map.size_global * 3,
            "seconds": seconds, "cpu_seconds": cpu, "steps": steps,
@@ -217,13 +222,7 @@ def probe_case(comm, h: float, steps: int) -> dict:
     solver.set_parameters(*A0)
     m = solver.step(0, problem.m0)
 
-    def loop():
-        out = m
-        for k in range(1, steps + 1):
-            out = solver.step(k, out)
-        return out
-
-    m_end, seconds, cpu = _timed(comm, loop)
+    m_end, seconds, cpu = _timed_steps(comm, solver, m, steps)
     res = {"h": h, "vertices": domain.mesh.geometry.index_map().size_global,
            "dofs": problem.V.dofmap.index_map.size_global * 3, "steps": steps,
            "seconds_per_step": seconds / steps, "cpu_seconds_per_step": cpu / steps,
