@@ -83,8 +83,9 @@ _SURROGATE = ("surrogate_generate", "surrogate_train", "surrogate_predict", "sur
 JOB_TABLES: dict[str, tuple[str, ...]] = {
     "heat": (*_GRID, "heat"),
     "llg_forward": (*_GRID, "llg", "physical", "field", *_SIGNALS),
-    "calibrate": (*_GRID, "llg", "physical", "field", *_SIGNALS, "calibrate", "data"),
-    "all_at_once": (*_GRID, "aao"),
+    "calibrate": (*_GRID, "llg", "physical", "field", *_SIGNALS, "calibrate", "data",
+                  "synthetic"),
+    "all_at_once": (*_GRID, "aao", "synthetic"),
     **{kind: ("brown_neel",) for kind in _BROWN_NEEL},
     "brown_neel_identify": ("brown_neel", "data"),  # [data]: calibrate from an MDF file
     **{kind: (*_GRID, "surrogate", "dataset", "sp4", "kernel") for kind in _SURROGATE},
@@ -103,6 +104,7 @@ TABLE_CLASSES: dict[str, str] = {
     "calibrate": "llgfem.jobs.calibrate:CalibrateConfig",
     "data": "llgfem.builders:DataConfig",
     "aao": "llgfem.jobs.all_at_once:AAOConfig",
+    "synthetic": "llgfem.calibration.synthetic:SyntheticConfig",
     "brown_neel": "llgfem.brownneel.jobs:BrownNeelConfig",
     "surrogate": "llgfem.surrogates.jobs:SurrogateJobConfig",
     "dataset": "llgfem.surrogates.data:FEMDatasetSpec",

@@ -7,10 +7,17 @@ an error message) is broadcast, and every rank returns the same value or raises 
 Layout (names follow the MPI Data Format, MDF, where it has one)::
 
     /measurement/data                (K, L, N) float64   attribute ``units`` (e.g. "V")
+    /measurement/noiseFree           (K, L, N) float64   optional: the noise-free data of a
+                                                         simulated file (never in a measurement)
     /acquisition/time                (N,)     float64    attribute ``units`` = "s"
     /acquisition/receiver/names      (L,)     str        receive coils l
     /phantom/concentration/names     (K,)     str        concentrations c_k
     /  attributes: format, llgfem_version, units, time_sampling, [delta], [seed], user attributes
+
+``/measurement/noiseFree`` is written only by simulations
+(:mod:`llgfem.calibration.synthetic`): the exact signals ``y`` beside the noisy ``y_delta``.
+Readers use it only for the noise level ``|y_delta - y|`` of the discrepancy principle and for
+reporting; a fit always uses ``/measurement/data``.
 
 Notation: ``K`` concentrations, ``L`` coils, ``N`` samples at the midpoints ``t_{n+1/2}``;
 ``delta`` the relative noise level and ``seed`` the generator seed of synthetic data.
@@ -71,6 +78,7 @@ class SignalData:
         attrs: further user attributes.
         version: llgfem version that wrote the file.
         time_sampling: description of the time sampling.
+        noise_free: the noise-free data ``(K, L, N)`` of a simulated file, else None.
     """
 
     data: np.ndarray
@@ -83,6 +91,7 @@ class SignalData:
     attrs: dict[str, Any] = field(default_factory=dict)
     version: str = ""
     time_sampling: str = ""
+    noise_free: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -99,8 +108,13 @@ def _names(items: Sequence[Any], prefix: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _validated(y, times, coils, concentrations, delta, seed, attrs) -> tuple:
+def _validated(y, times, coils, concentrations, delta, seed, attrs, noise_free=None) -> tuple:
     y, times = np.asarray(y, dtype=float), np.asarray(times, dtype=float)
+    if noise_free is not None and np.shape(noise_free) != y.shape:
+        raise ValueError(f"save_signals: noise_free must have the shape of y {y.shape}, got "
+                         f"{np.shape(noise_free)}")
+    if noise_free is not None and not np.all(np.isfinite(noise_free)):
+        raise ValueError("save_signals: noise_free contains NaN/Inf")
     if y.ndim != 3:
         raise ValueError(f"save_signals: y must have shape (K, L, N), got {y.shape}")
     K, L, N = y.shape
@@ -125,6 +139,7 @@ def _validated(y, times, coils, concentrations, delta, seed, attrs) -> tuple:
 def save_signals(path: str | Path, y: np.ndarray, times: np.ndarray, coils: Sequence[Any],
                  concentrations: Sequence[Any], *, units: str = "V", delta: float | None = None,
                  seed: int | None = None, attrs: dict[str, Any] | None = None,
+                 noise_free: np.ndarray | None = None,
                  comm: MPI.Comm = MPI.COMM_WORLD) -> Path:
     """Write signals to HDF5 on rank 0 (collective: every rank returns or raises together).
 
@@ -138,6 +153,8 @@ def save_signals(path: str | Path, y: np.ndarray, times: np.ndarray, coils: Sequ
         delta: relative noise level of synthetic data.
         seed: noise seed.
         attrs: further scalar/string/array attributes (not the reserved names).
+        noise_free: the noise-free data ``(K, L, N)`` of a simulation
+            (``/measurement/noiseFree``; omit for measurements).
         comm: communicator.
 
     Returns:
@@ -149,7 +166,7 @@ def save_signals(path: str | Path, y: np.ndarray, times: np.ndarray, coils: Sequ
     """
     path = Path(path)
     y, times, coil_names, conc_names = _validated(y, times, coils, concentrations, delta,
-                                                  seed, attrs)
+                                                  seed, attrs, noise_free)
     meta = {"format": FORMAT, "llgfem_version": llgfem.__version__, "units": str(units),
             "time_sampling": TIME_SAMPLING, **(attrs or {})}
     if delta is not None:
@@ -159,7 +176,7 @@ def save_signals(path: str | Path, y: np.ndarray, times: np.ndarray, coils: Sequ
     error = None
     if comm.rank == 0:
         try:
-            _write(path, y, times, coil_names, conc_names, meta)
+            _write(path, y, times, coil_names, conc_names, meta, noise_free)
         except (OSError, TypeError, ValueError) as err:
             error = f"cannot write signals file {path}: {err}"
     error = comm.bcast(error, root=0)
@@ -168,11 +185,16 @@ def save_signals(path: str | Path, y: np.ndarray, times: np.ndarray, coils: Sequ
     return path
 
 
-def _write(path: Path, y, times, coil_names, conc_names, meta: dict[str, Any]) -> None:
+def _write(path: Path, y, times, coil_names, conc_names, meta: dict[str, Any],
+           noise_free=None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     strings = h5py.string_dtype()
     with h5py.File(path, "w") as f:
         f.create_dataset("measurement/data", data=y).attrs["units"] = meta["units"]
+        if noise_free is not None:
+            f.create_dataset("measurement/noiseFree",
+                             data=np.asarray(noise_free, dtype=float)).attrs["units"] = \
+                meta["units"]
         f.create_dataset("acquisition/time", data=times).attrs["units"] = "s"
         f.create_dataset("acquisition/receiver/names", data=list(coil_names), dtype=strings)
         f.create_dataset("phantom/concentration/names", data=list(conc_names), dtype=strings)
@@ -218,12 +240,19 @@ def _read(f: h5py.File) -> SignalData:
                          f"{len(concs)} concentrations, {len(coils)} coils")
     if not (np.all(np.isfinite(data)) and np.all(np.isfinite(times))):
         raise ValueError("data or time holds NaN or infinite values")
+    noise_free = None
+    if "measurement/noiseFree" in f:
+        noise_free = np.asarray(f["measurement/noiseFree"][...], dtype=float)
+        if noise_free.shape != data.shape or not np.all(np.isfinite(noise_free)):
+            raise ValueError(f"measurement/noiseFree {noise_free.shape} is not finite data of "
+                             f"the shape of measurement/data {data.shape}")
     a = {key: _plain(value) for key, value in f.attrs.items()}
     return SignalData(
         data=data, times=times, coil_names=coils, concentration_names=concs,
         units=a.get("units", ""), delta=a.get("delta"), seed=a.get("seed"),
         attrs={k: v for k, v in a.items() if k not in _RESERVED},
-        version=a.get("llgfem_version", ""), time_sampling=a.get("time_sampling", ""))
+        version=a.get("llgfem_version", ""), time_sampling=a.get("time_sampling", ""),
+        noise_free=noise_free)
 
 
 def _plain(value: Any) -> Any:

@@ -1,8 +1,11 @@
 """The ``calibrate`` job: identify the LLG parameters (a1, a2) from receive-coil signals.
 
-Paper 002 §2.2-3 and §4.3 (SPEC §2-3): synthetic data ``y = F(a_true)`` of the reduced
-operator (:mod:`llgfem.operators.reduced`, eq. (9)), noise of relative level ``delta``
-(seeded), then one of
+Paper 002 §2.2-3 and §4.3 (SPEC §2-3): synthetic data ``y = F_data(a_true)`` of a data model
+(:mod:`llgfem.calibration.synthetic`: the fitting model on a mesh refined ``[synthetic] refine``
+times, with ``time_refine`` times the steps and optionally another ``scheme``; by default the
+fitting model itself, the papers' "inverse crime", which the run flags), noise of relative
+level ``delta`` (seeded) on the fitting model's midpoints, written to
+``<run_dir>/data/measurement.h5`` and **read back** from there, then one of
 
 * ``landweber`` -- reduced Landweber, Algorithm 3.2 (update (37)-(38));
 * ``kaczmarz_time`` -- Landweber-Kaczmarz over ``segments`` time windows, Algorithm 3.3;
@@ -74,7 +77,9 @@ With a ``[data]`` table the job fits a measured file instead (MDF v2 or llgfem s
 :mod:`llgfem.jobs.calibrate_data` and ``docs/calibration.md``); ``delta``/``noise``/``seed``
 then play no role.
 
-Reported (``summary.json``): ``iterations``, ``r_llg`` (relative LLG residual of the final
+Reported (``summary.json``): ``data_file`` (the simulated file the data were read from),
+``data_model`` (``cells``, ``n_t``, ``scheme``, ``refine``, ``time_refine``,
+``inverse_crime``), ``iterations``, ``r_llg`` (relative LLG residual of the final
 state, :meth:`LLGSolver.relative_residual`), ``r_obs = ||F(a) - y_delta|| / ||y_delta||``,
 ``e_a1``, ``e_a2`` (relative error ``|a_i - a_i^true| / |a_i^true|``, the absolute error when
 ``a_i^true = 0``), ``sensitivity_norms`` ``||dF/da_i||_Y`` at the result (a tiny one flags a
@@ -92,7 +97,8 @@ from __future__ import annotations
 import gc
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from mpi4py import MPI
@@ -106,12 +112,16 @@ from llgfem.builders import (
 )
 from llgfem.calibration import Uncertainty, fisher_uncertainty, propagate
 from llgfem.calibration.fit import least_squares_fit
+from llgfem.calibration.synthetic import (
+    INVERSE_CRIME_WARNING,
+    read_synthetic,
+    simulate_measurement,
+)
 from llgfem.config import Config, ConfigError, write_resolved_config
 from llgfem.io.plots import plot_series
 from llgfem.io.progress import get_logger
 from llgfem.io.results import write_json
 from llgfem.mesh import create_domain
-from llgfem.operators.observation import noisy_data
 from llgfem.operators.reduced import ReducedOperator
 from llgfem.problem import paper_observation, parameter_errors
 from llgfem.regularisation import (
@@ -128,7 +138,6 @@ from llgfem.regularisation import (
     landweber_kaczmarz,
 )
 from llgfem.regularisation.gauss_newton import levenberg_marquardt
-from llgfem.solvers.linear import SolverError
 from llgfem.solvers.llg import PARAMETER_NAMES
 
 __all__ = ["CalibrateConfig", "Calibration", "parameter_errors", "physical_uncertainty", "run",
@@ -199,6 +208,8 @@ class Calibration:
     a_true: np.ndarray
     cfg: CalibrateConfig
     m_S: float | None = None  # saturation magnetisation (A/m) of a physical run (for K_u)
+    data_file: Path | None = None  # the simulated file y, y_delta were read from
+    data_model: dict = field(default_factory=dict)  # cells, n_t, scheme, ..., inverse_crime
 
     def subproblems(self) -> tuple[list[ReducedOperator], list[np.ndarray], list[float]]:
         """Sub-operators, their data and (actual) noise levels for the configured method."""
@@ -217,9 +228,20 @@ class Calibration:
         return ops, data, [math.sqrt(o.inner_range(e, e)) for o, e in zip(ops, noise)]
 
 
-def setup(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD) -> Calibration:
-    """Build the solver, observation, reduced operator and noisy synthetic data of ``cfg``."""
+def setup(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD,
+          data_path: str | Path | None = None) -> Calibration:
+    """Build the solver, observation and reduced operator of ``cfg`` and its noisy data.
+
+    The data go through a file: the data model (``[synthetic]``) is simulated and written to
+    ``data_path`` (default ``<run_dir>/data/measurement.h5``) by
+    :func:`~llgfem.calibration.synthetic.simulate_measurement`, then read back; ``y_delta``
+    (and the noise-free ``y`` for the noise level) are what was read.  The file is rewritten on
+    every run (also on a resumed one: the simulation is deterministic, so it is identical).
+    """
     cal = cfg.section("calibrate", CalibrateConfig)
+    path = Path(data_path) if data_path is not None else cfg.run_dir / "data" / "measurement.h5"
+    simulate_measurement(cfg, comm, path, delta=cal.delta, seed=cal.seed, noise=cal.noise,
+                         parameters=cal.parameter_names(), state_guess=cal.state_guess)
     domain = create_domain(comm, cfg.domain)
     problem = build_llg_problem(cfg, domain.mesh, parameters=cal.parameter_names())
     V, grid, m0 = problem.V, problem.grid, problem.m0
@@ -229,24 +251,20 @@ def setup(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD) -> Calibration:
     guess = None
     if cal.state_guess == "perturbed":
         guess = m0[None, :] - 0.1 * np.sin(20 * grid.times)[:, None]
-    a_true = problem.a.copy()
     op = ReducedOperator(problem, m_guess=guess, failed_solve="nan")
-    y = op.restrict(obs.apply(op.cache.state(a_true)))
-    op.cache.reset(guess)  # the identification starts from the guess, not the true state
-    if not np.all(np.isfinite(y)):  # replicated data: the same verdict on every rank
-        raise SolverError("calibrate: the simulated receive-coil signals are not finite "
-                          "(check concentration values, coil sensitivities and the field)")
-    if not np.any(y):  # replicated data: the same verdict on every rank
-        raise ConfigError("calibrate: the simulated signals are identically zero (m does not "
-                          "move: a field collinear with m0, or concentrations/coils that see "
-                          "nothing); nothing can be identified from them")
-    y_delta, noise = noisy_data(y, cal.delta, cal.seed, cal.noise, op.inner_range)
+    times = obs.times if problem.units is None else problem.units.to_si_time(obs.times)
+    data = read_synthetic(path, comm, times, obs.signals_shape)
+    y, y_delta = data.y.ravel(), data.y_delta.ravel()
+    noise = math.sqrt(op.inner_range(y_delta - y, y_delta - y))
+    if data.data_model.get("inverse_crime"):
+        get_logger(comm=comm).warning(INVERSE_CRIME_WARNING)
     m_S = None
     if problem.units is not None:
         from llgfem.physics import PhysicalParameters
 
         m_S = section(cfg, "physical", PhysicalParameters).m_S
-    return Calibration(op, y, y_delta.ravel(), noise, a_true, cal, m_S)
+    return Calibration(op, y, y_delta, noise, problem.a.copy(), cal, m_S, path,
+                       dict(data.data_model))
 
 
 def _step_rule(c: CalibrateConfig):
@@ -401,7 +419,9 @@ def calibrate(cal: Calibration, checkpoint: Checkpoint | None = None) -> tuple[d
     summary = {"method": cal.cfg.method, "iterations": int(res.iterations),
                "reason": res.reason, "seconds": seconds, **dict(cal.op.counters),
                "delta": cal.cfg.delta, "noise_level": cal.noise, "tau": cal.cfg.tau,
-               "a0": list(cal.cfg.a0), "a_true": cal.a_true.tolist(), "mpi_size": comm.size}
+               "a0": list(cal.cfg.a0), "a_true": cal.a_true.tolist(), "mpi_size": comm.size,
+               "data_file": None if cal.data_file is None else str(cal.data_file),
+               "data_model": cal.data_model}
     summary.update(evaluate(cal, res.x))
     report_uncertainty(summary, comm)
     return summary, hist
@@ -462,6 +482,9 @@ def run(cfg: Config) -> dict:
 
 def _run(cfg: Config) -> dict:
     if "data" in cfg.sections:  # a measured file: llgfem.jobs.calibrate_data
+        if "synthetic" in cfg.sections:
+            raise ConfigError("synthetic: [synthetic] describes simulated data; a [data] file "
+                              "is fitted as it is (remove one of the two tables)")
         from llgfem.jobs.calibrate_data import run_data
 
         return run_data(cfg, cfg.section("calibrate", CalibrateConfig), report_uncertainty)
