@@ -193,10 +193,13 @@ def scanner_config(table: dict):
     """The :class:`~llgfem.scanner.fields.ScannerConfig` of a scanner table (validated)."""
     from llgfem.scanner.fields import ScannerConfig
 
+    table = dict(table)
+    if "gradient" not in table and "gradient_matrix" in table:
+        table["gradient"] = list(np.diag(np.asarray(table["gradient_matrix"], float)))
     keys = ("base_frequency", "dividers", "strengths", "phases", "waveform", "gradient",
             "offset_field")
     cfg = ScannerConfig(**{k: tuple(table[k]) if isinstance(table[k], list) else table[k]
-                           for k in keys})
+                           for k in keys if k in table})
     cfg.validate("data.field (from the file)")
     return cfg
 
@@ -211,8 +214,8 @@ def scanner_field_spec(table: dict):
     from llgfem.scanner.fields import ScannerFields
 
     sc = ScannerFields(scanner_config(table))
-    G = np.asarray(table["gradient_matrix"], dtype=float)
-    off = np.asarray(table["offset_field"], dtype=float)
+    G = np.asarray(table.get("gradient_matrix", np.diag(sc.gradient)), dtype=float)
+    off = sc.offset
     omega = 2 * np.pi * sc.frequencies
     drives = [(float(w), float(ph), [float(v) for v in a])
               for w, ph, a in zip(omega, sc.phases, sc.amplitudes, strict=True)]
@@ -234,9 +237,10 @@ def scanner_field_spec(table: dict):
 def scanner_reference(table: dict, extent: float) -> float:
     """The field unit (T) of a scanner drive: ``sum_d |A_d| + |B_off| + ||G||_2 extent``, the
     analogue of :func:`llgfem.physics.reference_field` for the ``ffp`` kind."""
+    G = np.asarray(table.get("gradient_matrix", np.diag(table.get("gradient", [0.0] * 3))))
     size = (float(np.sum(np.abs(table["strengths"])))
-            + float(np.linalg.norm(table["offset_field"]))
-            + float(np.linalg.norm(np.asarray(table["gradient_matrix"]), 2)) * extent)
+            + float(np.linalg.norm(table.get("offset_field", [0.0] * 3)))
+            + float(np.linalg.norm(G, 2)) * extent)
     return size if size > 0 else 1.0
 
 

@@ -24,24 +24,39 @@ import math
 import numpy as np
 
 __all__ = ["channel_signals", "clean_samples", "measurement_mdf", "sample_band_limited",
-           "write_measurement"]
+           "scanner_measurement_mdf", "scanner_samples", "write_measurement"]
 
 
-def channel_signals(cfg, comm) -> tuple[np.ndarray, object]:
+def channel_signals(cfg, comm, scanner: dict | None = None) -> tuple[np.ndarray, object]:
     """``(L, N)`` SI channel signals of the config's true parameters at the midpoints, and the
-    problem (collective; free it with ``problem.destroy()``)."""
+    problem (collective; free it with ``problem.destroy()``).  ``scanner``: a scanner table
+    (:func:`llgfem.calibration.data.scanner_from_mdf`) as the applied field instead of
+    ``[field]``."""
     from llgfem.builders import build_llg_problem, build_observation
     from llgfem.mesh import create_domain
     from llgfem.operators.reduced import ReducedOperator
 
     domain = create_domain(comm, cfg.domain)
-    problem = build_llg_problem(cfg, domain.mesh)
+    spec = reference = None
+    if scanner is not None:
+        from llgfem.calibration.data import scanner_field_spec, scanner_reference
+
+        top = comm.allreduce(np.abs(domain.mesh.geometry.x).max(axis=0), op=_max())
+        spec = scanner_field_spec(scanner)
+        reference = scanner_reference(scanner, float(np.linalg.norm(top)))
+    problem = build_llg_problem(cfg, domain.mesh, field=spec, field_reference=reference)
     problem.observation = build_observation(cfg, domain, problem.V, problem.grid)[0]
     op = ReducedOperator(problem)
     K, L, N = op.data_shape
     s = op(problem.a).reshape(K, L, N).sum(axis=0)
     scale = 1.0 / problem.units.time if problem.units is not None else 1.0
     return scale * s, problem
+
+
+def _max():
+    from mpi4py import MPI
+
+    return MPI.MAX
 
 
 def sample_band_limited(s: np.ndarray, samples: int) -> np.ndarray:
@@ -140,3 +155,57 @@ def write_measurement(path, u: np.ndarray, field: dict, truth: dict, comm=None, 
             ", ".join(f"{k} = {v:.9g}" for k, v in truth.items()) +
             "; " + ", ".join(f"{k} = {v}" for k, v in options.items()))
     return write_mdf(path, measurement_mdf(u, field, description=desc, **options), comm=comm)
+
+
+def scanner_samples(cfg, scanner: dict, samples: int, comm) -> tuple[np.ndarray, dict]:
+    """Clean band-limited ``(L, V)`` samples of one drive cycle of ``cfg`` (the fine model,
+    ``[time] T`` = the cycle) under the scanner drive ``scanner`` and the true parameters.
+    Collective."""
+    if not math.isclose(cfg.time.T, scanner["cycle_s"], rel_tol=1e-9):
+        raise ValueError("simulate: [time] T must equal the scanner cycle lcm(D)/f_B")
+    s, problem = channel_signals(cfg, comm, scanner)
+    a = problem.a
+    truth = {"a1": float(a[0]), "a2": float(a[1]),
+             "alpha_D": float(-a[0] / a[1]),
+             "gamma": float(-1.0 / (a[1] * problem.units.time * problem.units.field))}
+    problem.destroy()
+    return sample_band_limited(s, samples), truth
+
+
+def scanner_measurement_mdf(u: np.ndarray, scanner: dict, *, noise: float = 0.0,
+                            seed: int = 0, frames: int = 2, background_frames: int = 0,
+                            description: str = "", **flags):
+    """An MDF measurement of one drive cycle ``u (L, V)`` of a scanner drive (any number of
+    sine channels, full gradient): ``V`` samples per cycle (bandwidth ``V / (2 T_c)``), one
+    period per frame, white noise ``noise * rms(u_l)`` per frame.
+
+    Args:
+        u: clean samples ``(L, V)``.
+        scanner: the scanner table (``base_frequency``, ``dividers``, ``strengths``,
+            ``phases``, ``gradient_matrix``, ``offset_field``).
+        noise, seed, frames, background_frames, description: as :func:`measurement_mdf`.
+        flags: :class:`~llgfem.io.mdf.Measurement` flags (e.g. ``is_background_corrected``).
+    """
+    from llgfem.io.mdf import MDF, Acquisition, Measurement, Receiver, drive_field
+    from llgfem.io.mdf_validate import validate_mdf
+
+    L, V = u.shape
+    cycle = math.lcm(*scanner["dividers"]) / scanner["base_frequency"]
+    df = drive_field(scanner["base_frequency"], scanner["dividers"], scanner["strengths"],
+                     phase=scanner.get("phases") or None)
+    rx = Receiver(num_channels=L, num_sampling_points=V, bandwidth=V / (2 * cycle))
+    rng = np.random.default_rng(seed)
+    rms = np.sqrt(np.mean(u**2, axis=1, keepdims=True))
+    n_all = frames + background_frames
+    data = np.empty((n_all, 1, L, V))
+    for i in range(n_all):
+        data[i, 0] = (u if i < frames else 0.0) + noise * rms * rng.standard_normal((L, V))
+    acq = Acquisition(drivefield=df, receiver=rx, num_frames=n_all,
+                      gradient=np.asarray(scanner["gradient_matrix"], float),
+                      offset_field=np.asarray(scanner["offset_field"], float))
+    meas = Measurement(data=data, is_background_frame=np.arange(n_all) >= frames, **flags)
+    mdf = MDF(acquisition=acq, measurement=meas,
+              experiment={"isSimulation": True, "description": description or "llgfem"},
+              scanner={"name": "llgfem simulated scanner", "topology": "FFP"})
+    validate_mdf(mdf, "scanner_measurement_mdf")
+    return mdf
