@@ -71,7 +71,8 @@ from llgfem.spacetime import TimeGrid
 
 __all__ = ["INVERSE_CRIME_WARNING", "SyntheticConfig", "SyntheticData", "data_model_config",
            "read_synthetic", "refined_domain", "sample_at_midpoints", "simulate_measurement",
-           "synthetic_config", "temporary_file", "write_measurement"]
+           "synthetic_config", "temporary_file", "write_measurement",
+           "write_noisy"]
 
 FORMATS = ("signals",)
 #: The one warning line of a run whose data come from the fitting model itself.
@@ -245,16 +246,15 @@ def _llg_signals(cfg: Config, comm: MPI.Comm, syn: SyntheticConfig,
 
 def _paper_signals(cfg: Config, comm: MPI.Comm, syn: SyntheticConfig, case: int) -> tuple:
     """The §4.3 observation of paper case ``case``'s exact solution on the data grid."""
-    from llgfem.problem import LLGProblem
-    from llgfem.spacetime import interpolate_levels
+    from llgfem.paper_cases import paper_case
+    from llgfem.problem import paper_observation
+    from llgfem.spacetime import create_vector_space, interpolate_levels
 
     domain = refined_domain(comm, cfg, syn.refine)
-    n_t = (cfg.time.n_t - 1) * syn.time_refine + 1
-    problem = LLGProblem.paper_case(case, domain.mesh, T=cfg.time.T, n_t=n_t, observe=True)
-    m = interpolate_levels(problem.V, problem.case.exact_np, problem.grid.times)
-    y = problem.observation.apply(m)
-    obs = problem.observation
-    problem.destroy()
+    grid = TimeGrid(cfg.time.T, (cfg.time.n_t - 1) * syn.time_refine + 1)
+    V = create_vector_space(domain.mesh)
+    obs = paper_observation(V, grid)
+    y = obs.apply(interpolate_levels(V, paper_case(case).exact_np, grid.times))
     return y, obs.coil_names, obs.concentration_names, domain.num_cells_global()
 
 
@@ -296,12 +296,9 @@ def simulate_measurement(cfg: Config, comm: MPI.Comm, out_path: str | Path, *,
         scheme = syn.data_scheme(fitting_scheme)
     y = sample_at_midpoints(y_f, syn.time_refine)
     if not np.any(y):  # replicated data: the same verdict on every rank
-        raise ConfigError("calibrate: the simulated signals are identically zero (m does not "
+        raise ConfigError("synthetic: the simulated signals are identically zero (m does not "
                           "move: a field collinear with m0, or concentrations/coils that see "
                           "nothing); nothing can be identified from them")
-    dt = cfg.time.T / (cfg.time.n_t - 1)
-    inner = lambda a, b: dt * float(np.vdot(a, b))  # noqa: E731  (the range inner product)
-    y_delta, _ = noisy_data(y.ravel(), delta, seed, noise, inner)
     times = TimeGrid(cfg.time.T, cfg.time.n_t).midpoints  # SI in physical runs (config T)
     n_t = (cfg.time.n_t - 1) * syn.time_refine + 1
     # the exact solution observed on the fitting mesh and grid shares the fitting model's
@@ -310,8 +307,21 @@ def simulate_measurement(cfg: Config, comm: MPI.Comm, out_path: str | Path, *,
              else syn.inverse_crime(fitting_scheme))
     model = {"cells": int(cells), "n_t": int(n_t), "scheme": scheme, "refine": syn.refine,
              "time_refine": syn.time_refine, "inverse_crime": bool(crime)}
-    return write_measurement(out_path, y_delta.reshape(y.shape), y, times, coils, concs,
-                             delta=delta, seed=seed, noise=noise, data_model=model,
+    return write_noisy(out_path, y, times, coils, concs, delta=delta, seed=seed, noise=noise,
+                       data_model=model, comm=comm)
+
+
+def write_noisy(path: str | Path, y: np.ndarray, times: np.ndarray, coils: Sequence[str],
+                concentrations: Sequence[str], *, delta: float, seed: int, noise: str,
+                data_model: dict, comm: MPI.Comm = MPI.COMM_WORLD) -> Path:
+    """Add the noise to the noise-free ``y (K, L, N)`` on the grid of ``times`` (uniform
+    midpoints) and write both (:func:`write_measurement`)."""
+    dt = float(times[1] - times[0]) if len(times) > 1 else 1.0
+    inner = lambda a, b: dt * float(np.vdot(a, b))  # noqa: E731  (the range inner product)
+    y = np.asarray(y, dtype=float)
+    y_delta, _ = noisy_data(y.ravel(), delta, seed, noise, inner)
+    return write_measurement(path, y_delta.reshape(y.shape), y, times, coils, concentrations,
+                             delta=delta, seed=seed, noise=noise, data_model=data_model,
                              comm=comm)
 
 

@@ -25,6 +25,15 @@ rectangle ``[0, 2 pi] x [0, w]`` is a genuine 2-D test).  Config table ``[aao]``
     checkpoint_every = 0     # > 0: checkpoint (and resume with resume = true)
     resume = false
 
+Data (``observe = true``) go through a file, simulate -> write -> read
+(:mod:`llgfem.calibration.synthetic`): the §4.3 observation of the case's exact solution on the
+data model's mesh and time grid (``[synthetic] refine``, ``time_refine``; by default the
+fitting mesh and grid, the paper's setting, flagged ``inverse_crime`` with one warning) at the
+fitting midpoints, noise added there, written to ``<run_dir>/data/measurement.h5`` (noisy and
+noise-free data) and read back; ``summary.json`` records ``data_file`` and ``data_model``.
+:func:`build_problem` without a file (the benches) writes the same-mesh data to a temporary
+file and reads them back.
+
 Noise: ``y_delta = y + delta |y| U(-1, 1)`` per sample (the paper's "delta % random noise",
 whose reported r_obs ~ 0.62 delta matches this uniform model), ``delta_abs = ||y_delta - y||_Y``.
 The vocabulary (``a0``, ``max_iter``, ``state_guess``, ``noise``, ``delta``, ``seed``, ``tau``,
@@ -39,11 +48,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from mpi4py import MPI
 
 from llgfem.builders import IdentificationConfig, checkpoint_problem
+from llgfem.calibration.synthetic import (
+    INVERSE_CRIME_WARNING,
+    SyntheticData,
+    read_synthetic,
+    simulate_measurement,
+    temporary_file,
+    write_noisy,
+)
 from llgfem.config import Config, ConfigError, write_resolved_config
 from llgfem.io.fields import write_trajectory
 from llgfem.io.plots import plot_series
@@ -51,7 +69,6 @@ from llgfem.io.progress import get_logger
 from llgfem.io.results import write_json
 from llgfem.mesh import create_domain
 from llgfem.operators.all_at_once import AllAtOnceOperator
-from llgfem.operators.observation import noisy_data
 from llgfem.paper_cases import relative_error
 from llgfem.problem import LLGProblem, parameter_errors
 from llgfem.regularisation import (
@@ -132,21 +149,49 @@ def _initial_guess(job: AAOConfig, case, V, grid: TimeGrid, m0: np.ndarray) -> n
     return guess
 
 
-def build_problem(job: AAOConfig, mesh, T: float = 0.2, n_t: int = 51) -> dict:
-    """Operator, data, initial iterate and exact solution of a paper case on ``mesh``."""
+def build_problem(job: AAOConfig, mesh, T: float = 0.2, n_t: int = 51, *,
+                  data_file: str | Path | None = None) -> dict:
+    """Operator, data, initial iterate and exact solution of a paper case on ``mesh``.
+
+    With ``observe`` the data are read from ``data_file`` (written by
+    :func:`~llgfem.calibration.synthetic.simulate_measurement`); without one the exact
+    solution is observed on ``mesh`` itself and goes through a temporary file.
+    """
     problem = LLGProblem.paper_case(int(job.case[-1]), mesh, T=T, n_t=n_t, observe=job.observe)
     case, V, grid, obs, m0 = problem.case, problem.V, problem.grid, problem.observation, problem.m0
     F = AllAtOnceOperator(problem, estimate_parameters=job.estimate_parameters,
                           param_weight=job.param_weight, model_weight=job.model_weight)
     m_exact = interpolate_levels(V, case.exact_np, grid.times)
     a_true = np.array([case.params.a1, case.params.a2])
-    y_obs = obs.apply(m_exact) if obs else None
-    y_delta, delta_abs = (noisy_data(y_obs, job.delta, job.seed, job.noise, obs.inner_range)
-                          if obs else (None, 0.0))
+    data = _read_data(job, obs, m_exact, mesh, data_file) if obs else None
+    y_obs = data.y if data else None
+    y_delta = data.y_delta if data else None
+    delta_abs = obs.norm_range(y_delta - y_obs) if data else 0.0
     a0 = np.asarray(job.a0) if job.estimate_parameters else a_true
     x0 = F.join(_initial_guess(job, case, V, grid, m0), a0)
     return {"F": F, "case": case, "V": V, "grid": grid, "obs": obs, "x0": x0, "y": F.data(y_delta),
-            "y_obs": y_obs, "delta_abs": delta_abs, "a_true": a_true, "m_exact": m_exact}
+            "y_obs": y_obs, "delta_abs": delta_abs, "a_true": a_true, "m_exact": m_exact,
+            "data_file": None if data is None else data.path,
+            "data_model": None if data is None else data.data_model}
+
+
+def _read_data(job: AAOConfig, obs, m_exact: np.ndarray, mesh,
+               data_file: str | Path | None) -> SyntheticData:
+    """The data read back from ``data_file``, or the same-mesh data through a temporary file."""
+    comm = mesh.comm
+    if data_file is not None:
+        return read_synthetic(data_file, comm, obs.times, obs.signals_shape)
+    path, cleanup = temporary_file(comm)
+    try:
+        cells = mesh.topology.index_map(mesh.topology.dim).size_global
+        model = {"cells": int(cells), "n_t": int(obs.grid.n_t), "scheme": "exact solution",
+                 "refine": 1, "time_refine": 1, "inverse_crime": True}
+        write_noisy(path, obs.apply(m_exact), obs.times, obs.coil_names,
+                    obs.concentration_names, delta=job.delta, seed=job.seed, noise=job.noise,
+                    data_model=model, comm=comm)
+        return read_synthetic(path, comm, obs.times, obs.signals_shape)
+    finally:
+        cleanup()
 
 
 def solve(job: AAOConfig, prob: dict, callbacks=(), checkpoint=None):
@@ -228,9 +273,19 @@ def run(cfg: Config) -> dict:
     job = cfg.section("aao", AAOConfig)
     domain = create_domain(MPI.COMM_WORLD, cfg.domain)
     comm = domain.mesh.comm
-    prob = build_problem(job, domain.mesh, cfg.time.T, cfg.time.n_t)
+    data_file = None
+    if job.observe:
+        data_file = cfg.run_dir / "data" / "measurement.h5"
+        simulate_measurement(cfg, comm, data_file, delta=job.delta, seed=job.seed,
+                             noise=job.noise, paper_case=int(job.case[-1]))
+    elif "synthetic" in cfg.sections:
+        raise ConfigError("synthetic: [synthetic] describes the data model, but aao.observe = "
+                          "false (no data)")
+    prob = build_problem(job, domain.mesh, cfg.time.T, cfg.time.n_t, data_file=data_file)
     history = History({"a1": lambda x: x[-2], "a2": lambda x: x[-1]})
     log = get_logger(comm=comm)
+    if prob["data_model"] and prob["data_model"].get("inverse_crime"):
+        log.warning(INVERSE_CRIME_WARNING)
     callbacks = [history, LoggingCallback(1, logger=log, rank=comm.rank)]
     if cfg.output.progress:
         callbacks.append(ProgressBar(total=job.max_iter, rank=comm.rank))
@@ -271,7 +326,9 @@ def summarise(job: AAOConfig, prob: dict, result, seconds: float) -> dict:
            **dict(zip(("e_a1", "e_a2"), parameter_errors(a, prob["a_true"]))),
            "delta": job.delta,
            "dofs": V.dofmap.index_map.size_global * 3, "n_t": grid.n_t,
-           "mpi_size": V.mesh.comm.size, "counters": dict(F.counters)}
+           "mpi_size": V.mesh.comm.size, "counters": dict(F.counters),
+           "data_file": None if prob.get("data_file") is None else str(prob["data_file"]),
+           "data_model": prob.get("data_model")}
     if prob["obs"] is not None:
         y_delta = prob["y"][F.N * F.n:].reshape(prob["obs"].signals_shape)
         out["r_obs"] = float(prob["obs"].norm_range(r_obs.reshape(y_delta.shape))
