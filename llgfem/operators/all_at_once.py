@@ -166,14 +166,22 @@ class AllAtOnceOperator:
 
     # -- inner products -------------------------------------------------------------------
     def inner_domain(self, x1: np.ndarray, x2: np.ndarray) -> float:
+        if self.fast is not None:
+            v1 = self._domain_nodes(x1)
+            v2 = v1 if x2 is x1 else self._domain_nodes(x2)
+            a1, a2 = x1[-2:], x2[-2:]
+            return self.fast.heat.inner_U(v1, v2) + self.param_weight * float(a1 @ a2)
         u1, a1 = self.split(x1)
         u2, a2 = (u1, a1) if x2 is x1 else self.split(x2)
-        if self.fast is not None:
-            nn = self.fast.nn
-            v1 = to_nodes(u1, nn)
-            v2 = v1 if x2 is x1 else to_nodes(u2, nn)
-            return self.fast.heat.inner_U(v1, v2) + self.param_weight * float(a1 @ a2)
         return self.heat.inner_U(u1, u2) + self.param_weight * float(a1 @ a2)
+
+    def _domain_nodes(self, x: np.ndarray) -> np.ndarray:
+        """``m_hat`` of a domain vector as a ``(3, nn, n_t)`` node array (fast path)."""
+        nn = self.fast.nn
+        out = np.empty((3, nn, self.N + 1))
+        out[:, :, 0] = 0.0
+        out[:, :, 1:] = x[: self.N * self.n].reshape(self.N, nn, 3).transpose(2, 1, 0)
+        return out
 
     def gram_W(self, r0: np.ndarray) -> np.ndarray:
         """``w G_W r0`` (``w`` = model_weight): elliptic (21) at every midpoint (A.1), then
@@ -188,8 +196,10 @@ class AllAtOnceOperator:
         Gram vector of the last range norm is reused (the adjoint follows ``||F(x) - y||``)."""
         cached = self._last_gram
         if cached is not None and np.array_equal(cached[0], r0):
-            return self.model_weight * cached[1]
-        return self.model_weight * self.fast.heat.gram(to_nodes(r0, self.fast.nn))
+            g = cached[1]
+        else:
+            g = self.fast.heat.gram(to_nodes(r0, self.fast.nn))
+        return g if self.model_weight == 1.0 else self.model_weight * g
 
     def inner_range(self, y1: np.ndarray, y2: np.ndarray) -> float:
         r1, o1 = self.split_range(y1)

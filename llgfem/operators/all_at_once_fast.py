@@ -196,6 +196,22 @@ class P1Tables:
         """Repeat ``(cells, ...)`` values at each cell's quadrature points -> ``(Q, ...)``."""
         return np.repeat(cellwise, self.nq, axis=0)
 
+    def add_cellwise(self, values: np.ndarray | None, cellwise: np.ndarray) -> np.ndarray:
+        """``values + cellwise`` at the points: ``(Q, N)`` values (or None = 0) plus ``(cells,
+        N)`` values repeated at each cell's points (a new array)."""
+        if values is None:
+            return self.to_points(cellwise)
+        nc, nq, levels = self.nc, self.nq, cellwise.shape[-1]
+        return (values.reshape(nc, nq, levels) + cellwise[:, None, :]).reshape(nc * nq, levels)
+
+    def cell_dot(self, g1: np.ndarray, g2: np.ndarray) -> np.ndarray:
+        """``grad u1 : grad u2`` per cell of gradients ``(3, cells, gdim, N)``: ``(cells, N)``."""
+        levels = g1.shape[-1]
+        out = dot3(g1.reshape(3, -1, levels), g2.reshape(3, -1, levels))
+        if self.gdim == 1:
+            return out
+        return out.reshape(self.nc, self.gdim, levels).sum(axis=1)
+
     def gradients(self, X: np.ndarray) -> np.ndarray:
         """Cell gradients ``(3, cells, gdim, levels)`` of nodal ``(3, nn, levels)`` values."""
         return _apply(self.G3, X).reshape(3, self.nc, self.gdim, X.shape[-1])
@@ -204,6 +220,10 @@ class P1Tables:
 class HeatMaps:
     """The heat-type maps of :class:`~llgfem.solvers.heat.HeatSolver` and the W Gram map, for
     node arrays ``(3, nn, levels)`` (serial; see the module docstring).
+
+    Modal form: ``V^T B = diag(b) V^T M`` and ``V^T C = diag(c) V^T M`` (from ``A V = M V
+    diag(lam)``, ``V^T M V = I``), so ``V^T (H u)_n = b (P u_{n+1}) - c (P u_n)`` with the dense
+    ``P = V^T M`` (one product on all levels for the U norm).
 
     Args:
         M, A: scalar P1 mass and stiffness (sparse, ``nn x nn``).
@@ -215,13 +235,13 @@ class HeatMaps:
         dt, N = grid.dt, grid.n_t - 1
         self.dt, self.N = dt, N
         self.I2 = np.ascontiguousarray(I2)
-        self.B3 = _blocks((M / dt + 0.5 * A).tocsr())
-        self.C3 = _blocks((M / dt - 0.5 * A).tocsr())
         lam, V = scipy.linalg.eigh(A.toarray(), M.toarray())
         lam = np.maximum(lam, 0.0)  # the constant mode: round-off around 0
         self.V, self.Vt = V, np.ascontiguousarray(V.T)
+        self.P = np.ascontiguousarray(V.T @ M.toarray())  # V^T M
         self.Kinv = (V / (1.0 + lam)) @ V.T
         b, c = 1.0 / dt + 0.5 * lam, 1.0 / dt - 0.5 * lam
+        self.b, self.c = b[:, None], c[:, None]
         p = np.arange(N)
         power = p[:, None] - p[None, :]  # (N, N), >= 0 on and below the diagonal
         L = np.where(power[None] >= 0, (c / b)[:, None, None] ** np.maximum(power, 0)[None],
@@ -236,40 +256,67 @@ class HeatMaps:
         """``r1 . (I2 (x) K^{-1}) r2``."""
         return float(np.vdot(r1, self.gram(r2)))
 
-    def apply_H(self, u: np.ndarray) -> np.ndarray:
-        """``(H u)_n = B u_{n+1} - C u_n`` for ``u`` ``(3, nn, n_t)``."""
-        return _apply(self.B3, u[:, :, 1:]) - _apply(self.C3, u[:, :, :-1])
+    def modal_H(self, u: np.ndarray) -> np.ndarray:
+        """``V^T (H u)_n = b P u_{n+1} - c P u_n`` for ``u`` ``(3, nn, n_t)`` -> ``(3, nn, N)``."""
+        z = np.matmul(self.P, u)
+        out = self.b * z[:, :, 1:]
+        out -= self.c * z[:, :, :-1]
+        return out
 
     def inner_U(self, u1: np.ndarray, u2: np.ndarray) -> float:
         """``(u1, u2)_U = dt sum_n (H u1)_n^T M^{-1} (H u2)_n`` with ``M^{-1} = V V^T``."""
-        r1 = np.matmul(self.Vt, self.apply_H(u1))
-        r2 = r1 if u2 is u1 else np.matmul(self.Vt, self.apply_H(u2))
+        r1 = self.modal_H(u1)
+        r2 = r1 if u2 is u1 else self.modal_H(u2)
         return self.dt * float(np.vdot(r1, r2))
 
     def riesz_U(self, load: np.ndarray) -> np.ndarray:
-        """``u = H^{-1} (M/dt) H^{-T} l`` for loads ``(3, nn, n_t)`` (level 0 unused)."""
-        Z = np.matmul(self.Vt, load[:, :, 1:]).transpose(1, 0, 2)  # (nn, 3, N) modal
-        eta = np.matmul(Z, self.R).transpose(1, 0, 2)  # R symmetric: sum_q Z_q R_qp per mode
-        out = np.zeros_like(load)
-        out[:, :, 1:] = np.matmul(self.V, eta)
+        """``u = H^{-1} (M/dt) H^{-T} l`` for loads ``(3, nn, n_t)`` (level 0 unused).
+
+        Node-major inside (``(nn, 3, N)``): the two ``nn x nn`` products act on all
+        ``3 N`` columns at once and the per-mode ``N x N`` products on contiguous blocks."""
+        nn, N = self.V.shape[0], self.N
+        lt = np.ascontiguousarray(load[:, :, 1:].transpose(1, 0, 2)).reshape(nn, 3 * N)
+        Z = (self.Vt @ lt).reshape(nn, 3, N)  # modal
+        eta = np.matmul(Z, self.R).reshape(nn, 3 * N)  # R symmetric: sum_q Z_q R_qp per mode
+        out = np.empty_like(load)
+        out[:, :, 0] = 0.0
+        out[:, :, 1:] = (self.V @ eta).reshape(nn, 3, N).transpose(1, 0, 2)
         return out
 
 
 class _State:
-    """One trajectory tabulated at the quadrature points (shared by F, F' and F'*)."""
+    """One trajectory tabulated at the quadrature points (shared by F, F' and F'*).
+
+    Attributes:
+        X: the trajectory ``(3, nn, n_t)``; ``mb`` the midpoint values ``(3, nn, N)``.
+        mq: ``m_bar`` at the points ``(3, Q, N)``; ``grad``: its cell gradients
+            ``(3, cells, gdim, N)``.
+        mh: ``m_bar . h`` at the points ``(Q, N)`` (None if ``h = 0``).
+        coef: ``-c |grad m_bar|^2 + m_bar . h`` at the points ``(Q, N)``: the factor of every
+            term ``(coef w, phi)`` of the residual (``w = m_bar``), its linearisation
+            (``w = du_bar``) and its transpose (``w = y``).
+    """
 
     def __init__(self, kernels: BatchedGilbert, X: np.ndarray, a):
-        t, theta, dt = kernels.tables, kernels.theta, kernels.dt
-        self.tables = t
+        t, theta = kernels.tables, kernels.theta
+        self.tables, self.X, self.dt = t, X, kernels.dt
         self.a = np.asarray(a, dtype=float)
-        self.mb = (1.0 - theta) * X[:, :, :-1] + theta * X[:, :, 1:]  # (3, nn, N)
-        self.D = (X[:, :, 1:] - X[:, :, :-1]) / dt
+        self.mb = (1.0 - theta) * X[:, :, :-1]
+        self.mb += theta * X[:, :, 1:]  # (3, nn, N)
         self.mq = _apply(t.E3, self.mb)  # (3, Q, N)
         self.grad = t.gradients(self.mb)  # (3, cells, gdim, N)
-        self.gsq = t.to_points(np.einsum("kcdn,kcdn->cn", self.grad, self.grad))  # (Q, N)
-        self.cgsq = -kernels.exchange * self.gsq  # the factor of -c |grad m_bar|^2 terms
+        gsq = t.cell_dot(self.grad, self.grad)  # (cells, N): |grad m_bar|^2, constant per cell
+        gsq *= -kernels.exchange
         self.mh = None if kernels.hq is None else dot3(self.mq, kernels.hq)  # m_bar . h
-        self._Dq = None
+        self.coef = t.add_cellwise(self.mh, gsq)
+        self._D = self._Dq = None
+
+    @property
+    def D(self) -> np.ndarray:
+        """``(m_{n+1} - m_n) / dt`` ``(3, nn, N)`` (the parameter derivatives need it)."""
+        if self._D is None:
+            self._D = (self.X[:, :, 1:] - self.X[:, :, :-1]) / self.dt
+        return self._D
 
     @property
     def Dq(self) -> np.ndarray:
@@ -321,6 +368,7 @@ class BatchedGilbert:
         self.hq = self._field_at_points()
         self.data = self._data_loads()
         self.heat = HeatMaps(self.tables.M, self.tables.A, grid, time_gram(grid))
+        self._linear = None
 
     # -- setup --------------------------------------------------------------------------------
     def _field_ufl(self):
@@ -369,17 +417,33 @@ class BatchedGilbert:
         np.add(m_hat.reshape(self.N, self.nn, 3).transpose(2, 1, 0), m0, out=X[:, :, 1:])
         return _State(self, X, a)
 
+    def linear_pair(self, a1: float):
+        """``[K1; K0]`` (block-diagonal, ``(6 nn, 3 nn)`` sparse) with ``K1 = a1 M / dt +
+        c theta A`` and ``K0 = a1 M / dt - c (1 - theta) A``: the linear part of ``R_n`` is
+        ``K1 m_{n+1} - K0 m_n`` (cached for the last ``a1``)."""
+        if self._linear is None or self._linear[0] != a1:
+            t, c, th = self.tables, self.exchange, self.theta
+            K1 = (a1 / self.dt) * t.M3 + (c * th) * t.A3
+            K0 = (a1 / self.dt) * t.M3 - (c * (1.0 - th)) * t.A3
+            self._linear = (a1, sp.vstack([K1, K0], format="csr"))
+        return self._linear[1]
+
+    def _linear_parts(self, a1: float, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(K1 X, K0 X)`` for node arrays ``X`` ``(3, nn, levels)`` (one sparse product)."""
+        levels = X.shape[-1]
+        KX = (self.linear_pair(a1) @ X.reshape(-1, levels)).reshape(2, 3, self.nn, levels)
+        return KX[0], KX[1]
+
     def residual_nodes(self, st: _State) -> np.ndarray:
         """``(R_n)_n`` as ``(3, nn, N)``."""
-        t, (a1, a2), c = self.tables, st.a, self.exchange
-        f = st.mq * st.cgsq
-        if st.mh is not None:
-            f += st.mh * st.mq
+        t, (a1, a2) = self.tables, st.a
+        f = st.mq * st.coef
         if a2:
             f -= a2 * cross(st.mq, st.Dq)
         out = _apply(t.W3, f)
-        out += a1 * _apply(t.M3, st.D)
-        out += c * _apply(t.A3, st.mb)
+        K1X, K0X = self._linear_parts(a1, st.X)
+        out += K1X[:, :, 1:]
+        out -= K0X[:, :, :-1]
         out += self.data
         return out
 
@@ -391,18 +455,24 @@ class BatchedGilbert:
         """``J0_n du_n + J1_n du_{n+1} + beta . dR_n/da`` for ``du`` ``(3, nn, n_t)``."""
         t, (a1, a2), c = self.tables, st.a, self.exchange
         db = (1.0 - self.theta) * du[:, :, :-1] + self.theta * du[:, :, 1:]
-        dD = (du[:, :, 1:] - du[:, :, :-1]) / self.dt
         dbq = _apply(t.E3, db)
-        g = t.to_points(np.einsum("kcdn,kcdn->cn", st.grad, t.gradients(db)))
-        f = -c * (2.0 * g * st.mq + st.gsq * dbq)
-        if st.mh is not None:
-            f += dot3(dbq, self.hq) * st.mq + st.mh * dbq
+        g = t.cell_dot(st.grad, t.gradients(db))
+        g *= -2.0 * c
+        s = t.add_cellwise(None if self.hq is None else dot3(dbq, self.hq), g)
+        f = dbq * st.coef
+        f += s * st.mq
         if a2:
+            dD = (du[:, :, 1:] - du[:, :, :-1]) / self.dt
             f -= a2 * (cross(dbq, st.Dq) + cross(st.mq, _apply(t.E3, dD)))
         if beta[1]:
             f -= beta[1] * cross(st.mq, st.Dq)
-        out = _apply(t.M3, a1 * dD + beta[0] * st.D) + c * _apply(t.A3, db)
-        return out + _apply(t.W3, f)
+        out = _apply(t.W3, f)
+        K1u, K0u = self._linear_parts(a1, du)
+        out += K1u[:, :, 1:]
+        out -= K0u[:, :, :-1]
+        if beta[0]:
+            out += beta[0] * _apply(t.M3, st.D)
+        return out
 
     def transpose_nodes(self, st: _State, y: np.ndarray,
                         parameters: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -417,32 +487,31 @@ class BatchedGilbert:
         t, (a1, a2), c = self.tables, st.a, self.exchange
         yq = _apply(t.E3, y)
         my = dot3(st.mq, yq)  # (Q, N)
-        f_bar = yq * st.cgsq
-        if st.mh is not None:
+        f_bar = yq * st.coef
+        if self.hq is not None:
             f_bar += self.hq * my
-            f_bar += st.mh * yq
         cy = cross(yq, st.mq) if (a2 or parameters) else None  # y x m_bar
         if a2:
             f_bar -= a2 * cross(st.Dq, yq)
         s = t.cell_sum(my)  # (cells, N): int_c m_bar . y
+        s *= -2.0 * c
         weighted = st.grad * s[None, :, None, :]  # (3, cells, gdim, N)
-        My = _apply(t.M3, y)
-        l_bar = _apply(t.W3, f_bar)
-        l_bar += c * _apply(t.A3, y)
-        l_bar -= 2.0 * c * _apply(t.GT3, weighted.reshape(3, -1, self.N))
-        l_D = a1 * My
-        if a2:
-            l_D -= a2 * _apply(t.W3, cy)
-        l_D /= self.dt
+        l_bar = _apply(t.W3, f_bar)  # the nonlinear part of d R / d m_bar
+        l_bar += _apply(t.GT3, weighted.reshape(3, -1, self.N))
         load = np.empty((3, self.nn, self.N + 1))
         load[:, :, -1] = 0.0
         np.multiply(l_bar, 1.0 - self.theta, out=load[:, :, :-1])
-        load[:, :, :-1] -= l_D
         l_bar *= self.theta
-        l_bar += l_D
         load[:, :, 1:] += l_bar
+        K1y, K0y = self._linear_parts(a1, y)  # the linear part: K1^T = K1, K0^T = K0
+        load[:, :, 1:] += K1y
+        load[:, :, :-1] -= K0y
+        if a2:
+            l_D = (a2 / self.dt) * _apply(t.W3, cy)  # the gyroscopic part of d R / d D
+            load[:, :, :-1] += l_D
+            load[:, :, 1:] -= l_D
         beta = np.zeros(2)
         if parameters:
-            beta[0] = float(np.vdot(st.D, My))
+            beta[0] = float(np.vdot(st.D, _apply(t.M3, y)))
             beta[1] = -float(np.einsum("kqn,kqn,q->", st.Dq, cy, t.weights))
         return load, beta
