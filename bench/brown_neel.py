@@ -15,7 +15,7 @@ trajectories are cached in outputs/bench/cache/brown_neel/, so an interrupted ru
 * ``fig2``  basis from (20 nm, 6 kJ/m³) and (25 nm, 10 kJ/m³), reused at all three particles:
             directly (the paper) and after the Boltzmann-weight transfer of the snapshots.
 * ``fig3``  ROM vs FOM time series for (20 nm, 6 kJ/m³) with the (25 nm, 10 kJ/m³) basis.
-* ``id``    identification of (d_c, K) from a noisy simulated signal with the ROM.
+* ``id``    identification of (d_c, K) from a simulated MDF measurement (finer FOM) with the ROM.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import numpy as np
 from mpi4py import MPI
 
 from llgfem.brownneel import BrownNeelModel, ParticleParameters, TSSettings
-from llgfem.brownneel.identify import identify_particle
+from llgfem.brownneel.jobs import BrownNeelConfig, identify_simulated
 from llgfem.brownneel.model import Trajectory, UnstableTruncationError
 from llgfem.brownneel.params import SinusoidalDrive
 from llgfem.brownneel.studies import FomRun, langevin_errors, rom_sweep, run_fom
@@ -372,10 +372,18 @@ class Bench:
         plt.close(fig)
 
     def stage_id(self):
-        res = identify_particle(truth=(self.args.id_truth[0], self.args.id_truth[1]),
-                                truncation=tuple(self.args.id_truncation),
-                                settings=self.settings, noise=self.args.id_noise, seed=1,
-                                grid=5, rank=60)
+        """Identification through the job's path: simulate (FOM at a finer truncation) ->
+        write MDF -> read -> ROM fit with 95 % intervals (``brown_neel_identify``)."""
+        n_m, n_n = self.args.id_truncation
+        cfg = BrownNeelConfig(n_m=n_m, n_n=n_n, f_d_kHz=5.0, B_d_mT=15.0,
+                              rtol=self.settings.rtol, rank=60,
+                              identify_truth=tuple(self.args.id_truth),
+                              identify_noise=self.args.id_noise, identify_grid=3,
+                              box_d_c_nm=(19.0, 22.0), box_K_kJ=(5.0, 8.0), substeps=4)
+        cfg.validate("brown_neel")
+        t0 = time.perf_counter()
+        res = identify_simulated(cfg, OUT / "brown_neel_identification", rank0=True)
+        res["seconds_total"] = time.perf_counter() - t0
         self.data["identification"] = res
         self.save()
 

@@ -76,6 +76,7 @@ __all__ = [
     "rom_label",
     "simulate_measurement",
     "write_measurement",
+    "write_simulated_measurement",
 ]
 
 #: MDF tracer user entries holding the fixed particle properties (SI) and the simulated truth.
@@ -188,6 +189,41 @@ def simulate_measurement(setup: CalibrationSetup, truth: dict, seed: int = 0,
     rng = np.random.default_rng(seed)
     noisy = u + setup.noise * np.sqrt(np.mean(u**2)) * rng.standard_normal(v)
     return write_measurement(noisy, setup, truth), info
+
+
+def write_simulated_measurement(path: str | Path, setup: CalibrationSetup, truth: dict,
+                                seed: int = 0, comm=None) -> dict:
+    """Simulate a measurement of ``truth`` (:func:`simulate_measurement`) and write it as MDF.
+
+    The first half of every simulated Brown–Néel pipeline (simulate → write MDF → read →
+    fit): rank 0 runs the data FOM and writes ``path``; the outcome (the data-model
+    description or the error) is broadcast, so every rank returns the same or raises the same.
+
+    Returns:
+        ``{"path", "data_model", "fom_seconds", "fom_steps"}``.
+    """
+    from llgfem.errors import DataError
+    from llgfem.io.mdf import write_mdf
+    from llgfem.solvers.linear import SolverError
+
+    rank = 0 if comm is None else comm.rank
+    out, err = None, None
+    if rank == 0:
+        try:
+            mdf, info = simulate_measurement(setup, truth, seed)
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            write_mdf(path, mdf)
+            out = {"path": str(path), "data_model": info["data_model"],
+                   "fom_seconds": info["fom_seconds"], "fom_steps": info["fom_steps"]}
+        except SolverError as e:
+            err = ("solver", f"brown_neel: simulating the measurement failed: {e}")
+        except OSError as e:
+            err = ("data", f"brown_neel: cannot write the simulated measurement {path}: {e}")
+    if comm is not None:
+        out, err = comm.bcast((out, err), root=0)
+    if err is not None:
+        raise (SolverError if err[0] == "solver" else DataError)(err[1])
+    return out
 
 
 def data_model_label(setup: CalibrationSetup) -> str:

@@ -1,4 +1,4 @@
-r"""Identification of (d_c, K) from a noisy signal with a parametric POD-Galerkin ROM.
+r"""A POD-Galerkin ROM of the Brown–Néel model parametric in (d_c, K) (affine in σ).
 
 In units of τ_N the dynamic-formulation operators depend on the particle only through σ and
 τ_N/τ_B (constant for d_h = d_c, since τ_N/τ_B = M_S(1+α²)/(6αγη) is size independent):
@@ -7,29 +7,23 @@ In units of τ_N the dynamic-formulation operators depend on the particle only t
 
 so every term is projected once (Uᵀ P_kj U, with P_kj recovered exactly from three assemblies
 at different σ); a candidate (d_c, K) costs only the reduced integration and the
-σ-dependent output weights.  The signal is s(t) = d⟨m_z⟩/dt over the recorded period, the data
-s_δ = s_true + δ·RMS(s_true)·N(0, 1), and the misfit J = ‖s(d_c, K) − s_δ‖/‖s_δ‖ is minimised
-by a dictionary search on a grid followed by Nelder–Mead refinement.
-
-A global POD basis is built from FOM runs at the corners and the centre of the search box.
+σ-dependent output weights; the signal is s(t) = d⟨m_z⟩/dt over the recorded period.  Used
+by the Lissajous ROM (:mod:`llgfem.brownneel.lissajous_rom`); the calibration of (d_c, K[, d_h])
+from data is :mod:`llgfem.brownneel.calibrate_data` (its ROM: :mod:`.calibrate_rom`).
 """
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
-from scipy.optimize import minimize
 
 from llgfem.brownneel.integrate import TSSettings
 from llgfem.brownneel.model import BrownNeelModel
 from llgfem.brownneel.observables import DynamicWeights
 from llgfem.brownneel.operators import assemble_operator
 from llgfem.brownneel.params import ParticleParameters, SinusoidalDrive
-from llgfem.brownneel.studies import run_fom
-from llgfem.rom import ReducedModel, pod
+from llgfem.rom import ReducedModel
 
-__all__ = ["ParametricROM", "identify_particle"]
+__all__ = ["ParametricROM"]
 
 
 def _particle(d_nm: float, k_kj: float) -> ParticleParameters:
@@ -123,71 +117,3 @@ class _ObservationHelper:
         dxi = np.array([xt * tau * drive.field_rate(ti)[2] for ti in t])
         a1, az, da1, daz = self.weights.moments(xi, y, ydot, dxi)
         return (daz * a1 - az * da1) / a1**2 / tau
-
-
-def identify_particle(truth: tuple[float, float] = (20.6, 6.7),
-                      truncation: tuple[int, int] = (12, 10),
-                      box: tuple[tuple[float, float], tuple[float, float]] = ((19, 22), (5, 8)),
-                      frequency: float = 5e3, noise: float = 0.01, grid: int = 6,
-                      rank: int = 120, settings: TSSettings = TSSettings(rtol=1e-8, atol=1e-13),
-                      seed: int = 0) -> dict:
-    """Recover (d_c [nm], K [kJ/m³]) of a simulated noisy signal with the ROM.
-
-    Returns:
-        A JSON-ready dictionary with ``true``, ``recovered``, ``seconds`` (identification
-        only), offline seconds (training FOMs + POD + projections) and diagnostics.
-    """
-    t_off = time.perf_counter()
-    (d0, d1), (k0, k1) = box
-    train = [(d0, k0), (d0, k1), (d1, k0), (d1, k1), (0.5 * (d0 + d1), 0.5 * (k0 + k1))]
-    snaps = []
-    for d, k in train:
-        model = BrownNeelModel(_particle(d, k), *truncation, "dynamic")
-        run = run_fom(model, frequency, settings=settings)
-        snaps.append(run.traj.y / np.linalg.norm(run.traj.y))
-    basis = pod(np.hstack(snaps), rank=rank)
-    prom = ParametricROM(basis.modes, truncation)
-    offline = time.perf_counter() - t_off
-
-    truth_model = BrownNeelModel(_particle(*truth), *truncation, "dynamic")
-    true_run = run_fom(truth_model, frequency, settings=settings)
-    clean = true_run.recorded.dmz
-    rng = np.random.default_rng(seed)
-    data = clean + noise * np.sqrt(np.mean(clean**2)) * rng.standard_normal(clean.size)
-    drive, t, start = true_run.drive, true_run.traj.t, true_run.start
-    calls = {"n": 0}
-
-    def misfit(x):
-        d, k = x
-        if not (d0 <= d <= d1 and k0 <= k <= k1):
-            return 10.0
-        calls["n"] += 1
-        try:
-            s = prom.signal(_particle(d, k), drive, t, start, settings)
-        except RuntimeError:
-            return 10.0
-        return float(np.linalg.norm(s - data) / np.linalg.norm(data))
-
-    t0 = time.perf_counter()
-    cands = [(d, k) for d in np.linspace(d0, d1, grid) for k in np.linspace(k0, k1, grid)]
-    values = [misfit(c) for c in cands]
-    best = cands[int(np.argmin(values))]
-    dictionary_seconds = time.perf_counter() - t0
-    res = minimize(misfit, np.array(best), method="Nelder-Mead",
-                   options={"xatol": 1e-3, "fatol": 1e-6, "maxfev": 40,
-                            "initial_simplex": [best, (best[0] + 0.4, best[1]),
-                                                (best[0], best[1] + 0.4)]})
-    seconds = time.perf_counter() - t0
-    return {
-        "true": list(truth), "recovered": [float(res.x[0]), float(res.x[1])],
-        "units": ["nm", "kJ/m3"], "seconds": seconds,
-        "dictionary_seconds": dictionary_seconds, "dictionary_best": list(best),
-        "rom_evaluations": calls["n"], "offline_seconds": offline,
-        "fom_seconds_one_run": true_run.traj.seconds, "rank": basis.rank,
-        "truncation": list(truncation), "noise_relative": noise,
-        "misfit_at_recovered": float(res.fun), "misfit_of_truth_data": float(
-            np.linalg.norm(clean - data) / np.linalg.norm(data)),
-        "relative_error": [abs(res.x[0] - truth[0]) / truth[0],
-                           abs(res.x[1] - truth[1]) / truth[1]],
-        "method": f"dictionary {grid}x{grid} + Nelder-Mead on the parametric POD-Galerkin ROM",
-    }

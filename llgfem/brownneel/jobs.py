@@ -6,10 +6,12 @@ Job kinds (``[job] kind``) and the ``[brown_neel]`` table (:class:`BrownNeelConf
     brown_neel_pod       FOM snapshots (or ``snapshots`` NPZ) -> POD modes (NPZ), spectrum plot
     brown_neel_rom       POD basis (``basis`` NPZ, or built at the basis setting) -> ROM run at
                          the target setting, compared with the FOM; JSON + plot
-    brown_neel_identify  recover (d_c, K) from a noisy simulated signal with the ROM; with a
-                         ``[data]`` table (:class:`llgfem.builders.DataConfig`): calibrate
-                         (d_c, K[, d_h]) from an MDF v2 measurement with 95 % intervals
-                         (:mod:`llgfem.brownneel.calibrate_data`)
+    brown_neel_identify  calibrate (d_c, K[, d_h]) with 95 % intervals by the POD ROM
+                         (:mod:`llgfem.brownneel.calibrate_data`) from the MDF v2
+                         measurement of a ``[data]`` table (:class:`llgfem.builders.DataConfig`),
+                         or, without one, from a measurement it simulates first (FOM at a
+                         finer truncation, ``identify_truth``/``identify_noise``) and writes to
+                         ``<run dir>/data/measurement.mdf``: simulate -> write MDF -> read -> fit
 
 Every rank computes redundantly on PETSC_COMM_SELF (the ODE is small); rank 0 writes the
 JSON/NPZ files and the plots (under ``plots/``) and logs one INFO line per stage and a final
@@ -34,10 +36,9 @@ import numpy as np
 from llgfem.config import Config, ConfigError, write_resolved_config
 from llgfem.errors import DataError, load_npz
 
-__all__ = ["JOB_KINDS", "BrownNeelConfig", "run_job"]
+__all__ = ["JOB_KINDS", "BrownNeelConfig", "identify_simulated", "run_job"]
 
 JOB_KINDS = ("brown_neel_fom", "brown_neel_pod", "brown_neel_rom", "brown_neel_identify")
-IDENTIFY_BOX = ((19.0, 22.0), (5.0, 8.0))  # (d_c nm, K kJ/m³) search box of the identification
 STEPS_PER_SAMPLE, MIN_STEP_BUDGET = 25, 20_000  # integrator step budget (see _settings)
 #: Plausibility limits of [brown_neel] (larger values are typos: days of integration or
 #: overflowing Boltzmann factors, not runs).
@@ -76,9 +77,14 @@ class BrownNeelConfig:
             (map them to the target particle by the Boltzmann weight ratio first,
             :mod:`llgfem.brownneel.transfer`; dynamic formulation, snapshots not a basis file).
         compare_fom: also run the FOM at the target setting (ROM job).
-        identify_truth: (d_c nm, K kJ/m³) of the simulated particle (identification).
-        identify_noise: relative noise level.
-        identify_grid: dictionary grid points per parameter (1: start at the box centre).
+        identify_truth: (d_c nm, K kJ/m³) of the simulated particle (identification without
+            ``[data]``; inside the search box).
+        identify_noise: relative noise level of the simulated measurement.
+        identify_data_truncation: (N_m, N_n) of the FOM simulating that measurement, at least
+            ``(n_m, n_n)`` ((0, 0): ``(n_m + 2, n_n + 2)``; equal to ``(n_m, n_n)`` the data
+            differ from the ROM by the POD projection and the time scheme only).
+        identify_grid: dictionary grid points per parameter of the fit's start (1: the box
+            centre).
         fit_parameters: parameters calibrated from a ``[data]`` file: ``["d_c", "K"]`` or
             ``["d_c", "K", "d_h"]`` (d_h starts at ``d_h_nm``, 0: at the d_c start).
         box_d_c_nm, box_K_kJ: search box of the calibration (training FOMs at its corners and
@@ -114,6 +120,7 @@ class BrownNeelConfig:
     compare_fom: bool = True
     identify_truth: tuple[float, float] = (20.6, 6.7)
     identify_noise: float = 0.01
+    identify_data_truncation: tuple[int, int] = (0, 0)
     identify_grid: int = 6
     fit_parameters: tuple[str, ...] = ("d_c", "K")
     box_d_c_nm: tuple[float, float] = (19.0, 21.0)
@@ -167,11 +174,16 @@ class BrownNeelConfig:
             raise ConfigError(f"{where}.identify_noise/identify_grid: need noise >= 0 and "
                               "grid >= 1 (1: start at the centre of the box)")
         self._validate_calibration(where)
-        (d0, d1), (k0, k1) = IDENTIFY_BOX
+        dm, dn = self.identify_data_truncation
+        if (dm, dn) != (0, 0) and not (self.n_m <= dm <= 64 and self.n_n <= dn <= 64):
+            raise ConfigError(f"{where}.identify_data_truncation: the data FOM needs at least "
+                              f"the ROM's truncation ({self.n_m}, {self.n_n}) (and at most 64), "
+                              f"got {[dm, dn]}")
+        (d0, d1), (k0, k1) = self.box_d_c_nm, self.box_K_kJ
         d, k = self.identify_truth
         if not (d0 <= d <= d1 and k0 <= k <= k1):
             raise ConfigError(f"{where}.identify_truth: ({d}, {k}) lies outside the search box "
-                              f"d_c in [{d0}, {d1}] nm, K in [{k0}, {k1}] kJ/m³")
+                              f"box_d_c_nm = [{d0}, {d1}] nm, box_K_kJ = [{k0}, {k1}] kJ/m³")
 
     def _validate_calibration(self, where: str) -> None:
         """Keys of the calibration from a ``[data]`` file."""
@@ -370,19 +382,51 @@ def _job_rom(cfg: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict:
     return out
 
 
-def _job_identify(cfg: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict:
-    from llgfem.brownneel.identify import identify_particle
+def identify_simulated(cfg: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict:
+    """Simulate a measurement, write it as MDF, read it back and calibrate (d_c, K[, d_h]).
 
-    out = identify_particle(truth=tuple(cfg.identify_truth), truncation=(cfg.n_m, cfg.n_n),
-                            box=IDENTIFY_BOX, frequency=cfg.f_d_kHz * 1e3,
-                            noise=cfg.identify_noise, grid=cfg.identify_grid,
-                            rank=cfg.rank or 120, settings=_settings(cfg))
-    _log(f"brown_neel: identified (d_c, K) = ({out['recovered'][0]:.3f} nm, "
-         f"{out['recovered'][1]:.3f} kJ/m³), true ({out['true'][0]}, {out['true'][1]}), "
-         f"{out['rom_evaluations']} ROM evaluations")
-    if rank0:
-        _plot_identification(run_dir / "plots" / "identification.png", out)
-    return out
+    The same path as a measured file (:func:`_job_calibrate`).  No inverse crime: the data
+    come from the FOM at ``identify_data_truncation`` (default ``(n_m + 2, n_n + 2)``),
+    adaptive PETSc TS BDF2 at ``rtol / 10`` (at most 1e-7) -- the ROM uses Radau IIA fixed
+    steps -- with white noise of ``identify_noise`` × RMS (seed 0) and a complex receive gain,
+    sampled ``samples_per_period`` times per period, written to
+    ``<run dir>/data/measurement.mdf``; the fit is the ``(n_m, n_n)`` POD ROM
+    (training FOMs on the search box) with a complex gain per channel.
+    """
+    from mpi4py import MPI
+
+    from llgfem.brownneel.calibrate_data import CalibrationSetup, write_simulated_measurement
+    from llgfem.builders import DataConfig
+
+    f_d = cfg.f_d_kHz * 1e3
+    samples = cfg.samples_per_period
+    setup = CalibrationSetup(amplitude=cfg.B_d_mT * 1e-3, base_frequency=f_d * samples,
+                             divider=samples, samples=samples, noise=cfg.identify_noise,
+                             data_truncation=_data_truncation(cfg),
+                             data_rtol=min(1e-7, 0.1 * cfg.rtol),
+                             rom_truncation=(cfg.n_m, cfg.n_n), rank=cfg.rank or 40,
+                             box=(tuple(cfg.box_d_c_nm), tuple(cfg.box_K_kJ)),
+                             train_rtol=cfg.rtol, substeps=cfg.substeps,
+                             warmup_periods=cfg.warmup_periods)
+    d_nm, k_kj = cfg.identify_truth
+    truth = {"d_c": d_nm * 1e-9, "K": k_kj * 1e3}
+    if cfg.d_h_nm:
+        truth["d_h"] = cfg.d_h_nm * 1e-9
+    path = (run_dir / "data" / "measurement.mdf").resolve()
+    sim = write_simulated_measurement(path, setup, truth, seed=0, comm=MPI.COMM_WORLD)
+    _log(f"brown_neel: simulated measurement of (d_c, K) = ({d_nm} nm, {k_kj} kJ/m³) in "
+         f"{sim['fom_seconds']:.1f} s ({sim['data_model']}) -> {path}")
+    data = DataConfig(path=str(path), gain="complex", stop_drive=True)
+    data.validate("data")
+    out = _job_calibrate(cfg, data, "", run_dir, rank0)
+    return {**out, "data_file": str(path), "data_model": sim["data_model"],
+            "data_fom_seconds": sim["fom_seconds"], "true": [d_nm, k_kj]}
+
+
+def _data_truncation(cfg: BrownNeelConfig) -> tuple[int, int]:
+    if tuple(cfg.identify_data_truncation) == (0, 0):
+        return cfg.n_m + 2, cfg.n_n + 2
+    return tuple(cfg.identify_data_truncation)
 
 
 def _job_calibrate(cfg: BrownNeelConfig, data, source: str, run_dir: Path,
@@ -485,29 +529,6 @@ def _plot_calibration(path: Path, meas, family, setup, out: dict) -> None:
     plt.close(fig)
 
 
-def _plot_identification(path: Path, out: dict) -> None:
-    """The search box with the true, dictionary-best and recovered (d_c, K)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    (d0, d1), (k0, k1) = IDENTIFY_BOX
-    fig, ax = plt.subplots(figsize=(5, 4))
-    ax.add_patch(plt.Rectangle((d0, k0), d1 - d0, k1 - k0, fill=False, ls="--", color="0.5"))
-    ax.plot(*out["true"], "k*", ms=12, label="true")
-    ax.plot(*out["dictionary_best"], "bs", label="dictionary best")
-    ax.plot(*out["recovered"], "ro", label="recovered (Nelder–Mead)")
-    ax.set(xlabel="core diameter d_c [nm]", ylabel="anisotropy K [kJ/m³]",
-           xlim=(d0 - 0.5, d1 + 0.5), ylim=(k0 - 0.5, k1 + 0.5),
-           title=f"identification, noise {out['noise_relative']:g}")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def run_job(cfg: Config) -> dict:
     """Run one Brown–Néel job (dispatch on ``cfg.job.kind``); returns the JSON summary.
 
@@ -524,8 +545,11 @@ def run_job(cfg: Config) -> dict:
     run_dir = Path(cfg.run_dir)
     if rank0:
         write_resolved_config(cfg, run_dir, {"brown_neel": bn})
-    if kind == "brown_neel_identify" and "data" in cfg.sections:
-        _log(f"{kind}: calibrating {list(bn.fit_parameters)} from [data] with the ROM at "
+    if kind == "brown_neel_identify":
+        source = "[data]" if "data" in cfg.sections else (
+            f"a simulated measurement of (d_c, K) = ({bn.identify_truth[0]} nm, "
+            f"{bn.identify_truth[1]} kJ/m³)")
+        _log(f"{kind}: calibrating {list(bn.fit_parameters)} from {source} with the ROM at "
              f"truncation ({bn.n_m}, {bn.n_n})")
     else:
         _log(f"{kind}: particle d_c = {bn.d_c_nm} nm, K = {bn.K_kJ} kJ/m³, drive {bn.B_d_mT} "
@@ -566,7 +590,7 @@ def truncation_hint(n_m: int, n_n: int, table: str):
 def _run_kind(kind: str, cfg: Config, bn: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict:
     """Dispatch one job kind; returns its summary (without the wall time)."""
     job = {"brown_neel_fom": _job_fom, "brown_neel_pod": _job_pod,
-           "brown_neel_rom": _job_rom, "brown_neel_identify": _job_identify}[kind]
+           "brown_neel_rom": _job_rom, "brown_neel_identify": identify_simulated}[kind]
     if kind == "brown_neel_identify" and "data" in cfg.sections:
         from llgfem.builders import DataConfig
 
