@@ -50,6 +50,7 @@ import dolfinx.mesh as dm
 import numpy as np
 from mpi4py import MPI
 
+from llgfem.io.signals import load_signals, save_signals
 from llgfem.mesh import read_domain
 from llgfem.operators.observation import Coil, Concentration, Observation
 from llgfem.operators.reduced import ReducedOperator
@@ -187,7 +188,14 @@ def calibration_problem(comm, h: float, n_t: int, scheme: str):
 
 def calibration_case(comm, h: float, n_t: int, iterations: int) -> dict:
     truth, domain = calibration_problem(comm, h, n_t, "bartels_prohl")
-    y, data_seconds, _ = _timed(comm, lambda: truth.observe(truth.forward(A_TRUE)).ravel())
+    y, data_seconds, _ = _timed(comm, lambda: truth.observe(truth.forward(A_TRUE)))
+    obs = truth.observation
+    # the data go simulate -> write file -> read, as every calibration pipeline (issue 14)
+    data_file = OUT.parent / f"scaling_calibration_data_{comm.size}ranks.h5"
+    save_signals(data_file, y, obs.times, obs.coil_names, obs.concentration_names, units="1",
+                 attrs={"data_model": "Bartels-Prohl (Landau-Lifshitz) scheme at a_true"},
+                 comm=comm)
+    y = load_signals(data_file, comm).data.ravel()
     truth.destroy()
     problem, _ = calibration_problem(comm, h, n_t, "midpoint")
     op = ReducedOperator(problem)
