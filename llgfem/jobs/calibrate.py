@@ -485,6 +485,11 @@ def _run(cfg: Config) -> dict:
         if "synthetic" in cfg.sections:
             raise ConfigError("synthetic: [synthetic] describes simulated data; a [data] file "
                               "is fitted as it is (remove one of the two tables)")
+        from llgfem.calibration import system_matrix_fit as smfit  # or a calibration scan
+
+        if smfit.is_system_matrix_config(cfg):
+            return smfit.run_system_matrix(cfg, cfg.section("calibrate", CalibrateConfig),
+                                           report_uncertainty)
         from llgfem.jobs.calibrate_data import run_data
 
         return run_data(cfg, cfg.section("calibrate", CalibrateConfig), report_uncertainty)
