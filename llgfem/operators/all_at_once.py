@@ -324,9 +324,12 @@ class AllAtOnceDerivative:
         if op.n_obs:  # B.1
             load += to_nodes(op.obs.transpose(r_obs.reshape(op.obs.signals_shape)), nn)
         beta = beta / op.param_weight if op.estimate_parameters else np.zeros(2)
-        u = from_nodes(op.fast.heat.riesz_U(load))  # A.4-A.5 (B.2-B.3)
+        u = op.fast.heat.riesz_levels(load)  # A.4-A.5 (B.2-B.3), levels 1..N
         op.counters["adjoint"] += 1
-        return op.join(u, beta)
+        out = np.empty(op.domain_size)
+        out[: op.N * op.n].reshape(op.N, nn, 3)[...] = u.transpose(2, 1, 0)
+        out[-2:] = beta
+        return out
 
 
 def _mult(A, values, x, y) -> np.ndarray:

@@ -71,7 +71,7 @@ if TYPE_CHECKING:
     from llgfem.solvers.llg import LLGSolver
 
 __all__ = ["MAX_NODES", "BatchedGilbert", "HeatMaps", "P1Tables", "cross", "dot3",
-           "fast_path_reason", "from_nodes", "time_gram", "to_nodes"]
+           "fast_path_reason", "field_parts", "from_nodes", "time_gram", "to_nodes"]
 
 MAX_NODES = 2000  # dense eigenbasis and nn x nn operators (~1 s, ~100 MB at this size)
 
@@ -145,7 +145,7 @@ class P1Tables:
         G: ``(cells * gdim, nn)`` sparse, the constant cell gradients.
         M, A: ``(nn, nn)`` sparse scalar mass and stiffness matrices.
         E3, W3, G3, GT3, M3, A3: the same for the 3 components (``I_3 (x) .``; ``GT3`` is
-            ``G3^T``).
+            ``G3^T``); ``EG3 = [E3; G3]``.
         weights: ``(Q,)`` quadrature weights times ``|det J|``; ``volumes``: ``(cells,)``.
     """
 
@@ -185,6 +185,7 @@ class P1Tables:
         self.S = sp.csr_matrix((self.weights, (np.repeat(np.arange(nc), nq), np.arange(nc * nq))),
                                shape=(nc, nc * nq))  # cell integration of point values
         self.E3, self.W3, self.G3 = _blocks(self.E), _blocks(self.W), _blocks(self.G)
+        self.EG3 = sp.vstack([self.E3, self.G3], format="csr")  # values and gradients at once
         self.GT3, self.M3, self.A3 = _blocks(self.G.T), _blocks(self.M), _blocks(self.A)
         self.points = points
 
@@ -211,6 +212,15 @@ class P1Tables:
         if self.gdim == 1:
             return out
         return out.reshape(self.nc, self.gdim, levels).sum(axis=1)
+
+    def values_and_gradients(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Point values ``(3, Q, N)`` and cell gradients ``(3, cells, gdim, N)`` of nodal
+        ``(3, nn, N)`` values (one sparse product)."""
+        levels = X.shape[-1]
+        out = self.EG3 @ X.reshape(-1, levels)
+        split = 3 * self.nc * self.nq
+        return (out[:split].reshape(3, -1, levels),
+                out[split:].reshape(3, self.nc, self.gdim, levels))
 
     def gradients(self, X: np.ndarray) -> np.ndarray:
         """Cell gradients ``(3, cells, gdim, levels)`` of nodal ``(3, nn, levels)`` values."""
@@ -270,18 +280,17 @@ class HeatMaps:
         return self.dt * float(np.vdot(r1, r2))
 
     def riesz_U(self, load: np.ndarray) -> np.ndarray:
-        """``u = H^{-1} (M/dt) H^{-T} l`` for loads ``(3, nn, n_t)`` (level 0 unused).
-
-        Node-major inside (``(nn, 3, N)``): the two ``nn x nn`` products act on all
-        ``3 N`` columns at once and the per-mode ``N x N`` products on contiguous blocks."""
-        nn, N = self.V.shape[0], self.N
-        lt = np.ascontiguousarray(load[:, :, 1:].transpose(1, 0, 2)).reshape(nn, 3 * N)
-        Z = (self.Vt @ lt).reshape(nn, 3, N)  # modal
-        eta = np.matmul(Z, self.R).reshape(nn, 3 * N)  # R symmetric: sum_q Z_q R_qp per mode
+        """``u = H^{-1} (M/dt) H^{-T} l`` for loads ``(3, nn, n_t)`` (level 0 unused)."""
         out = np.empty_like(load)
         out[:, :, 0] = 0.0
-        out[:, :, 1:] = (self.V @ eta).reshape(nn, 3, N).transpose(1, 0, 2)
+        out[:, :, 1:] = self.riesz_levels(load)
         return out
+
+    def riesz_levels(self, load: np.ndarray) -> np.ndarray:
+        """Levels ``1..N`` of :meth:`riesz_U` as ``(3, nn, N)`` (level 0 is 0)."""
+        Z = np.matmul(self.Vt, load[:, :, 1:])  # (3, nn, N) modal
+        eta = np.matmul(Z.transpose(1, 0, 2), self.R)  # per mode: R symmetric, Z_q R_qp
+        return np.matmul(self.V, eta.transpose(1, 0, 2))
 
 
 class _State:
@@ -303,11 +312,10 @@ class _State:
         self.a = np.asarray(a, dtype=float)
         self.mb = (1.0 - theta) * X[:, :, :-1]
         self.mb += theta * X[:, :, 1:]  # (3, nn, N)
-        self.mq = _apply(t.E3, self.mb)  # (3, Q, N)
-        self.grad = t.gradients(self.mb)  # (3, cells, gdim, N)
+        self.mq, self.grad = t.values_and_gradients(self.mb)  # (3, Q, N), (3, cells, gdim, N)
         gsq = t.cell_dot(self.grad, self.grad)  # (cells, N): |grad m_bar|^2, constant per cell
         gsq *= -kernels.exchange
-        self.mh = None if kernels.hq is None else dot3(self.mq, kernels.hq)  # m_bar . h
+        self.mh = kernels.field_dot(self.mq)  # m_bar . h
         self.coef = t.add_cellwise(self.mh, gsq)
         self._D = self._Dq = None
 
@@ -324,6 +332,25 @@ class _State:
         if self._Dq is None:
             self._Dq = _apply(self.tables.E3, self.D)
         return self._Dq
+
+
+def field_parts(hq: np.ndarray | None) -> tuple[tuple[int, np.ndarray], ...]:
+    """The non-zero components ``(k, h_k)`` of a field at the points ``(3, Q, N)``, each
+    reduced to ``(Q, 1)`` if constant in time and to ``(1, ·)`` if constant in space (exactly:
+    only identical values are merged), so that products broadcast over fewer values."""
+    if hq is None:
+        return ()
+    parts = []
+    for k in range(3):
+        hk = hq[k]
+        if not np.any(hk):
+            continue
+        if np.array_equal(hk, np.broadcast_to(hk[:, :1], hk.shape)):
+            hk = hk[:, :1]
+        if np.array_equal(hk, np.broadcast_to(hk[:1], hk.shape)):
+            hk = hk[:1]
+        parts.append((k, np.ascontiguousarray(hk)))
+    return tuple(parts)
 
 
 def time_gram(grid) -> np.ndarray:
@@ -369,6 +396,28 @@ class BatchedGilbert:
         self.data = self._data_loads()
         self.heat = HeatMaps(self.tables.M, self.tables.A, grid, time_gram(grid))
         self._linear = None
+
+    @property
+    def hq(self) -> np.ndarray | None:
+        """``h`` at every quadrature point and midpoint ``(3, Q, N)`` (None if ``h = 0``);
+        setting it also sets :attr:`field_parts`."""
+        return self._hq
+
+    @hq.setter
+    def hq(self, values: np.ndarray | None) -> None:
+        self._hq = values
+        self.field_parts = field_parts(values)
+
+    def field_dot(self, vq: np.ndarray) -> np.ndarray | None:
+        """``v . h`` at the points ``(Q, N)`` for point values ``(3, Q, N)`` (None if h = 0)."""
+        out = None
+        for k, hk in self.field_parts:
+            term = vq[k] * hk
+            if out is None:
+                out = term
+            else:
+                out += term
+        return out
 
     # -- setup --------------------------------------------------------------------------------
     def _field_ufl(self):
@@ -455,10 +504,10 @@ class BatchedGilbert:
         """``J0_n du_n + J1_n du_{n+1} + beta . dR_n/da`` for ``du`` ``(3, nn, n_t)``."""
         t, (a1, a2), c = self.tables, st.a, self.exchange
         db = (1.0 - self.theta) * du[:, :, :-1] + self.theta * du[:, :, 1:]
-        dbq = _apply(t.E3, db)
-        g = t.cell_dot(st.grad, t.gradients(db))
+        dbq, dgrad = t.values_and_gradients(db)
+        g = t.cell_dot(st.grad, dgrad)
         g *= -2.0 * c
-        s = t.add_cellwise(None if self.hq is None else dot3(dbq, self.hq), g)
+        s = t.add_cellwise(self.field_dot(dbq), g)
         f = dbq * st.coef
         f += s * st.mq
         if a2:
@@ -488,8 +537,8 @@ class BatchedGilbert:
         yq = _apply(t.E3, y)
         my = dot3(st.mq, yq)  # (Q, N)
         f_bar = yq * st.coef
-        if self.hq is not None:
-            f_bar += self.hq * my
+        for k, hk in self.field_parts:
+            f_bar[k] += hk * my
         cy = cross(yq, st.mq) if (a2 or parameters) else None  # y x m_bar
         if a2:
             f_bar -= a2 * cross(st.Dq, yq)
