@@ -17,7 +17,13 @@ import ufl
 from mpi4py import MPI
 
 from llgfem.operators.all_at_once import AllAtOnceOperator
-from llgfem.operators.all_at_once_fast import P1Tables, fast_path_reason, from_nodes, to_nodes
+from llgfem.operators.all_at_once_fast import (
+    P1Tables,
+    fast_path_reason,
+    field_parts,
+    from_nodes,
+    to_nodes,
+)
 from llgfem.operators.observation import Coil, Concentration, Observation
 from llgfem.paper_cases import paper_case
 from llgfem.problem import LLGProblem
@@ -189,3 +195,40 @@ def test_cached_level_errors_equal_direct_integration(scale):
     for _ in range(2):  # first call builds the cache, the second uses it
         ours = l2_errors_levels(V, m, case.exact_ufl, grid.times)
         assert np.allclose(ours, direct, rtol=1e-9, atol=1e-14 * max(direct)), (ours, direct)
+
+
+@serial_only
+def test_linear_part_follows_the_parameters():
+    """The cached linear part ``[K1; K0]`` (built for the last ``a1``) is rebuilt when ``a1``
+    changes: F, F' and F'* at two parameter values equal the FFCx path at each."""
+    slow, fast, _ = build(3, observe=False)
+    dx, r = random_point(slow, 22, 1.0), random_range(slow, 23)
+    for a in ([1.3, 0.0], [0.6, -0.4], [1.3, 0.0]):
+        x = random_point(slow, 21)
+        x[-2:] = a
+        assert rel(fast(x), slow(x)) < 1e-12
+        Ls, Lf = slow.derivative(x), fast.derivative(x)
+        assert rel(Lf.apply(dx), Ls.apply(dx)) < 1e-12
+        assert rel(Lf.adjoint(r), Ls.adjoint(r)) < 1e-11
+
+
+@serial_only
+def test_field_parts_drop_only_exact_zeros_and_repeats():
+    """A field with a zero component, one constant in time and one constant in space and time
+    is stored compressed, and ``v . h`` equals the full product."""
+    rng = np.random.default_rng(5)
+    Q, N = 7, 4
+    hq = np.zeros((3, Q, N))
+    hq[1] = rng.standard_normal((Q, 1))  # constant in time
+    hq[2] = 0.4  # constant in space and time
+    parts = field_parts(hq)
+    assert [(k, h.shape) for k, h in parts] == [(1, (Q, 1)), (2, (1, 1))]
+    hq[2, 3, 1] = 0.5  # no longer constant: kept in full
+    assert [(k, h.shape) for k, h in field_parts(hq)] == [(1, (Q, 1)), (2, (Q, N))]
+    slow, fast, _ = build(2, observe=False)
+    kernels = fast.fast
+    vq = rng.standard_normal(kernels.hq.shape)
+    full = np.einsum("kqn,kqn->qn", vq, kernels.hq)
+    assert np.allclose(kernels.field_dot(vq), full, rtol=1e-14, atol=1e-14)
+    assert [k for k, _ in kernels.field_parts] == [0, 1]  # Test 2: h_z = 0
+    assert all(h.shape[1] == 1 for _, h in kernels.field_parts)  # Test 2: h constant in time
