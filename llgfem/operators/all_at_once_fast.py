@@ -395,7 +395,7 @@ class BatchedGilbert:
         self.hq = self._field_at_points()
         self.data = self._data_loads()
         self.heat = HeatMaps(self.tables.M, self.tables.A, grid, time_gram(grid))
-        self._linear = None
+        self._linear_template()
 
     @property
     def hq(self) -> np.ndarray | None:
@@ -466,16 +466,37 @@ class BatchedGilbert:
         np.add(m_hat.reshape(self.N, self.nn, 3).transpose(2, 1, 0), m0, out=X[:, :, 1:])
         return _State(self, X, a)
 
-    def linear_pair(self, a1: float):
+    def linear_pair(self, a1: float) -> sp.csr_matrix:
         """``[K1; K0]`` (block-diagonal, ``(6 nn, 3 nn)`` sparse) with ``K1 = a1 M / dt +
         c theta A`` and ``K0 = a1 M / dt - c (1 - theta) A``: the linear part of ``R_n`` is
-        ``K1 m_{n+1} - K0 m_n`` (cached for the last ``a1``)."""
-        if self._linear is None or self._linear[0] != a1:
-            t, c, th = self.tables, self.exchange, self.theta
-            K1 = (a1 / self.dt) * t.M3 + (c * th) * t.A3
-            K0 = (a1 / self.dt) * t.M3 - (c * (1.0 - th)) * t.A3
-            self._linear = (a1, sp.vstack([K1, K0], format="csr"))
-        return self._linear[1]
+        ``K1 m_{n+1} - K0 m_n``.  One matrix on the union pattern of ``M`` and ``A``, whose
+        values are rewritten in place when ``a1`` changes (parameter estimation)."""
+        if self._linear_a1 != a1:
+            c, th, w = self.exchange, self.theta, a1 / self.dt
+            mass, stiff = self._pattern_values
+            data, nnz = self._linear.data, mass.size
+            np.add(w * mass, (c * th) * stiff, out=data[:nnz])
+            np.subtract(w * mass, (c * (1.0 - th)) * stiff, out=data[nnz:])
+            self._linear_a1 = a1
+        return self._linear
+
+    def _linear_template(self) -> None:
+        """The ``[K1; K0]`` matrix with zero values and the values of ``M3``, ``A3`` on its
+        pattern (the union of theirs)."""
+        M3, A3 = self.tables.M3.tocoo(), self.tables.A3.tocoo()
+        n = M3.shape[0]
+        keys_m, keys_a = M3.row * n + M3.col, A3.row * n + A3.col
+        keys = np.union1d(keys_m, keys_a)  # sorted: row-major CSR order
+        mass, stiff = np.zeros(keys.size), np.zeros(keys.size)
+        np.add.at(mass, np.searchsorted(keys, keys_m), M3.data)
+        np.add.at(stiff, np.searchsorted(keys, keys_a), A3.data)
+        rows, cols = keys // n, keys % n
+        indptr = np.searchsorted(rows, np.arange(n + 1))
+        self._pattern_values = (mass, stiff)
+        self._linear = sp.csr_matrix(
+            (np.zeros(2 * keys.size), np.concatenate([cols, cols]),
+             np.concatenate([indptr, indptr[1:] + keys.size])), shape=(2 * n, n))
+        self._linear_a1 = None
 
     def _linear_parts(self, a1: float, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(K1 X, K0 X)`` for node arrays ``X`` ``(3, nn, levels)`` (one sparse product)."""
