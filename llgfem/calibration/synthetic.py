@@ -188,17 +188,43 @@ def refined_domain(comm: MPI.Comm, cfg: Config, refine: int):
 
 
 def _halve(domain, domain_cls):
+    """One uniform refinement with the cell tags carried to the children (facet tags are
+    dropped: the LLG problems use natural boundary conditions)."""
     import dolfinx.mesh
 
     msh = domain.mesh
     msh.topology.create_entities(1)
-    fine, parent_cell, _ = dolfinx.mesh.refine(msh)
+    fine = dolfinx.mesh.refine(msh)[0]
     tags = None
     if domain.cell_tags is not None:
-        fine.topology.create_connectivity(fine.topology.dim, fine.topology.dim)
-        tags = dolfinx.mesh.transfer_meshtag(domain.cell_tags, fine, parent_cell)
-        tags.name = "cell_tags"
+        tags = _transfer_cell_tags(domain.cell_tags, msh, fine)
     return domain_cls(fine, tags, None, dict(domain.physical_groups))
+
+
+def _transfer_cell_tags(tags, coarse, fine):
+    """Cell tags of the children of tagged cells, ghosts included: the coarse tag as a DG0
+    function evaluated at the fine cells' points (each child lies inside its parent; DOLFINx's
+    ``transfer_meshtag`` refuses ghosted meshes)."""
+    import dolfinx.fem as fem
+    import dolfinx.mesh
+
+    tdim = coarse.topology.dim
+    V0 = fem.functionspace(coarse, ("DG", 0))
+    u0 = fem.Function(V0)
+    u0.x.array[:] = -1.0  # untagged
+    u0.x.array[V0.dofmap.list[tags.indices, 0]] = tags.values
+    u0.x.scatter_forward()
+    V1 = fem.functionspace(fine, ("DG", 0))
+    u1 = fem.Function(V1)
+    fmap = fine.topology.index_map(tdim)
+    cells = np.arange(fmap.size_local + fmap.num_ghosts, dtype=np.int32)
+    u1.interpolate_nonmatching(u0, cells, fem.create_interpolation_data(V1, V0, cells))
+    u1.x.scatter_forward()
+    values = np.rint(u1.x.array[V1.dofmap.list[:, 0]]).astype(np.int32)
+    keep = np.flatnonzero(values >= 0).astype(np.int32)
+    out = dolfinx.mesh.meshtags(fine, tdim, keep, values[keep])
+    out.name = "cell_tags"
+    return out
 
 
 def sample_at_midpoints(y_fine: np.ndarray, r: int) -> np.ndarray:
