@@ -169,11 +169,15 @@ def _paper_problem(cfg: Config, job: LLGConfig, mesh, grid: TimeGrid,
 
 
 def build_llg_problem(cfg: Config, mesh, observation: Observation | None = None, *,
-                      parameters: tuple[str, ...] = ("a1", "a2")) -> LLGProblem:
+                      parameters: tuple[str, ...] = ("a1", "a2"),
+                      field: FieldSpec | None = None,
+                      field_reference: float | None = None) -> LLGProblem:
     """The :class:`LLGProblem` of ``[llg]``, ``[field]``, ``[physical]`` and ``[time]``.
 
     ``parameters``: the identifiable parameters of the solver (``("a1", "a2", "k")`` adds the
-    anisotropy coefficient, :class:`~llgfem.solvers.llg.LLGSolver`).
+    anisotropy coefficient, :class:`~llgfem.solvers.llg.LLGSolver`).  ``field`` replaces
+    ``[field]`` (e.g. a scanner drive read from an MDF file, SI for physical runs) and
+    ``field_reference`` the field unit (T) of the physical scaling.
 
     Physical runs (``llg.physical``) carry their :class:`~llgfem.physics.Units` in
     ``problem.units``: the solver's grid, field and coefficients are dimensionless, the config's
@@ -188,7 +192,7 @@ def build_llg_problem(cfg: Config, mesh, observation: Observation | None = None,
         problem = _paper_problem(cfg, job, mesh, grid, parameters)
         problem.observation = observation
         return problem
-    spec = section(cfg, "field", FieldSpec)
+    spec = section(cfg, "field", FieldSpec) if field is None else field
     V = create_vector_space(mesh)
     lower, upper = _bounding_box(V)
     units = None
@@ -198,7 +202,9 @@ def build_llg_problem(cfg: Config, mesh, observation: Observation | None = None,
         extent = float(np.linalg.norm(np.maximum(np.abs(lower), np.abs(upper))))
         fallback = 2 * abs(phys.K_u) / phys.m_S or 1.0
         try:
-            units = phys.units(reference_field(spec, extent, fallback), L_ref=1.0)
+            ref = (reference_field(spec, extent, fallback) if field_reference is None
+                   else field_reference)
+            units = phys.units(ref, L_ref=1.0)
             spec, params = units.field_spec(spec), phys.llg(units)
         except ValueError as e:
             raise ConfigError(f"field: the reference field of the physical scaling is unusable "

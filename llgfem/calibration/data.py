@@ -56,8 +56,9 @@ from llgfem.config import ConfigError
 from llgfem.errors import DataError, require_file
 
 __all__ = ["MeasuredSpectra", "MeasuredSignals", "detect_format", "field_from_mdf",
-           "load_measurement", "read_mdf_spectra", "read_signals", "scanner_config",
-           "scanner_field_spec", "scanner_from_mdf", "scanner_reference", "select_bins"]
+           "load_measurement", "mesh_extent", "read_mdf_spectra", "read_signals",
+           "scanner_config", "scanner_field_spec", "scanner_from_mdf", "scanner_reference",
+           "select_bins"]
 
 
 @dataclass
@@ -242,6 +243,18 @@ def scanner_reference(table: dict, extent: float) -> float:
             + float(np.linalg.norm(table.get("offset_field", [0.0] * 3)))
             + float(np.linalg.norm(G, 2)) * extent)
     return size if size > 0 else 1.0
+
+
+def mesh_extent(mesh) -> float:
+    """``|(max |x|, max |y|, max |z|)|`` over the mesh nodes (global; collective): the
+    ``extent`` of :func:`scanner_reference`."""
+    from mpi4py import MPI
+
+    x = np.abs(mesh.geometry.x)
+    local = x.max(axis=0) if x.size else np.zeros(3)
+    top = np.zeros(3)
+    mesh.comm.Allreduce(np.ascontiguousarray(local, dtype=float), top, op=MPI.MAX)
+    return float(np.linalg.norm(top))
 
 
 def _frame_spectra(mdf, frames, background: str,

@@ -39,11 +39,10 @@ def channel_signals(cfg, comm, scanner: dict | None = None) -> tuple[np.ndarray,
     domain = create_domain(comm, cfg.domain)
     spec = reference = None
     if scanner is not None:
-        from llgfem.calibration.data import scanner_field_spec, scanner_reference
+        from llgfem.calibration.data import mesh_extent, scanner_field_spec, scanner_reference
 
-        top = comm.allreduce(np.abs(domain.mesh.geometry.x).max(axis=0), op=_max())
         spec = scanner_field_spec(scanner)
-        reference = scanner_reference(scanner, float(np.linalg.norm(top)))
+        reference = scanner_reference(scanner, mesh_extent(domain.mesh))
     problem = build_llg_problem(cfg, domain.mesh, field=spec, field_reference=reference)
     problem.observation = build_observation(cfg, domain, problem.V, problem.grid)[0]
     op = ReducedOperator(problem)
@@ -51,12 +50,6 @@ def channel_signals(cfg, comm, scanner: dict | None = None) -> tuple[np.ndarray,
     s = op(problem.a).reshape(K, L, N).sum(axis=0)
     scale = 1.0 / problem.units.time if problem.units is not None else 1.0
     return scale * s, problem
-
-
-def _max():
-    from mpi4py import MPI
-
-    return MPI.MAX
 
 
 def sample_band_limited(s: np.ndarray, samples: int) -> np.ndarray:

@@ -4,10 +4,14 @@ measured file.
 The measurement (:mod:`llgfem.calibration.data`: an MDF v2 file or an llgfem signals file) is
 read on rank 0 and broadcast; the model is the LLG problem of ``[llg]``/``[physical]``/
 ``[field]``/``[time]`` with the ``[[coil]]`` tables as receive channels (one per file
-channel, file order) and the ``[[concentration]]`` tables as the sample.  By default the FFP
+channel, file order) and the ``[[concentration]]`` tables as the sample.  By default the
 drive and the window length come from the file (``data.field = "file"``, ``data.time =
-"file"``; ``[time] n_t`` stays the model's resolution); ``summary.json`` and
-``config.resolved.toml`` record in ``data.resolved`` which values came from where.
+"file"``; ``[time] n_t`` stays the model's resolution): a single-channel FFP scan becomes the
+``[field]`` kind ``ffp``, any other sine drive (2-D/3-D Lissajous, phases, offset, full
+gradient) the scanner field of :func:`llgfem.calibration.data.scanner_field_spec` (passed to
+the builder as ``field=``), over the window ``J T_c`` (``T_c = lcm(D)/f_B``);
+``summary.json`` and ``config.resolved.toml`` record in ``data.resolved`` which values came
+from where (``field_source``, the ``field_table`` or ``scanner`` table, ``T``).
 
 The fit is Levenberg-Marquardt with the exact Jacobian to the least-squares point
 (:func:`llgfem.calibration.fit.least_squares_fit`) over ``x = (a1, a2, gains)``; the data are
@@ -21,6 +25,7 @@ residual); physical runs report ``alpha_D`` and ``gamma`` (and ``K_u = k M_S B_r
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 
 import numpy as np
@@ -28,7 +33,13 @@ from mpi4py import MPI
 
 from llgfem.builders import DataConfig, build_llg_problem, build_observation, section
 from llgfem.calibration import fisher_uncertainty, propagate
-from llgfem.calibration.data import MeasuredSpectra, load_measurement
+from llgfem.calibration.data import (
+    MeasuredSpectra,
+    load_measurement,
+    mesh_extent,
+    scanner_field_spec,
+    scanner_reference,
+)
 from llgfem.calibration.fit import least_squares_fit
 from llgfem.calibration.model import (
     DataModel,
@@ -64,15 +75,21 @@ def model_config(cfg: Config, dcfg: DataConfig, measured) -> tuple[Config, dict]
         if not is_mdf:
             raise ConfigError("data.field: a signals file carries no scanner description; "
                               "set data.field = 'config' and give [field]")
-        if measured.field is None:
-            raise ConfigError("data.field: the MDF drive is not a single-channel sine FFP scan "
-                              "with gradient diag(-G/2, -G/2, G); set data.field = 'config'")
+        if measured.field is None and measured.scanner is None:
+            raise ConfigError(f"data.field: the MDF drive cannot be read "
+                              f"({measured.scanner_problem}); set data.field = 'config' and "
+                              "give [field]")
         if not physical:
             raise ConfigError("data.field: a field from the file is in SI units; set "
                               "llg.physical = true")
-        sections["field"] = measured.field
         resolved["field"] = "file"
-        resolved["field_table"] = measured.field
+        if measured.field is not None:  # single-channel FFP scan: the [field] kind ffp
+            sections["field"] = measured.field
+            resolved["field_source"] = "ffp"
+            resolved["field_table"] = measured.field
+        else:  # any sine drive: the scanner description (ScannerConfig + full gradient)
+            resolved["field_source"] = "scanner"
+            resolved["scanner"] = measured.scanner
     if dcfg.time == "file":
         if is_mdf and not physical:
             raise ConfigError("data.time: the file's window is in seconds; set "
@@ -81,7 +98,29 @@ def model_config(cfg: Config, dcfg: DataConfig, measured) -> tuple[Config, dict]
         grid = dataclasses.replace(cfg.time, T=float(T))
         resolved["time"] = "file"
     resolved["T"] = grid.T
+    if resolved.get("field_source") == "scanner":
+        _check_scanner_resolved(measured.scanner, grid)
+        resolved["cycles_in_T"] = grid.T / measured.scanner["cycle_s"]
     return dataclasses.replace(cfg, sections=sections, time=grid), resolved
+
+
+def _check_scanner_resolved(table: dict, grid, per_period: int = 20) -> None:
+    """Refuse a model time grid with fewer than ``per_period`` steps per period of the
+    fastest drive channel (as ``[field]`` drives are checked by the builders)."""
+    f_max = table["base_frequency"] / min(table["dividers"])
+    needed = int(math.ceil(per_period * grid.T * f_max)) + 1
+    if grid.n_t < needed:
+        raise ConfigError(f"time.n_t: the file's drive ({f_max:.6g} Hz over T = {grid.T:.6g} "
+                          f"s) needs at least {per_period} steps per period: n_t >= {needed}, "
+                          f"got {grid.n_t}")
+
+
+def _file_field(mcfg: Config, resolved: dict, mesh):
+    """``(FieldSpec, field unit)`` of a scanner drive from the file, or ``(None, None)``."""
+    if resolved.get("field_source") != "scanner":
+        return None, None
+    table = resolved["scanner"]
+    return scanner_field_spec(table), scanner_reference(table, mesh_extent(mesh))
 
 
 def _signals_window(times: np.ndarray) -> float:
@@ -114,7 +153,9 @@ def setup_data(cfg: Config, cal, comm: MPI.Comm = MPI.COMM_WORLD) -> DataFit:
     measured = load_measurement(dcfg, cfg.source, comm)
     mcfg, resolved = model_config(cfg, dcfg, measured)
     domain = create_domain(comm, mcfg.domain)
-    problem = build_llg_problem(mcfg, domain.mesh, parameters=cal.parameter_names())
+    spec, reference = _file_field(mcfg, resolved, domain.mesh)
+    problem = build_llg_problem(mcfg, domain.mesh, parameters=cal.parameter_names(),
+                                field=spec, field_reference=reference)
     built = build_observation(mcfg, domain, problem.V, problem.grid)
     if built is None:
         raise ConfigError("coil: a measured file needs one [[coil]] table per receive channel")
