@@ -57,6 +57,7 @@ from llgfem.calibration.fit import least_squares_fit
 from llgfem.calibration.macrospin import MacrospinModel
 from llgfem.config import Config, ConfigError, write_resolved_config
 from llgfem.errors import DataError, require_file
+from llgfem.io.progress import get_logger
 from llgfem.scanner.fields import ScannerConfig, ScannerFields
 from llgfem.scanner.system_matrix import split_positions
 
@@ -66,8 +67,9 @@ __all__ = ["FD_STEP", "MeasuredSystemMatrix", "SystemMatrixModel", "fit_system_m
            "scanner_from_mdf", "setup_system_matrix", "system_matrix_with_background"]
 
 FD_STEP = 1e-4  # central-difference step relative to the parameter scale
-DEFAULT_SUBSTEPS = 16  # ROS2 steps per sample interval without [time] n_t
-XTOL = 1e-7
+DEFAULT_SUBSTEPS = 1  # least ROS2 steps per sample interval without [time] n_t
+XTOL = 1e-5  # scaled parameter step at which the fit stops (far below the standard errors)
+TOL = 1e-8  # ... or the relative decrease of the misfit (with a scaled step below 1e-4)
 FIT_METHODS = ("gauss_newton", "levenberg_marquardt")
 
 
@@ -353,7 +355,8 @@ class SystemMatrixModel:
         self.n_a, self.fd_step, self.comm = int(n_a), float(fd_step), comm
         block = split_positions(len(self.positions), comm.size, comm.rank)
         self.macrospin = MacrospinModel(self.fields, self.positions[block], gamma_ref,
-                                        substeps, easy_axis=easy_axis)
+                                        substeps, easy_axis=easy_axis,
+                                        grid_positions=self.positions)
         self.evaluations = 0
         c, p, k = len(self.sens), len(self.positions), len(self.bins)
         mask = np.ones((c, k), bool) if mask is None else np.asarray(mask, bool)
@@ -475,14 +478,19 @@ def fit_system_matrix(measured: MeasuredSystemMatrix, model: SystemMatrixModel, 
     na = model.n_a
     hist = {"iteration": [], "residual_norm": [], **{n: [] for n in names[:na]}}
 
+    logger = get_logger(comm=model.comm)
+
     def record(rec):
+        logger.info("calibrate (system matrix): iteration %d, |r| = %.6g, a = %s",
+                    rec["iteration"], rec["residual_norm"],
+                    np.round(rec["x"][:na], 6).tolist())
         hist["iteration"].append(rec["iteration"])
         hist["residual_norm"].append(rec["residual_norm"])
         for i, n in enumerate(names[:na]):
             hist[n].append(rec["x"][i])
 
     floor = _scales(model, np.asarray(x0, float))
-    kw = dict(max_iter=max_iter, floor=floor, xtol=XTOL)
+    kw = dict(max_iter=max_iter, floor=floor, xtol=XTOL, tol=TOL)
     w, source = _channel_weights(weights, measured.noise, model, data, x0, kw)
     rows = np.repeat(w, model.counts)
     res = least_squares_fit(lambda x: rows * (model(x) - data),
@@ -565,7 +573,8 @@ def _sensitivities(cfg: Config, channels: int) -> tuple[np.ndarray, list[str]]:
 
 
 def _substeps(cfg: Config, samples: int) -> int:
-    """ROS2 steps per sample interval: ``[time] n_t`` steps per cycle, or the default."""
+    """Least ROS2 steps per sample interval: ``[time] n_t`` steps per cycle, or the default
+    (the grid is graded on top, :class:`~llgfem.calibration.macrospin.MacrospinModel`)."""
     if "time" not in cfg.sections or "n_t" not in cfg.sections["time"]:
         return DEFAULT_SUBSTEPS
     return max(1, round(cfg.time.n_t / samples))
@@ -605,7 +614,6 @@ def setup_system_matrix(cfg: Config, cal, comm: MPI.Comm = MPI.COMM_WORLD):
 def run_system_matrix(cfg: Config, cal, report) -> dict:
     """The ``calibrate`` job on a system-matrix MDF file (``report``: prints/warns the
     uncertainty tables, :func:`llgfem.jobs.calibrate.report_uncertainty`)."""
-    from llgfem.io.progress import get_logger
     from llgfem.io.results import write_json
 
     comm = MPI.COMM_WORLD
