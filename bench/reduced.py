@@ -15,7 +15,11 @@ T = 0.2, observation mu0 = 1, a~ = 1, c = 1, p = (1, 1, 1); noise of relative no
 a0 = (1.5, 0.5) as in bench/all_at_once.py (the paper states neither); e_a1 relative, e_a2
 absolute (a2_true = 0).  ``table3_uniform_noise``: pointwise noise y (1 + delta u),
 u ~ U(-1, 1) (norm ~ delta/sqrt(3) ||y||), which matches the paper's r_obs < delta.
-``seconds`` is the identification loop (setup and JIT excluded).  The 2-rank demo figure
+``seconds`` is the identification loop (setup and JIT excluded).  The Table 3 / Test 2 data
+are the paper's same-model data (its experiment; ``data_model.inverse_crime`` is true), the
+demo's (calibrate_scanner2d.toml) come from 3x the time steps; as in every
+simulated run, ``setup`` writes them to ``outputs/<config name>/data/measurement.h5`` and fits
+what it reads back (:mod:`llgfem.calibration.synthetic`).  The 2-rank demo figure
 comes from re-launching this script under ``mpiexec -n 2``.  Usage: ``python bench/reduced.py``.
 """
 
