@@ -220,5 +220,14 @@ def test_all_at_once_data_through_a_finer_file(mpi_tmp_path):
     sig = load_signals(path)
     assert sig.noise_free is not None
     assert sig.shape == (1, 1, 10)
+    # Test 3's §4.3 data do not depend on the data mesh and grid (to round-off)
+    from llgfem.jobs.all_at_once import AAOConfig, build_problem
+    from llgfem.mesh import create_domain
+
+    cfg = parse_config(data)
+    same = build_problem(cfg.section("aao", AAOConfig),
+                         create_domain(MPI.COMM_WORLD, cfg.domain).mesh, 0.2, 11)
+    assert same["data_model"]["cells"] == 20
+    assert _relative(same["y_obs"], sig.noise_free) < 1e-12
     with pytest.raises(ConfigError, match=r"synthetic\.scheme"):
         run(parse_config({**data, "synthetic": {"scheme": "midpoint"}}))
