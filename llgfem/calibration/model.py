@@ -17,6 +17,12 @@ model's time grid.  A receive channel sees the sum over concentrations,
 * **Time model** (llgfem signals files): linear interpolation of the midpoint signals to the
   file's sample times (times outside the midpoints take the nearest end value).
 
+Saturation magnetisation as an amplitude (``parameters = [..., "M_S"]``, known receive chain:
+``gain = "none"``): the coil voltage is :math:`\mu_0 M_S \int c\, p \cdot \partial_t m`,
+so :math:`\mathrm{model}_l = M_S M_l` with the LLG solution ``m`` (exchange length and
+anisotropy coefficient of the scaled equations held fixed: ``M_S`` enters as the signal
+amplitude only); its Jacobian column is :math:`M_l`, the model columns are multiplied by it.
+
 Nuisance gains per receive channel ``l`` (no transfer function known): ``complex``
 :math:`g_l = g^r_l + i g^i_l` (two real parameters) or ``real`` :math:`g_l`, with
 :math:`\mathrm{model}_l = g_l M_l`; ``none`` fixes :math:`g_l = 1`.  The parameter vector is
@@ -54,15 +60,23 @@ class DataModel:
             of the selected bins, or the interpolation matrix).
         gain: ``complex`` | ``real`` | ``none``.
         scale: factor from the model's signal unit to the file's (e.g. ``1/t_ref``).
+        amplitude: ``x`` holds the amplitude ``M_S`` after the model parameters (module
+            docstring).
     """
 
-    def __init__(self, op, transform: np.ndarray, gain: str, scale: float = 1.0):
+    def __init__(self, op, transform: np.ndarray, gain: str, scale: float = 1.0,
+                 amplitude: bool = False):
         self.op, self.transform, self.gain, self.scale = op, transform, gain, scale
         K, L, N = op.data_shape
         self.shape = (K, L, N)
         self.n_gain = {"complex": 2 * L, "real": L, "none": 0}[gain]
-        # the model parameters lead x: (a1, a2) or (a1, a2, k), then the gains
+        # the model parameters lead x: (a1, a2) or (a1, a2, k), then M_S, then the gains
         self.n_a = int(getattr(getattr(op, "solver", None), "n_parameters", 2))
+        self.n_amp = int(amplitude)
+
+    def amplitude(self, x: np.ndarray) -> float:
+        """``M_S`` (1 when not fitted)."""
+        return float(x[self.n_a]) if self.n_amp else 1.0
 
     @property
     def channels(self) -> int:
@@ -79,7 +93,7 @@ class DataModel:
 
     def gains(self, x: np.ndarray) -> np.ndarray:
         """``g_l`` (complex or real), ``(L,)``."""
-        g = np.asarray(x[self.n_a:], dtype=float)
+        g = np.asarray(x[self.n_a + self.n_amp:], dtype=float)
         if self.gain == "complex":
             return g[0::2] + 1j * g[1::2]
         if self.gain == "real":
@@ -87,16 +101,19 @@ class DataModel:
         return np.ones(self.channels)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return (self.gains(x)[:, None] * self.base(x)).ravel()
+        return (self.amplitude(x) * self.gains(x)[:, None] * self.base(x)).ravel()
 
     def jacobian(self, x: np.ndarray) -> np.ndarray:
-        """``(L n, p)``: the linearised columns (one per model parameter) and the gain
-        columns."""
+        """``(L n, p)``: the linearised columns (one per model parameter), the amplitude
+        column and the gain columns."""
         a = np.asarray(x[:self.n_a], dtype=float)
-        g = self.gains(x)
+        g = self.amplitude(x) * self.gains(x)
         sens = self.op.derivative(a).sensitivities()
         cols = [(g[:, None] * self._channels(sens[:, i])).ravel() for i in range(self.n_a)]
         base = self.base(a)
+        if self.n_amp:
+            cols.append((self.gains(x)[:, None] * base).ravel())
+        base = self.amplitude(x) * base
         L, n = base.shape
         for l in range(L):  # noqa: E741
             unit = np.zeros((L, n), dtype=base.dtype)

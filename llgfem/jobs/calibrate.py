@@ -171,10 +171,16 @@ class CalibrateConfig(IdentificationConfig):
         """The fitted parameters: ``("a1", "a2")`` or ``("a1", "a2", "k")``."""
         return tuple(self.parameters)
 
+    def model_parameter_names(self) -> tuple[str, ...]:
+        """The solver's parameters: without a trailing ``"M_S"`` (a [data] amplitude)."""
+        names = tuple(self.parameters)
+        return names[:-1] if names[-1:] == ("M_S",) else names
+
     def validate(self, where: str) -> None:
-        if tuple(self.parameters) not in PARAMETER_NAMES:
+        if self.model_parameter_names() not in PARAMETER_NAMES:
             raise ConfigError(f"{where}.parameters: {list(self.parameters)} is not one of "
-                              f"{[list(p) for p in PARAMETER_NAMES]}")
+                              f"{[list(p) for p in PARAMETER_NAMES]} (+ \"M_S\" last with "
+                              "[data])")
         super().validate(where)
         checks = [
             (self.method in METHODS, "method", f"{self.method!r} is not one of {METHODS}"),
@@ -239,6 +245,9 @@ def setup(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD,
     every run (also on a resumed one: the simulation is deterministic, so it is identical).
     """
     cal = cfg.section("calibrate", CalibrateConfig)
+    if cal.model_parameter_names() != cal.parameter_names():
+        raise ConfigError("calibrate.parameters: M_S is fitted from a measured file only "
+                          "(a [data] table with data.gain = 'none')")
     path = Path(data_path) if data_path is not None else cfg.run_dir / "data" / "measurement.h5"
     simulate_measurement(cfg, comm, path, delta=cal.delta, seed=cal.seed, noise=cal.noise,
                          parameters=cal.parameter_names(), state_guess=cal.state_guess)

@@ -150,18 +150,20 @@ def setup_data(cfg: Config, cal, comm: MPI.Comm = MPI.COMM_WORLD) -> DataFit:
         raise ConfigError(f"calibrate.method: data files are fitted to the least-squares point "
                           f"by {FIT_METHODS[0]!r} (got {cal.method!r})")
     dcfg = section(cfg, "data", DataConfig)
+    amplitude = _check_amplitude(cfg, cal, dcfg)
     measured = load_measurement(dcfg, cfg.source, comm)
     mcfg, resolved = model_config(cfg, dcfg, measured)
     domain = create_domain(comm, mcfg.domain)
     spec, reference = _file_field(mcfg, resolved, domain.mesh)
-    problem = build_llg_problem(mcfg, domain.mesh, parameters=cal.parameter_names(),
+    model_names = cal.model_parameter_names() if amplitude else cal.parameter_names()
+    problem = build_llg_problem(mcfg, domain.mesh, parameters=model_names,
                                 field=spec, field_reference=reference)
     built = build_observation(mcfg, domain, problem.V, problem.grid)
     if built is None:
         raise ConfigError("coil: a measured file needs one [[coil]] table per receive channel")
     problem.observation = built[0]
     op = ReducedOperator(problem, failed_solve="nan")
-    model, data, gain = _data_model(op, measured, dcfg, problem)
+    model, data, gain = _data_model(op, measured, dcfg, problem, amplitude)
     coils = problem.observation.coil_names
     x_a = np.array(cal.a0, dtype=float)
     g0 = initial_gains(model.base(x_a), data, gain)
@@ -176,7 +178,24 @@ def setup_data(cfg: Config, cal, comm: MPI.Comm = MPI.COMM_WORLD) -> DataFit:
                    problem, cal, dcfg.weights, m_S)
 
 
-def _data_model(op, measured, dcfg, problem):
+def _check_amplitude(cfg: Config, cal, dcfg: DataConfig) -> bool:
+    """Whether ``M_S`` is fitted (``calibrate.parameters`` ends in ``"M_S"``); refuse it where
+    the data cannot determine it."""
+    if "M_S" not in cal.parameter_names():
+        return False
+    if not bool(cfg.sections.get("llg", {}).get("physical", False)):
+        raise ConfigError("calibrate.parameters: M_S (A/m) needs a physical model; set "
+                          "llg.physical = true")
+    if dcfg.gain != "none":
+        raise ConfigError(f"calibrate.parameters: M_S is not identifiable with data.gain = "
+                          f"{dcfg.gain!r}: the model is g_l M_S s_l, so a per-channel gain and "
+                          "M_S scale the signal alike (only their product is determined); fit "
+                          "M_S with a known receive chain (data.gain = 'none', the transfer "
+                          "function known or applied) or drop M_S")
+    return True
+
+
+def _data_model(op, measured, dcfg, problem, amplitude: bool = False):
     K, L, N = op.data_shape
     scale = 1.0 / problem.units.time if problem.units is not None else 1.0
     if isinstance(measured, MeasuredSpectra):
@@ -188,7 +207,7 @@ def _data_model(op, measured, dcfg, problem):
                               f"selected bin {measured.bins.max()} ({measured.freqs.max():.6g} "
                               f"Hz); need n_t > {2 * measured.bins.max() + 1} or a lower f_max")
         rows = dft_rows(measured.bins, N, measured.n_window)
-        return DataModel(op, rows, dcfg.gain, scale), measured.data, dcfg.gain
+        return DataModel(op, rows, dcfg.gain, scale, amplitude), measured.data, dcfg.gain
     if measured.data.shape[1] != L:
         raise ConfigError(f"coil: the signals file has {measured.data.shape[1]} coils, the "
                           f"config {L} [[coil]] tables")
@@ -199,7 +218,7 @@ def _data_model(op, measured, dcfg, problem):
     grid = problem.grid
     t_mid = 0.5 * (grid.times[1:] + grid.times[:-1])
     rows = interpolation_rows(np.asarray(t, dtype=float), t_mid)
-    return DataModel(op, rows, gain, 1.0), measured.data.sum(axis=0), gain
+    return DataModel(op, rows, gain, 1.0, amplitude), measured.data.sum(axis=0), gain
 
 
 def fit_data(fit: DataFit) -> tuple[dict, dict]:
@@ -208,9 +227,9 @@ def fit_data(fit: DataFit) -> tuple[dict, dict]:
     comm.Barrier()
     t0 = time.perf_counter()
     model, data = fit.model, fit.data
-    na = model.n_a
+    na, n_amp = model.n_a, model.n_amp
     floor = _scales(fit.x0, fit.model.gain, na)
-    a_names = fit.names[:na]
+    a_names = fit.names[:na + n_amp]
     hist = {"iteration": [], "residual_norm": [], **{n: [] for n in a_names}}
 
     def record(rec):
@@ -245,14 +264,15 @@ def fit_data(fit: DataFit) -> tuple[dict, dict]:
                "seconds": seconds, **dict(model.op.counters), "a0": list(fit.cal.a0),
                "a1": float(res.x[0]), "a2": float(res.x[1]),
                **({"k": float(res.x[2])} if na == 3 else {}),
-               "gains": res.x[na:].tolist(), "parameter_names": list(fit.names),
+               **({"M_S": float(res.x[na])} if n_amp else {}),
+               "gains": res.x[na + n_amp:].tolist(), "parameter_names": list(fit.names),
                "r_obs": float(np.linalg.norm(model(res.x) - data) / np.linalg.norm(data)),
                "channel_weights": w.tolist(),
                "mpi_size": comm.size, "data": fit.info, "resolved": fit.resolved}
     summary.update(_uncertainty_records(unc))
     units = fit.problem.units
     if units is not None and res.x[1] < 0:
-        summary["physical"] = _physical(unc, units, na, fit.m_S).to_json()
+        summary["physical"] = _physical(unc, units, na, fit.m_S, bool(n_amp)).to_json()
     return summary, hist
 
 
@@ -298,26 +318,39 @@ def _uncertainty_records(unc) -> dict:
             "uncertainty": data}
 
 
-def _physical(unc, units, na: int = 2, m_S: float | None = None):
-    """``alpha_D = -a1/a2``, ``gamma = -1/(a2 t_ref B_ref)`` and, with a fitted ``k`` (``na =
-    3``) and ``m_S``, ``K_u = k M_S B_ref / 2`` (J/m^3) (gains do not enter)."""
+def _physical(unc, units, na: int = 2, m_S: float | None = None, fitted_m_S: bool = False):
+    """``alpha_D = -a1/a2``, ``gamma = -1/(a2 t_ref B_ref)``, with a fitted ``k`` (``na = 3``)
+    ``K_u = k M_S B_ref / 2`` (J/m^3) and with a fitted ``M_S`` (``x[na]``, A/m) the ``M_S``
+    row (then also the ``M_S`` of ``K_u``); gains do not enter."""
     tb, p = units.time * units.field, unc.estimate.size
-    with_k = na == 3 and m_S is not None
-    ku = 0.5 * m_S * units.field if with_k else 0.0
+    with_k = na == 3 and (m_S is not None or fitted_m_S)
+    half_b = 0.5 * units.field
+
+    def m_s(x):
+        return x[na] if fitted_m_S else m_S
 
     def func(x):
         out = [-x[0] / x[1], -1.0 / (x[1] * tb)]
-        return np.array(out + [ku * x[2]] if with_k else out)
+        if with_k:
+            out.append(half_b * m_s(x) * x[2])
+        if fitted_m_S:
+            out.append(x[na])
+        return np.array(out)
 
     def jac(x):
-        g = np.zeros((3 if with_k else 2, p))
+        g = np.zeros((2 + with_k + fitted_m_S, p))
         g[0, :2] = [-1.0 / x[1], x[0] / x[1] ** 2]
         g[1, 1] = 1.0 / (x[1] ** 2 * tb)
         if with_k:
-            g[2, 2] = ku
+            g[2, 2] = half_b * m_s(x)
+            if fitted_m_S:
+                g[2, na] = half_b * x[2]
+        if fitted_m_S:
+            g[-1, na] = 1.0
         return g
 
-    names = ("alpha_D", "gamma", "K_u") if with_k else ("alpha_D", "gamma")
+    names = ("alpha_D", "gamma") + (("K_u",) if with_k else ()) + (("M_S",) if fitted_m_S
+                                                                   else ())
     return propagate(unc, func, jac, names)
 
 
@@ -349,7 +382,7 @@ def _plot_fit(fit: DataFit, summary: dict, out, comm) -> None:
     from llgfem.io.plots import plot_series
 
     x = np.array([summary["a1"], summary["a2"], *([summary["k"]] if "k" in summary else []),
-                  *summary["gains"]])
+                  *([summary["M_S"]] if "M_S" in summary else []), *summary["gains"]])
     model = fit.model(x).reshape(fit.model.channels, -1)  # collective
     data = fit.data.reshape(fit.model.channels, -1)
     axis = np.arange(data.shape[1], dtype=float)
