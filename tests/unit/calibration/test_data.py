@@ -174,3 +174,16 @@ def test_field_from_mdf_refuses_non_ffp_gradient():
                       gradient=np.diag([1.0, 1.0, 1.0]))
     assert field_from_mdf(MDF(acquisition=acq)) is None
     assert MPI.COMM_WORLD.size >= 1
+
+
+def test_data_model_amplitude_jacobian_matches_finite_differences():
+    """x = (a1, a2, M_S): model M_S M(a); the M_S column is M(a), the a columns scale by M_S."""
+    rows = dft_rows(np.array([1, 2, 3]), 8, 8)
+    model = DataModel(_LinearOp(), rows, "none", amplitude=True)
+    x = np.array([0.7, -1.2, 2.5])
+    J = model.jacobian(x)
+    h = 1e-6
+    fd = np.stack([(model(x + h * e) - model(x - h * e)) / (2 * h) for e in np.eye(3)], axis=1)
+    assert J.shape == (6, 3)
+    assert np.allclose(J, fd, atol=1e-7)
+    assert np.allclose(model(x), 2.5 * model.base(x).ravel())
