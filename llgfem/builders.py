@@ -326,8 +326,11 @@ class DataConfig:
     ``path`` (relative to the config file) is an MDF v2 measurement (or system matrix: its
     frames are treated as repeated measurements) or the package's own HDF5 signals file
     (``format``: auto-detected from the file's ``/version`` entry).  ``field``/``time``:
-    ``"file"`` takes the FFP drive (frequency, strength, phase, gradient, offset) and the
-    window ``T`` (periods x cycle) from the MDF, ``"config"`` keeps ``[field]``/``[time] T``.
+    ``"file"`` takes the drive (any sine drive of 1-3 channels: base frequency, dividers,
+    strengths, phases, full gradient, offset; :func:`llgfem.calibration.data.scanner_from_mdf`)
+    and the window ``T`` (periods x cycle) from the MDF, ``"config"`` keeps
+    ``[field]``/``[time] T``.  Correction flags of the file are honoured
+    (``docs/calibration.md``, "MDF files from real scanners").
     Frequency selection (MDF): bins with ``f_min <= f <= f_max`` (``f_max = 0``: Nyquist; the
     0 Hz bin is never used), SNR ``>= snr_min`` (needs >= 2 frames), and, with
     ``stop_drive``, not within ``band_stop`` Hz of a drive frequency.  ``frames`` (stored
