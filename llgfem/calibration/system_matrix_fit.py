@@ -261,10 +261,13 @@ def read_system_matrix(dcfg, path: str | Path, comm=None) -> MeasuredSystemMatri
         DataError: a missing/invalid file (an :class:`~llgfem.io.mdf.MDFError` names the
             entry), no calibration group, or a selection that keeps nothing.
     """
-    from llgfem.io.mdf import frequencies, read_mdf
+    from llgfem.io.mdf import MDFError, frequencies, read_mdf
 
     path = require_file(path, "data.path")
-    mdf = read_mdf(path, comm=comm)
+    try:
+        mdf = read_mdf(path, comm=comm)
+    except MDFError as e:  # the same on every rank (rank 0 reads and broadcasts)
+        raise DataError(f"data.path: {e}") from None
     where = f"data.path ({path})"
     if mdf.calibration is None or mdf.measurement is None:
         raise DataError(f"{where}: not a system-matrix file (no calibration or measurement "
@@ -595,6 +598,10 @@ def setup_system_matrix(cfg: Config, cal, comm: MPI.Comm = MPI.COMM_WORLD):
                           "timing (data.field = data.time = 'file')")
     if "field" in cfg.sections:
         raise ConfigError("field: the scanner comes from the system-matrix file; remove [field]")
+    if dcfg.gain != "complex":
+        raise ConfigError(f"data.gain: a system-matrix file is fitted with a complex gain per "
+                          f"receive channel (got {dcfg.gain!r}; 'real'/'none' are not "
+                          "implemented for system matrices)")
     phys = section(cfg, "physical", PhysicalParameters)
     measured = read_system_matrix(dcfg, _resolve(cfg, dcfg.path), comm)
     sens, coil_names = _sensitivities(cfg, measured.channels)

@@ -24,7 +24,6 @@ from llgfem.calibration.system_matrix_fit import (
     scanner_from_mdf,
     system_matrix_with_background,
 )
-from llgfem.config import ConfigError
 from llgfem.errors import DataError
 from llgfem.io.mdf import Receiver, drive_field, read_mdf, write_mdf
 from llgfem.scanner.fields import ScannerConfig, ScannerFields
@@ -169,7 +168,7 @@ def test_bad_files_raise_data_error(mpi_tmp_path, comm):
             f["measurement/data"] = np.zeros((1, 1, 1, 4))
     comm.Barrier()
     assert is_system_matrix_file(broken, comm)
-    with pytest.raises(ConfigError):  # MDFError naming the missing entry
+    with pytest.raises(DataError, match="data.path: .*broken.mdf"):  # naming the entry
         read_system_matrix(dcfg, broken, comm)
 
 
