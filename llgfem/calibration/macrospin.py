@@ -18,13 +18,20 @@ Scheme: what differs from the ``system_matrix`` job's model (adaptive PETSc TS A
 one-cell FEM mesh, about 1 s per position) is only the time integrator: here the L-stable,
 second-order Rosenbrock method ROS2 (Verwer et al., SIAM J. Sci. Comput. 20 (1999))
 with the exact Jacobian, run for all positions and all parameter sets at once (NumPy arrays
-``(S, P, 3)``) on the deviation ``delta = m - b`` from the field direction ``b = B/|B|``
-(known in closed form with its derivatives; the response is ``b`` plus a small lag ``delta``,
-so the time error is relative to ``delta``, not to ``m``)::
+``(S, P, 3)``) on the remainder ``eta = m - q`` of a known part ``q = b + delta_1``: the field
+direction ``b = B/|B|`` and the first-order adiabatic lag (the slow manifold of the linearised
+equation, ``J(b) delta_1 = b'``)
 
-    (I - g h J) k1 = f(t_n, b_n + delta_n) - b'_n + g h d_t[f(t, b(t) + delta) - b'(t)],
-    (I - g h J) k2 = f(t_{n+1}, b_{n+1} + delta_n + h k1) - b'_{n+1} - 2 k1 - g h d_t[...],
-    m_{n+1} = normalise(b_{n+1} + delta_n + 3/2 h k1 + 1/2 h k2),     g = 1 + 1/sqrt(2).
+.. math::  \delta_1 = \frac{-a_1\, b' + a_2\, b \times b'}{|h|},
+
+both in closed form with their tau-derivatives (``delta_1''`` by a central difference of the
+closed-form ``delta_1'``), so the time error is relative to ``eta = O(eps^2)``,
+``eps = |b'| / |h|``, not to ``m`` (positions with ``max_t |b'|/|h|^2 >= ADIABATIC`` use
+``q = b``)::
+
+    (I - g h J) k1 = f(t_n, q_n + eta_n) - q'_n + g h d_t[f(t, q(t) + eta) - q'(t)],
+    (I - g h J) k2 = f(t_{n+1}, q_{n+1} + eta_n + h k1) - q'_{n+1} - 2 k1 - g h d_t[...],
+    m_{n+1} = normalise(q_{n+1} + eta_n + 3/2 h k1 + 1/2 h k2),     g = 1 + 1/sqrt(2).
 
 Time grid: FIXED (independent of ``a``, so the discrete response is a smooth function of
 ``a`` and central finite differences converge at second order, see the tests) and graded:
@@ -32,9 +39,13 @@ sample interval ``n`` gets ``max(substeps, ceil(per_radian * theta_n))`` equal s
 ``theta_n`` is the largest angle the field direction ``b(x, t)`` sweeps in that interval over
 the ``grid_positions`` (default: the positions; the same on every rank), so the field-free-point
 crossings (``b`` turns by ~pi within a small fraction of the cycle) are resolved and the rest of
-the cycle costs one step per sample.  The run starts along ``B(x, t_0)``
-``warmup`` sample intervals before the observed cycle (the transient decays within
-nanoseconds) and records ``dm/dt`` (1/s) at the scanner's sample times ``t_n``.
+the cycle costs one step per sample.  The run starts on ``q`` (normalised) ``warmup`` sample
+intervals (default ``V/10``) before the observed cycle (the transient decays within
+nanoseconds) and records ``dm/dt = f(m)`` (1/s) at the scanner's sample times ``t_n``.
+
+Measured (12 positions 0.5 mm off the FFP line, 25 kHz, 40 harmonics, against 320 steps per
+radian): uniform 16 steps per sample on ``m``: 1.8e-2 relative; on ``m - b``: 5.3e-3;
+graded 20 per radian with ``delta_1``: 6.6e-4; 80 per radian: 6.3e-5.
 
 Notation: ``S`` parameter sets, ``P`` positions, ``V`` samples per cycle, ``B_ref`` field unit
 (the summed drive amplitudes, as in the ``llg`` model), ``gamma_ref`` the reference
