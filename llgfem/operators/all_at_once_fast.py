@@ -14,12 +14,17 @@ P1 basis ``phi_i``, exchange ``c``; :mod:`llgfem.forms.llg`)::
           + ((m_bar . h_n) m_bar, phi) + d_n,
 
 * ``M``, ``A``: P1 mass and stiffness (assembled once, scalar, applied to the 3 components);
+  the linear part is ``a1 M D + c A m_bar = K1 m_{n+1} - K0 m_n`` with ``K1 = a1 M/dt +
+  c theta A``, ``K0 = a1 M/dt - c (1-theta) A`` (one stacked sparse product on all levels);
 * ``d_n = R_n(0, 0)``: everything that does not depend on ``m`` (``-(h, phi)``, the source
   ``f`` and the Neumann datum ``g``), assembled once per step with the FFCx form itself;
 * the cubic terms are integrated with the quadrature rule FFCx uses for the form (Basix default
   rule of the UFL-estimated degree of ``(m_bar . h)(m_bar . v)``, at least 3, which integrates the
-  polynomial terms exactly); ``h`` is tabulated at those points for every midpoint once.
-  ``grad m_bar`` is constant per cell (P1, affine cells).
+  polynomial terms exactly); ``h`` is tabulated at those points for every midpoint once
+  (:func:`field_parts` keeps its non-zero components, merged over levels/points where they are
+  constant).  ``grad m_bar`` is constant per cell (P1, affine cells); the factor
+  ``coef = -c |grad m_bar|^2 + m_bar . h`` of ``(coef w, phi)`` (``w = m_bar``, ``du_bar``,
+  ``y``) is shared by the residual, its linearisation and its transpose.
 
 Linearisation in the direction ``(du_bar, dD)`` and its transpose tested with ``y_n``::
 
@@ -36,9 +41,10 @@ Heat-type maps by the generalised eigenbasis ``A V = M V diag(lam)``, ``V^T M V 
 (:class:`HeatMaps`): ``B = M/dt + A/2`` and ``C = M/dt - A/2`` are diagonal in it
 (``b = 1/dt + lam/2``, ``c = 1/dt - lam/2``), so the U Riesz map ``H^{-1} (M/dt) H^{-T}`` is one
 ``N x N`` matrix per mode, ``R_j = L_j L_j^T / dt`` with ``(L_j)_{pq} = (c_j/b_j)^{p-q}/b_j``
-(``p >= q``); the elliptic operator (21) is ``K^{-1} = V diag(1/(1 + lam)) V^T`` and
-``M^{-1} = V V^T`` (dense: BLAS-3 on all levels at once beats sparse triangular solves at these
-sizes); ``I2`` of (12) is a dense ``N x N`` matrix.  Exact transposes (the matrices are the same
+(``p >= q``); the elliptic operator (21) is ``K^{-1} = V diag(1/(1 + lam)) V^T`` and the U
+norm ``dt sum_n |V^T (H u)_n|^2`` with ``V^T (H u)_n = b P u_{n+1} - c P u_n``, ``P = V^T M``
+(dense: BLAS-3 on all levels at once beats sparse triangular solves at these sizes); ``I2`` of
+(12) is a dense ``N x N`` matrix.  Exact transposes (the matrices are the same
 ones); agreement with the PETSc path to round-off is tested.
 
 Layout: trajectories arrive as ``(levels, 3 n_nodes)`` (interleaved, :mod:`llgfem.spacetime`);
