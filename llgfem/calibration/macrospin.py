@@ -43,9 +43,12 @@ the cycle costs one step per sample.  The run starts on ``q`` (normalised) ``war
 intervals (default ``V/10``) before the observed cycle (the transient decays within
 nanoseconds) and records ``dm/dt = f(m)`` (1/s) at the scanner's sample times ``t_n``.
 
-Measured (12 positions 0.5 mm off the FFP line, 25 kHz, 40 harmonics, against 320 steps per
-radian): uniform 16 steps per sample on ``m``: 1.8e-2 relative; on ``m - b``: 5.3e-3;
-graded 20 per radian with ``delta_1``: 6.6e-4; 80 per radian: 6.3e-5.
+Measured (12 positions 0.5 mm off the FFP line, 25 kHz, 12 mT, 100 samples, harmonics 1-40,
+max error relative to the largest coefficient, against 320 steps per radian): uniform 16 steps
+per sample on ``m - b`` (no ``delta_1``): 6.0e-3; graded 20 per radian, no ``delta_1``:
+1.4e-2; with ``delta_1``: uniform 16 per sample 5.3e-4, graded 20 per radian 6.6e-4 (759 steps
+per run), 40 per radian (the default) 1.8e-4 (1452 steps), 80 per radian 6.3e-5 (2822 steps).
+(Integrating ``m`` itself, uniform 16 per sample: 6.0e-2 on 3 of the positions.)
 
 Notation: ``S`` parameter sets, ``P`` positions, ``V`` samples per cycle, ``B_ref`` field unit
 (the summed drive amplitudes, as in the ``llg`` model), ``gamma_ref`` the reference
