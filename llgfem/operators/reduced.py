@@ -81,15 +81,25 @@ class StateCache:
             over ``sqrt(N)``): with a purely relative tolerance a warm start saves nothing,
             since Newton must then reduce an already small residual by the same factor.
             ``None`` keeps the solver's tolerances.
+        tangents: every forward solve also computes the sensitivities ``S'(a) e_i`` of all
+            parameters, in the same sweep (:meth:`LLGSolver.forward_linearised`: one Jacobian
+            assembly per step serves the chord iteration of the next step and the linearised
+            step); :meth:`tangents` returns them.  For Gauss-Newton/Levenberg-Marquardt, which
+            needs the Jacobian at every accepted iterate (Gilbert form only).
     """
 
     def __init__(self, problem: LLGProblem, m_guess: np.ndarray | None = None,
-                 size: int = 4, newton_atol: float | None = 1e-12):
+                 size: int = 4, newton_atol: float | None = 1e-12, tangents: bool = False):
         self.problem, self.solver = problem, problem.solver
+        if tangents and (getattr(self.solver, "form", None) != "gilbert"
+                         or not hasattr(self.solver, "forward_linearised")):
+            raise ValueError("StateCache: tangents=True needs the implicit-midpoint scheme "
+                             "on the Gilbert form")
         self.newton_atol, self._atol_set = newton_atol, False
         self.last = None if m_guess is None else np.asarray(m_guess, dtype=float)
-        self.size = size
+        self.size, self.with_tangents = size, bool(tangents)
         self._states: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._tangents: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self.counters = {"forward": 0, "linearised": 0, "adjoint": 0, "newton": 0}
 
     def state(self, x: np.ndarray) -> np.ndarray:
@@ -100,7 +110,16 @@ class StateCache:
             self._states.move_to_end(key)
             return self._states[key]
         try:
-            m = self.problem.forward(x, warm_start=self.last)
+            if self.with_tangents:
+                p = x.size
+                m, u = self.solver.forward_linearised(x, self.problem.m0, np.eye(p),
+                                                      warm_start=self.last)
+                self._tangents[key] = u
+                while len(self._tangents) > 2:  # (p, n_t, n) each: keep the last two
+                    self._tangents.popitem(last=False)
+                self.counters["linearised"] += p
+            else:
+                m = self.problem.forward(x, warm_start=self.last)
         finally:
             self.counters["newton"] += int(sum(self.solver.newton_iterations))
         self.counters["forward"] += 1
@@ -114,9 +133,15 @@ class StateCache:
             self._states.popitem(last=False)
         return m
 
+    def tangents(self, x: np.ndarray) -> np.ndarray | None:
+        """The sensitivities ``(S'(x) e_i)_i``, shape ``(p, n_t, n_owned)``, if the forward
+        solve at ``x`` computed them (``tangents=True``) and they are still cached."""
+        return self._tangents.get(np.asarray(x, dtype=float).tobytes())
+
     def reset(self, m_guess: np.ndarray | None = None) -> None:
         """Forget the cached states, zero the counters, set the next Newton guess."""
         self._states.clear()
+        self._tangents.clear()
         self.last = None if m_guess is None else np.asarray(m_guess, dtype=float)
         for key in self.counters:
             self.counters[key] = 0
@@ -159,6 +184,8 @@ class ReducedOperator:
         failed_solve: ``"raise"`` (a :class:`SolverError` on every rank) or ``"nan"`` (return
             NaN data, so that an adaptive step size rejects the trial and bisects).
         cache: a shared :class:`StateCache` (used by sub-problems).
+        tangents: compute the sensitivities with every forward solve (:class:`StateCache`);
+            :meth:`ReducedDerivative.sensitivities` and ``apply`` then cost no further sweep.
 
     Raises:
         ValueError: invalid weights, samples or ``failed_solve``.
@@ -167,12 +194,12 @@ class ReducedOperator:
     def __init__(self, problem: LLGProblem, observation: Observation | None = None, *,
                  m_guess: np.ndarray | None = None, weights: Sequence[float] | None = None,
                  samples: Sequence[int] | None = None, failed_solve: str = "raise",
-                 cache: StateCache | None = None):
+                 cache: StateCache | None = None, tangents: bool = False):
         self.problem, self.solver = problem, problem.solver
         self.observation = observation if observation is not None else problem.observation
         if self.observation is None:
             raise ValueError("ReducedOperator: the problem has no observation")
-        self.cache = cache or StateCache(problem, m_guess)
+        self.cache = cache or StateCache(problem, m_guess, tangents=tangents)
         p = _n_parameters(self.solver)
         self.weights = np.ones(p) if weights is None else np.asarray(weights, dtype=float)
         if self.weights.shape != (p,) or not np.all(self.weights > 0):
@@ -294,10 +321,14 @@ class ReducedDerivative:
         Jacobian ``(n_data, p)``), all from one sweep (one factorisation per step)."""
         p = _n_parameters(self.solver)
         betas = np.eye(p) if betas is None else np.asarray(betas, dtype=float)
-        u = self.op.problem.linearised(self.x, self.m, betas)
+        u = self.op.cache.tangents(self.x)
+        if u is not None:  # computed with the state: S'(a) is linear in beta
+            u = np.tensordot(betas.T, u, axes=1)
+        else:
+            u = self.op.problem.linearised(self.x, self.m, betas)
+            self.op.counters["linearised"] += betas.shape[1]
         obs = self.op.observation
         cols = [self.op.restrict(obs.apply(u[j])) for j in range(betas.shape[1])]
-        self.op.counters["linearised"] += betas.shape[1]
         return np.stack(cols, axis=1)
 
     def adjoint(self, r: np.ndarray) -> np.ndarray:
