@@ -11,12 +11,15 @@ Writes ``outputs/bench/all_at_once.json`` with
 * ``accelerated``: the same rows with Nesterov-accelerated Landweber.
 
 and ``outputs/bench/aao_cost.json`` (read by ``bench/scaling.py``): the cost per iteration of
-Table 1 Tests 1-3 (plain Landweber, 101 x 51 grid) -- ``aao_ms_per_iteration`` (wall clock of the
-whole solve, error checks every 10 iterations and rejected trial steps included),
-``aao_cpu_ms_per_iteration`` (process CPU time: the machine is shared, wall clock includes
-waiting for a core), ``aao_iterations``, ``aao_rel_error``, ``paper_iterations``, ``before``
-(the FFCx/PETSc path: the numbers of the previous bench run and a same-conditions sample of
-``FFCX_SAMPLE`` iterations), the load average and the 2 ms target.
+Table 1 Tests 1-3 (plain Landweber, 101 x 51 grid), each solved ``REPEATS`` times (interleaved)
+-- ``aao_ms_per_iteration`` (median over the repeats of the wall clock of ``solve()`` per
+iteration: error checks every 10 iterations and rejected trial steps included, one-time setup
+excluded and reported as ``setup_seconds``), ``aao_cpu_ms_per_iteration`` (process CPU time:
+the machine is shared, wall clock includes waiting for a core), the ``..._min`` values,
+``per_repeat`` (every repeat with the 1-minute load average before/after), ``aao_iterations``,
+``aao_rel_error``, ``paper_iterations``, ``before`` (the FFCx/PETSc path: the numbers of the
+previous bench run and a same-conditions sample of ``FFCX_SAMPLE`` iterations),
+``previous_fast_path``, ``test2_quadrature_degree``, the load average and the 2 ms target.
 
 Every row prints the paper's number next to ours.  Usage: ``python bench/all_at_once.py``
 (``--quick`` for a smoke run with few iterations, ``--cost`` for the cost file only).
