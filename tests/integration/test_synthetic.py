@@ -15,10 +15,12 @@ from mpi4py import MPI
 from llgfem.calibration.synthetic import (
     INVERSE_CRIME_WARNING,
     SyntheticConfig,
+    read_synthetic,
     refined_domain,
     sample_at_midpoints,
 )
 from llgfem.config import ConfigError, parse_config
+from llgfem.errors import DataError
 from llgfem.io.signals import load_signals
 from llgfem.jobs.calibrate import calibrate, setup
 
@@ -94,6 +96,11 @@ def test_round_trip_noise_free_dataset_and_inverse_crime_flag(mpi_tmp_path):
     assert _relative(cal.op(cal.a_true), cal.y) < 1e-10
     expected = 1 if MPI.COMM_WORLD.rank == 0 else 0
     assert handler.messages.count(INVERSE_CRIME_WARNING) == expected
+    times = cal.op.observation.times
+    with pytest.raises(DataError, match="acquisition/time"):  # another n_t or T
+        read_synthetic(path, MPI.COMM_WORLD, 1.01 * times, cal.op.data_shape)
+    with pytest.raises(DataError, match="shape"):
+        read_synthetic(path, MPI.COMM_WORLD, times, (1, 2, 10))
     summary, _ = calibrate(cal)
     assert summary["data_file"] == str(path)
     assert summary["data_model"]["inverse_crime"] is True
