@@ -67,7 +67,7 @@ from pathlib import Path
 import numpy as np
 from mpi4py import MPI
 
-from llgfem.config import Config, ConfigError
+from llgfem.config import MAX_CELLS, MAX_TIME_LEVELS, Config, ConfigError
 from llgfem.io.signals import SignalData, load_signals, save_signals
 from llgfem.operators.observation import noisy_data
 from llgfem.problem import SCHEMES
@@ -172,9 +172,17 @@ def data_model_config(cfg: Config, syn: SyntheticConfig) -> Config:
 
 
 def _check_refine(cfg: Config, syn: SyntheticConfig) -> None:
+    """Refuse data models beyond the config limits (config only: same verdict on all ranks)."""
     if cfg.domain.kind == "file" and syn.refine & (syn.refine - 1):
         raise ConfigError(f"synthetic.refine: a mesh file is refined by halving its cells, so "
                           f"refine must be a power of 2 (1, 2, 4, ...), got {syn.refine}")
+    if cfg.domain.kind != "file" and math.prod(cfg.domain.n) * syn.refine ** len(
+            cfg.domain.n) > MAX_CELLS:
+        raise ConfigError(f"synthetic.refine: {syn.refine} x domain.n exceeds the limit "
+                          f"{MAX_CELLS:.0e} cells of a built-in mesh")
+    if (cfg.time.n_t - 1) * syn.time_refine + 1 > MAX_TIME_LEVELS:
+        raise ConfigError(f"synthetic.time_refine: {syn.time_refine} x (time.n_t - 1) steps "
+                          f"exceed the limit of {MAX_TIME_LEVELS} time levels")
 
 
 def refined_domain(comm: MPI.Comm, cfg: Config, refine: int):

@@ -173,6 +173,10 @@ def test_bad_synthetic_values_are_config_errors(mpi_tmp_path, table, key):
 def test_synthetic_refusals_before_any_work(mpi_tmp_path):
     with pytest.raises(ConfigError, match=r"synthetic\.scheme: 'paper3'"):
         setup(config(mpi_tmp_path, {"scheme": "bartels_prohl"}))
+    with pytest.raises(ConfigError, match=r"synthetic\.time_refine: 60 x"):
+        setup(parse_config({**config(mpi_tmp_path).sections, "job": {"kind": "calibrate"},
+                            "time": {"T": 0.2, "n_t": 50_001},
+                            "synthetic": {"time_refine": 60}}))
     cfg = config(mpi_tmp_path, {"refine": 3})
     cfg.sections.pop("coil"), cfg.sections.pop("concentration"), cfg.sections.pop("observation")
     file_cfg = parse_config({**cfg.sections, "job": {"kind": "calibrate"},
