@@ -186,20 +186,32 @@ def calibration_problem(comm, h: float, n_t: int, scheme: str):
     return problem, domain
 
 
-def calibration_case(comm, h: float, n_t: int, iterations: int) -> dict:
-    truth, domain = calibration_problem(comm, h, n_t, "bartels_prohl")
-    y, data_seconds, _ = _timed(comm, lambda: truth.observe(truth.forward(A_TRUE)))
-    obs = truth.observation
-    # the data go simulate -> write file -> read, as every calibration pipeline (issue 14)
-    data_file = OUT.parent / f"scaling_calibration_data_{comm.size}ranks.h5"
-    save_signals(data_file, y, obs.times, obs.coil_names, obs.concentration_names, units="1",
-                 attrs={"data_model": "Bartels-Prohl (Landau-Lifshitz) scheme at a_true"},
-                 comm=comm)
-    y = load_signals(data_file, comm).data.ravel()
-    truth.destroy()
-    problem, _ = calibration_problem(comm, h, n_t, "midpoint")
-    op = ReducedOperator(problem)
+def calibration_data(comm, h: float, n_t: int) -> tuple[np.ndarray, float, str]:
+    """The synthetic data ``y`` (Bartels-Prohl at ``a_true``), the seconds it took and where
+    it came from.  The data go simulate -> write signals file -> read, as every calibration
+    pipeline (issue 14).  The file is written once per ``(h, n_t)`` and reused (the signals are
+    partition independent to ~1e-14, so the 2-rank run reads the serial run's file): the data
+    are not part of the timed identification."""
+    data_file = OUT.parent / f"scaling_calibration_data_h{h:g}_nt{n_t}.h5"
+    seconds, source = 0.0, f"read from {data_file.relative_to(ROOT)}"
+    if not data_file.exists():
+        truth, _ = calibration_problem(comm, h, n_t, "bartels_prohl")
+        y, seconds, _ = _timed(comm, lambda: truth.observe(truth.forward(A_TRUE)))
+        obs = truth.observation
+        save_signals(data_file, y, obs.times, obs.coil_names, obs.concentration_names,
+                     units="1", comm=comm,
+                     attrs={"data_model": "Bartels-Prohl (Landau-Lifshitz) scheme at a_true"})
+        truth.destroy()
+        source = f"simulated on {comm.size} rank(s), written to and read from " + source[10:]
+    return load_signals(data_file, comm).data.ravel(), seconds, source
+
+
+def calibration_case(comm, h: float, n_t: int, iterations: int, tangents: bool = True) -> dict:
+    y, data_seconds, data_source = calibration_data(comm, h, n_t)
+    problem, domain = calibration_problem(comm, h, n_t, "midpoint")
+    op = ReducedOperator(problem, tangents=tangents)
     _, forward_seconds, forward_cpu = _timed(comm, lambda: op.cache.state(A0))  # cached
+    first_sweep = list(problem.solver.newton_iterations)
 
     def identify():
         return levenberg_marquardt(op, y, A0, tau=1.5, delta=0.0, max_iter=iterations)
@@ -210,12 +222,18 @@ def calibration_case(comm, h: float, n_t: int, iterations: int) -> dict:
     out = {"vertices": domain.mesh.geometry.index_map().size_global,
            "dofs": problem.V.dofmap.index_map.size_global * 3, "n_t": n_t, "h": h,
            "seconds": seconds, "cpu_seconds": cpu, "data_seconds": data_seconds,
-           "iterations": int(res.iterations),
+           "data_source": data_source, "iterations": int(res.iterations),
            "forward_seconds_per_step": forward_seconds / (n_t - 1),
+           "forward_cpu_seconds_per_step": forward_cpu / (n_t - 1),
+           "first_sweep_iterations_per_step": float(np.mean(first_sweep)),
            "a": [float(v) for v in res.x], "a_true": A_TRUE.tolist(), "a0": A0.tolist(),
            "r_obs": float(np.sqrt(op.inner_range(r, r) / op.inner_range(y, y))),
+           "residual_history": [float(v) for v in res.history.residual_norms],
            "counters": dict(op.counters),
            "method": "Levenberg-Marquardt (regularisation.gauss_newton), delta = 0",
+           "sweeps": ("forward_linearised: chord forward + both sensitivities, one Jacobian "
+                      "assembly per step" if tangents else
+                      "SNES Newton forward; separate linearised sweeps"),
            "data": "Bartels-Prohl (Landau-Lifshitz) scheme at a_true; fit: implicit midpoint",
            "signals": [float(v) for v in y[:: max(1, y.size // 50)]]}
     op.cache.destroy()
@@ -250,7 +268,8 @@ def run_cases(comm, args) -> dict:
         out["llg"] = llg_case(comm, args.llg_n, args.llg_steps)
         gc.collect()
     if "calibration" in only:
-        out["calibration"] = calibration_case(comm, args.h, args.n_t, args.iterations)
+        out["calibration"] = calibration_case(comm, args.h, args.n_t, args.iterations,
+                                              tangents=not args.no_tangents)
         gc.collect()
     if "probe" in only:
         out["probe"] = probe_case(comm, args.probe_h, args.probe_steps)
@@ -293,6 +312,7 @@ def merge(serial: dict, par: dict, args) -> dict:
         result["calibration_3d"] = {
             "vertices": s["vertices"], "n_t": s["n_t"], "seconds_1rank": s["seconds"],
             "seconds_2ranks": p["seconds"], "speedup": s["seconds"] / p["seconds"],
+            "cpu_seconds_1rank": s["cpu_seconds"], "cpu_seconds_2ranks": p["cpu_seconds"],
             "cpu_speedup": s["cpu_seconds"] / p["cpu_seconds"], "a": s["a"],
             "a_true": s["a_true"], "a_2ranks": p["a"], "serial": s,
             "two_ranks": p}
@@ -313,6 +333,19 @@ def merge(serial: dict, par: dict, args) -> dict:
         result["calibration_3d_full_size_probe"] = probe
         result["agreement"]["probe"] = _rel(p["result"], s["result"])
     return result
+
+
+def keep_previous_cases(result: dict, previous: dict) -> None:
+    """Add the cases (and their agreement entries) of a previous run that this run did not
+    re-run, marked with the previous run's load averages."""
+    names = {c["name"] for c in result["cases"]}
+    for case in previous.get("cases", []):
+        if case["name"] not in names:
+            case = dict(case, from_previous_run={
+                k: previous.get(k) for k in ("loadavg_start", "loadavg_end", "written_utc")})
+            result["cases"].append(case)
+            if case["name"] in previous.get("agreement", {}):
+                result["agreement"][case["name"]] = previous["agreement"][case["name"]]
 
 
 def merge_aao(result: dict) -> None:
@@ -337,6 +370,11 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--iterations", type=int, default=2)
     p.add_argument("--probe-h", type=float, default=0.039)
     p.add_argument("--probe-steps", type=int, default=2)
+    p.add_argument("--no-tangents", action="store_true",
+                   help="calibration: SNES forward + separate linearised sweeps (the old way)")
+    p.add_argument("--keep-cases", action="store_true",
+                   help="keep the cases of the existing output JSON that this run does not "
+                        "re-run (e.g. with --only calibration)")
     p.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     p.add_argument("--out", default=None, help="output JSON (default outputs/bench/scaling.json)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -362,7 +400,10 @@ def main(argv=None) -> None:
                                            else OUT)
     par = two_ranks(argv, out)
     result = merge(serial, par, args)
+    if args.keep_cases and out.exists():
+        keep_previous_cases(result, json.loads(out.read_text()))
     merge_aao(result)
+    result["written_utc"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     result["loadavg_start"], result["loadavg_end"] = list(load_start), list(os.getloadavg())
     result["note"] = ("wall-clock seconds on a shared 2-core machine; speed-up target 1.6 "
                       "(see docs/cluster.md for the misses and their causes); cpu_speedup: the "

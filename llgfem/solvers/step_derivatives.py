@@ -58,8 +58,8 @@ def diff_form(form: ufl.Form, variable) -> ufl.Form:
     return expand_derivatives(ufl.Form(integrals))
 
 
-def _form_or_none(form: ufl.Form):
-    return fem.form(form) if form.integrals() else None
+def _form_or_none(form: ufl.Form, jit_options: dict | None = None):
+    return fem.form(form, jit_options=jit_options) if form.integrals() else None
 
 
 class StepDerivatives:
@@ -76,24 +76,29 @@ class StepDerivatives:
         prefix: PETSc options prefix of the step KSP.
         kind: linear solver preset of the step solves (``auto``: direct when small, else
             GMRES + block Jacobi/ILU to relative residual 1e-12; see module docstring).
+        jit_options: DOLFINx JIT options of the forms (compiler flags; None: DOLFINx's).
     """
 
     def __init__(self, residuals: Sequence[ufl.Form], unknowns: Sequence[fem.Function],
                  previous: fem.Function, parameters: Sequence, set_step: Callable,
-                 comm: MPI.Comm, prefix: str = "llgfem_llg_step_", kind: str = "auto"):
+                 comm: MPI.Comm, prefix: str = "llgfem_llg_step_", kind: str = "auto",
+                 jit_options: dict | None = None):
         self.blocks = len(residuals)
+        jit = jit_options
         self._kind, self._tdim = kind, previous.function_space.mesh.topology.dim
         self.comm, self.set_step = comm, set_step
         V = previous.function_space
         self.n = V.dofmap.index_map.size_local * V.dofmap.index_map_bs
         if self.blocks == 1:
-            self._J1 = fem.form(ufl.derivative(residuals[0], unknowns[0]))
-            self._J0 = fem.form(ufl.derivative(residuals[0], previous))
+            self._J1 = fem.form(ufl.derivative(residuals[0], unknowns[0]), jit_options=jit)
+            self._J0 = fem.form(ufl.derivative(residuals[0], previous), jit_options=jit)
         else:
-            self._J1 = fem.form([[ufl.derivative(r, z) for z in unknowns] for r in residuals])
-            self._J0 = fem.form([[ufl.derivative(r, previous)] for r in residuals])
+            self._J1 = fem.form([[ufl.derivative(r, z) for z in unknowns] for r in residuals],
+                                jit_options=jit)
+            self._J0 = fem.form([[ufl.derivative(r, previous)] for r in residuals],
+                                jit_options=jit)
         # a block that does not depend on a parameter has an empty derivative form: zeros
-        self._B = [[_form_or_none(diff_form(r, a)) for r in residuals] for a in parameters]
+        self._B = [[_form_or_none(diff_form(r, a), jit) for r in residuals] for a in parameters]
         # one block: block-AIJ storage (3 x 3 blocks of the vector P1 space); the insertion of
         # the element matrices is ~4x cheaper than into AIJ (measured 1.0 s -> 0.27 s per
         # assembly on the 56 673-vertex phantom), and ILU(0)/LU/MUMPS take it as it is
@@ -108,12 +113,18 @@ class StepDerivatives:
         zero = np.zeros(self.n)
         self._assemblers = [[VectorAssembler(f) if f is not None else zero.copy for f in row]
                             for row in self._B]
-        # one block: J0_n u_n as the action of dR_n/dm_n (a vector assembly, no matrix)
-        self._J0_action = None
+        # one block: the right-hand side J0_n u + B_n b of a linearised step as one vector
+        # assembly (the directional derivative of R_n in (m_n, a) along (u, b); no J0 matrix)
+        self._tangent_rhs = None
         if self.blocks == 1:
             self._u = fem.Function(V)
-            self._J0_action = VectorAssembler(fem.form(ufl.action(
-                ufl.derivative(residuals[0], previous), self._u)))
+            self._b = fem.Constant(V.mesh, np.zeros(len(parameters)))
+            rhs = ufl.derivative(residuals[0], previous, self._u)
+            for i, a in enumerate(parameters):
+                dR = diff_form(residuals[0], a)
+                if dR.integrals():
+                    rhs = rhs + self._b[i] * dR
+            self._tangent_rhs = VectorAssembler(fem.form(rhs, jit_options=jit))
 
     # -- one step ---------------------------------------------------------------------------
     def assemble(self, n: int, m_n: np.ndarray, m_next: np.ndarray, load: bool = True):
@@ -163,38 +174,36 @@ class StepDerivatives:
         self.J1.assemble()
         return self.J1
 
-    def _J0_times(self, values: np.ndarray) -> np.ndarray:
-        """``J0_n values`` at the loaded step: the action form (one block), else the matrix
-        (which must then be assembled at this step)."""
-        if self._J0_action is None:
-            return self._mult(self.J0, values)
-        array_to_function(values, self._u)
-        return self._J0_action()
-
     def tangent_step(self, u_n: np.ndarray, betas: np.ndarray) -> np.ndarray:
         """``u_{n+1}`` of the linearised step ``J1_n dz = -(J0_n u_n + B_n beta_j)`` for the
         columns of ``betas`` (``u_n``: shape ``(k, n)``), at the loaded step, with ``J1_n``
-        already assembled there (:meth:`assemble_step_jacobian`; one block only)."""
-        B = self.parameter_derivatives(0, None, None, load=False)
+        already assembled there (:meth:`assemble_step_jacobian`).  One block: the right-hand
+        side is one vector assembly per column; otherwise ``J0_n`` must be assembled too."""
         ksp = self._solver()
         out = np.empty_like(u_n)
+        if self._tangent_rhs is None:
+            B = self.parameter_derivatives(0, None, None, load=False)
         for j in range(betas.shape[1]):
-            rhs = -(B @ betas[:, j])
-            if np.any(u_n[j]) or self.comm.size > 1:  # u_0 = 0: no action (collective)
-                rhs -= self._J0_times(u_n[j])
+            if self._tangent_rhs is None:
+                rhs = -(self._mult(self.J0, u_n[j]) + B @ betas[:, j])
+            else:
+                array_to_function(u_n[j], self._u)
+                self._b.value = betas[:, j]
+                rhs = -self._tangent_rhs()
             out[j] = self._checked(ksp.solve_array(rhs))[: self.n]
         return out
 
     def linearised(self, m: np.ndarray, betas: np.ndarray) -> np.ndarray:
         """``u^(j)`` for the columns ``beta_j`` of ``betas``: per step one assembly of ``J1_n``
-        and one preconditioner (factorisation) for all columns; ``J0_n u_n`` as the action of
-        ``dR_n/dm_n`` (one block: measured 5.6 s -> 1.9 s per step on the 56 673-vertex
-        phantom, the ``J0_n`` matrix is no longer assembled)."""
+        and one preconditioner (factorisation) for all columns; ``J0_n u_n + B_n beta_j`` as
+        one vector assembly per column (one block: the ``J0_n`` matrix is not assembled;
+        measured 5.6 s -> 1.7 s per step on the 56 673-vertex phantom with the per-term
+        quadrature of :func:`llgfem.solvers.llg.exact_degree_step_residual`)."""
         betas = np.atleast_2d(np.asarray(betas, dtype=float))
         n_t, n = m.shape
         u = np.zeros((betas.shape[1], n_t, n))
         for k in range(n_t - 1):
-            if self._J0_action is None:
+            if self._tangent_rhs is None:
                 self.assemble(k, m[k], m[k + 1])  # J0 and J1 (loads the step once for both)
             else:
                 self.set_step(k, m[k], m[k + 1])
