@@ -85,7 +85,10 @@ class StateCache:
             parameters, in the same sweep (:meth:`LLGSolver.forward_linearised`: one Jacobian
             assembly per step serves the chord iteration of the next step and the linearised
             step); :meth:`tangents` returns them.  For Gauss-Newton/Levenberg-Marquardt, which
-            needs the Jacobian at every accepted iterate (Gilbert form only).
+            needs the Jacobian at every accepted iterate (Gilbert form only).  The warm start
+            of the next solve is then the first-order prediction
+            ``S(x_last) + S'(x_last)(x - x_last)`` (Newton starts closer: fewer iterations
+            once the absolute tolerance is set; same converged trajectory).
     """
 
     def __init__(self, problem: LLGProblem, m_guess: np.ndarray | None = None,
@@ -97,6 +100,7 @@ class StateCache:
                              "on the Gilbert form")
         self.newton_atol, self._atol_set = newton_atol, False
         self.last = None if m_guess is None else np.asarray(m_guess, dtype=float)
+        self._last_x: np.ndarray | None = None
         self.size, self.with_tangents = size, bool(tangents)
         self._states: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._tangents: OrderedDict[bytes, np.ndarray] = OrderedDict()
@@ -113,7 +117,7 @@ class StateCache:
             if self.with_tangents:
                 p = x.size
                 m, u = self.solver.forward_linearised(x, self.problem.m0, np.eye(p),
-                                                      warm_start=self.last)
+                                                      warm_start=self._prediction(x))
                 self._tangents[key] = u
                 while len(self._tangents) > 2:  # (p, n_t, n) each: keep the last two
                     self._tangents.popitem(last=False)
@@ -127,11 +131,19 @@ class StateCache:
             scale = self.solver.residual_scale(m) / math.sqrt(m.shape[0] - 1)
             self.solver.set_newton_tolerances(atol=self.newton_atol * scale)
             self._atol_set = True
-        self.last = m
+        self.last, self._last_x = m, x.copy()
         self._states[key] = m
         while len(self._states) > self.size:
             self._states.popitem(last=False)
         return m
+
+    def _prediction(self, x: np.ndarray) -> np.ndarray | None:
+        """``S(x_last) + S'(x_last)(x - x_last)`` if the tangents at ``x_last`` are cached,
+        else the last trajectory (or None)."""
+        u = None if self._last_x is None else self._tangents.get(self._last_x.tobytes())
+        if u is None:
+            return self.last
+        return self.last + np.tensordot(x - self._last_x, u, axes=1)
 
     def tangents(self, x: np.ndarray) -> np.ndarray | None:
         """The sensitivities ``(S'(x) e_i)_i``, shape ``(p, n_t, n_owned)``, if the forward
@@ -143,6 +155,7 @@ class StateCache:
         self._states.clear()
         self._tangents.clear()
         self.last = None if m_guess is None else np.asarray(m_guess, dtype=float)
+        self._last_x = None
         for key in self.counters:
             self.counters[key] = 0
 
