@@ -177,6 +177,11 @@ def test_synthetic_refusals_before_any_work(mpi_tmp_path):
         setup(parse_config({**config(mpi_tmp_path).sections, "job": {"kind": "calibrate"},
                             "time": {"T": 0.2, "n_t": 50_001},
                             "synthetic": {"time_refine": 60}}))
+    from llgfem.jobs.calibrate import run
+
+    with pytest.raises(ConfigError, match=r"synthetic: .*\[data\]"):
+        run(parse_config({**config(mpi_tmp_path, {}).sections, "job": {"kind": "calibrate"},
+                          "data": {"path": "measured.h5"}}))
     cfg = config(mpi_tmp_path, {"refine": 3})
     cfg.sections.pop("coil"), cfg.sections.pop("concentration"), cfg.sections.pop("observation")
     file_cfg = parse_config({**cfg.sections, "job": {"kind": "calibrate"},
