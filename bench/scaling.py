@@ -32,6 +32,16 @@ The 2-rank figures come from re-launching this script with the same arguments un
 
 Usage: ``python bench/scaling.py [--only llg,heat,calibration,probe] [--quick]`` (``--quick``: small
 sizes, written to ``scaling_quick.json``).
+
+The calibration at size (``--only calibration --h 0.039``) can be run as two separate worker
+runs and merged, so that the 2-rank run gets a quiet machine::
+
+    python bench/scaling.py --only calibration --worker serial.json
+    mpiexec -n 2 python bench/scaling.py --only calibration --worker two.json
+    python bench/scaling.py --only calibration --merge serial.json two.json --keep-cases
+
+(``--keep-cases``: the other cases of the existing ``scaling.json`` are kept, marked with
+their run's load averages and time).
 """
 
 import llgfem  # noqa: F401  (bootstraps the DOLFINx wheel)
@@ -290,6 +300,9 @@ def two_ranks(argv: list[str], out: Path) -> dict:
     return data
 
 
+RUN_KEYS = ("ranks", "loadavg_start", "loadavg_end", "finished_utc")
+
+
 def _rel(a, b) -> float:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
@@ -375,6 +388,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--keep-cases", action="store_true",
                    help="keep the cases of the existing output JSON that this run does not "
                         "re-run (e.g. with --only calibration)")
+    p.add_argument("--merge", nargs=2, metavar=("SERIAL_JSON", "TWO_RANKS_JSON"),
+                   help="do not run: merge two --worker outputs (1 rank, 2 ranks) of the same "
+                        "arguments, made at different times")
     p.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     p.add_argument("--out", default=None, help="output JSON (default outputs/bench/scaling.json)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -390,21 +406,33 @@ def main(argv=None) -> None:
     args = parse(argv)
     comm = MPI.COMM_WORLD
     if args.worker:
+        load_start = os.getloadavg()
         res = run_cases(comm, args)
+        res.update(loadavg_start=list(load_start), loadavg_end=list(os.getloadavg()),
+                   finished_utc=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()))
         if comm.rank == 0:
             Path(args.worker).write_text(json.dumps(res))
         return
     load_start = os.getloadavg()
-    serial = run_cases(comm, args)
     out = Path(args.out) if args.out else (OUT.with_name("scaling_quick.json") if args.quick
                                            else OUT)
-    par = two_ranks(argv, out)
+    if args.merge:  # the two runs were made separately (e.g. the 2-rank one on a quiet machine)
+        serial, par = (json.loads(Path(f).read_text()) for f in args.merge)
+        load_start = None
+    else:
+        serial = run_cases(comm, args)
+        par = two_ranks(argv, out)
     result = merge(serial, par, args)
+    if args.merge:
+        result["runs"] = {"serial": {k: serial.get(k) for k in RUN_KEYS},
+                          "two_ranks": {k: par.get(k) for k in RUN_KEYS},
+                          "merged_from": list(args.merge)}
     if args.keep_cases and out.exists():
         keep_previous_cases(result, json.loads(out.read_text()))
     merge_aao(result)
     result["written_utc"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
-    result["loadavg_start"], result["loadavg_end"] = list(load_start), list(os.getloadavg())
+    if load_start is not None:
+        result["loadavg_start"], result["loadavg_end"] = list(load_start), list(os.getloadavg())
     result["note"] = ("wall-clock seconds on a shared 2-core machine; speed-up target 1.6 "
                       "(see docs/cluster.md for the misses and their causes); cpu_speedup: the "
                       "same ratio of per-process CPU seconds (max over ranks), i.e. without "
