@@ -146,9 +146,13 @@ class SystemMatrixModel:
     def _gains(x: np.ndarray, n_a: int) -> np.ndarray:
         return x[n_a::2] + 1j * x[n_a + 1::2]
 
-    def __call__(self, x) -> np.ndarray:
+    def gains_times_base(self, x) -> np.ndarray:
+        """``g_c M_{c,p,k}(a)``, ``(C, P, K)``."""
         x = np.asarray(x, float)
-        return self.flat(self._gains(x, self.n_a)[:, None, None] * self.base(x))
+        return self._gains(x, self.n_a)[:, None, None] * self.base(x)
+
+    def __call__(self, x) -> np.ndarray:
+        return self.flat(self.gains_times_base(x))
 
     def scales(self, a) -> np.ndarray:
         """Parameter scales ``max(|a_j|, 0.1 max|a|)`` of the FD steps."""
@@ -408,6 +412,9 @@ def run_system_matrix(cfg: Config, cal, report) -> dict:
     write_json(out / "history.json", hist, comm)
     write_json(out / "summary.json", summary, comm)
     report(summary, comm)
+    if cfg.output.plots:
+        _plot_fit(out / "plots" / "system_matrix_fit.png", measured, model,
+                  np.array(summary["a"] + summary["gains"]), comm)
     logger = get_logger(comm=comm)
     if measured.truth:
         logger.info("calibrate: true values recorded in the file: %s; inside the 95 %% "
@@ -416,3 +423,26 @@ def run_system_matrix(cfg: Config, cal, report) -> dict:
                 "-> %s", len(measured.positions), np.round(a, 6).tolist(),
                 summary["iterations"], summary["seconds"], summary["r_obs"], out)
     return summary
+
+
+def _plot_fit(path: Path, measured: MeasuredSystemMatrix, model: SystemMatrixModel,
+              x: np.ndarray, comm) -> None:
+    """|S| measured and fitted per channel over the fitted (position, bin) entries (rank 0
+    writes; the model run is collective)."""
+    from llgfem.io.plots import plot_series
+
+    fitted = model.gains_times_base(x)  # collective
+    data = np.transpose(measured.data, (1, 0, 2))
+    series = {}
+    n = int(model.counts.max())
+    for c in range(model.channels):
+        sel = model.select[c]
+        pad = np.full(n, np.nan)
+        for label, arr in ((f"|S| data ch{c}", data[c]), (f"|S| model ch{c}", fitted[c])):
+            vals = pad.copy()
+            vals[: sel.sum()] = np.abs(arr[sel])
+            series[label] = vals
+    plot_series(path, np.arange(n, dtype=float), series, xlabel="fitted (position, bin) entry",
+                ylabel="|S| [file unit]", logy=True, comm=comm,
+                title="system matrix: measured vs fitted")
+
