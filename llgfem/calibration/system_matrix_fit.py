@@ -361,6 +361,10 @@ def setup_system_matrix(cfg: Config, cal, comm: MPI.Comm = MPI.COMM_WORLD):
         raise ConfigError(f"data.gain: a system-matrix file is fitted with a complex gain per "
                           f"receive channel (got {dcfg.gain!r}; 'real'/'none' are not "
                           "implemented for system matrices)")
+    if tuple(cal.parameter_names()) not in (("a1", "a2"), ("a1", "a2", "k")):
+        raise ConfigError(f"calibrate.parameters: a system-matrix file fits ['a1', 'a2'] or "
+                          f"['a1', 'a2', 'k'] (got {list(cal.parameter_names())}; M_S is "
+                          "absorbed by the complex receive gains)")
     phys = section(cfg, "physical", PhysicalParameters)
     measured = read_system_matrix(dcfg, _resolve(cfg, dcfg.path), comm)
     sens, coil_names = _sensitivities(cfg, measured.channels)

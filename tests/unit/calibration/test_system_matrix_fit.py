@@ -188,3 +188,19 @@ def test_calibrate_job_dispatch_and_exit_code(sm_file, mpi_tmp_path, comm):
             f'[output]\ndir = "{mpi_tmp_path}"\nplots = false\nfields = false\n')
     comm.Barrier()
     assert main(["run", str(mpi_tmp_path / "bad.toml")]) == 2
+
+
+def test_unsupported_parameters_refused(sm_file, mpi_tmp_path, comm):
+    """M_S (an amplitude, absorbed by the complex gains) is refused by name."""
+    from llgfem.calibration.system_matrix_fit import setup_system_matrix
+    from llgfem.config import ConfigError, parse_config
+    from llgfem.jobs.calibrate import CalibrateConfig
+
+    cfg = parse_config({"job": {"kind": "calibrate", "name": "p"},
+                        "data": {"path": str(sm_file)},
+                        "output": {"dir": str(mpi_tmp_path), "plots": False}})
+    cal = CalibrateConfig(method="gauss_newton", a0=(0.1, -1.0, 3e5),
+                          parameters=("a1", "a2", "M_S"))
+    with pytest.raises(ConfigError, match="calibrate.parameters"):
+        setup_system_matrix(cfg, cal, comm)
+
