@@ -100,12 +100,13 @@ class SystemMatrixModel:
         comm: positions are split over its ranks (one allgather per evaluation).
         mask: ``(C, K)`` bool, the fitted (channel, bin) pairs (default all); outputs are the
             entries of ``(C, P, K)`` arrays where it holds, channel-major.
+        per_radian: time steps per radian of field-direction sweep (the grading).
     """
 
     def __init__(self, scanner: ScannerConfig, positions: np.ndarray, bins: np.ndarray,
                  sensitivities: np.ndarray, n_a: int, gamma_ref: float, substeps: int,
                  easy_axis=None, fd_step: float = FD_STEP, comm: MPI.Comm = MPI.COMM_SELF,
-                 mask: np.ndarray | None = None):
+                 mask: np.ndarray | None = None, per_radian: float = 40.0):
         self.fields = ScannerFields(scanner)
         self.positions = np.asarray(positions, float)
         self.bins = np.asarray(bins, int)
@@ -113,7 +114,7 @@ class SystemMatrixModel:
         self.n_a, self.fd_step, self.comm = int(n_a), float(fd_step), comm
         block = split_positions(len(self.positions), comm.size, comm.rank)
         self.macrospin = MacrospinModel(self.fields, self.positions[block], gamma_ref,
-                                        substeps, easy_axis=easy_axis,
+                                        substeps, easy_axis=easy_axis, per_radian=per_radian,
                                         grid_positions=self.positions)
         self.evaluations = 0
         c, p, k = len(self.sens), len(self.positions), len(self.bins)

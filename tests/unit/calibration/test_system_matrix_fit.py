@@ -111,9 +111,9 @@ def test_snr_threshold_uses_background_noise(mpi_tmp_path, comm):
     assert np.all(m.mask.any(axis=0))  # every kept bin is fitted in some channel
 
 
-def model_for(bins, n_a=2, substeps=8, comm=MPI.COMM_WORLD, easy_axis=None):
+def model_for(bins, n_a=2, substeps=8, comm=MPI.COMM_WORLD, easy_axis=None, per_radian=40.0):
     return SystemMatrixModel(SCANNER, POSITIONS, bins, np.eye(3), n_a, GAMMA_REF, substeps,
-                             easy_axis=easy_axis, comm=comm)
+                             easy_axis=easy_axis, comm=comm, per_radian=per_radian)
 
 
 @pytest.mark.parametrize("n_a", [2, 3])
@@ -139,11 +139,12 @@ def test_fd_jacobian_step_study(n_a, comm):
 
 
 def test_fit_recovers_parameters_within_intervals(mpi_tmp_path, comm):
-    """Data on a 4x finer time grid with 1 % noise: (a1, a2) inside their 95 % intervals."""
+    """Data on a finer time grid (>= 32 steps per sample; the fit: >= 1, both 40 per radian)
+    with 1 % noise: (a1, a2) inside their 95 % intervals."""
     path = write_sm(mpi_tmp_path / "fit.mdf", clean(substeps=32), noise=0.01, background=4,
                     seed=3, comm=comm)
     m = read_system_matrix(DataConfig(path=str(path)), path, comm)
-    model = model_for(m.bins, comm=comm)
+    model = model_for(m.bins, substeps=1, comm=comm)
     a0 = np.array([0.15, -0.8])
     x0 = np.concatenate([a0, initial_gains(model.base(a0), np.transpose(m.data, (1, 0, 2)),
                                            model.select)])
