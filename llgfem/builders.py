@@ -323,8 +323,9 @@ BACKGROUNDS = ("subtract", "drop", "keep")
 class DataConfig:
     """``[data]``: a measurement to calibrate against (see ``docs/calibration.md``).
 
-    ``path`` (relative to the config file) is an MDF v2 measurement (or system matrix: its
-    frames are treated as repeated measurements) or the package's own HDF5 signals file
+    ``path`` (relative to the config file) is an MDF v2 measurement, an MDF v2 system matrix
+    (a ``calibration`` group: fitted position by position,
+    :mod:`llgfem.calibration.system_matrix_fit`) or the package's own HDF5 signals file
     (``format``: auto-detected from the file's ``/version`` entry).  ``field``/``time``:
     ``"file"`` takes the drive (any sine drive of 1-3 channels: base frequency, dividers,
     strengths, phases, full gradient, offset; :func:`llgfem.calibration.data.scanner_from_mdf`)
