@@ -29,6 +29,7 @@ import llgfem  # noqa: F401  (bootstraps the DOLFINx wheel)
 import dataclasses
 import gc
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -36,6 +37,7 @@ import numpy as np
 from mpi4py import MPI
 
 from llgfem.cli import load_run_config
+from llgfem.io.signals import load_signals, save_signals
 from llgfem.jobs.calibrate import calibrate, setup
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -121,9 +123,16 @@ def informative_coil(method: str) -> list[dict]:
     rows = []
     for delta in PAPER:
         op.cache.reset(guess)
-        y_delta, noise = obs.add_noise(y.reshape(obs.signals_shape), delta, 0)
+        y_delta, _ = obs.add_noise(y.reshape(obs.signals_shape), delta, 0)
+        # simulate -> write a signals file -> read it back, as every calibration pipeline
+        path = save_signals(OUT.parent / f"reduced_informative_coil_{delta:g}.h5", y_delta,
+                            obs.times, obs.coil_names, obs.concentration_names, units="1",
+                            delta=delta, seed=0, noise_free=y.reshape(obs.signals_shape))
+        read = load_signals(path)
+        y_file, y_delta = read.noise_free.ravel(), read.data.ravel()
+        noise = math.sqrt(op.inner_range(y_delta - y_file, y_delta - y_file))
         cfg = dataclasses.replace(base.cfg, delta=delta, method=method, max_iter=2000)
-        s, _ = calibrate(Calibration(op, y, y_delta.ravel(), noise, base.a_true, cfg))
+        s, _ = calibrate(Calibration(op, y_file, y_delta, noise, base.a_true, cfg))
         rows.append({"delta": delta, "method": method, **{k: s[k] for k in KEYS + EXTRA}})
     op.cache.destroy()
     del base, op
