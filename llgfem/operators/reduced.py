@@ -38,7 +38,15 @@ Sub-problems for Landweber-Kaczmarz share the state cache: :meth:`ReducedOperato
 (Algorithm 3.4: one concentration/coil pair (k, l) through :meth:`Observation.select`).
 
 Warm start (paper §3.2): every forward solve starts Newton from the trajectory of the last
-solve (initially ``m_guess``).  Solve counters (forward, linearised, adjoint, Newton) are in
+solve (initially ``m_guess``).
+
+Sensitivities with the state (``tangents=True``, for Gauss-Newton/Levenberg-Marquardt): each
+forward solve is :meth:`LLGSolver.forward_linearised`, which returns ``S(a)`` and
+``S'(a) e_i`` for every parameter from one sweep (one Jacobian assembly per step serves the
+chord iteration of the next step and the linearised step); ``F'(a) beta = O sum_i beta_i
+S'(a) e_i`` then costs no further sweep, and the next warm start is ``S(a) + S'(a) dx``.
+
+Solve counters (forward, linearised, adjoint, Newton) are in
 :attr:`ReducedOperator.counters`, shared by all sub-problems.
 
 Identifiable anisotropy: with a problem built with ``parameters=("a1", "a2", "k")`` the domain

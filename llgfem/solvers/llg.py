@@ -5,6 +5,12 @@ parameter-to-state map ``S(a)`` of paper 002 §2.2.1, on the uniform grid of ``n
 The Jacobian is ``ufl.derivative`` of the residual; SNES (Newton line search ``basic``) with the
 linear solver preset of :mod:`llgfem.solvers.linear` under the prefix ``llgfem_llg_newton_``.
 
+Quadrature: each term of the Gilbert residual is integrated with its own exact degree
+(:func:`exact_degree_step_residual`; UFL would use the largest for all), the kernels are
+compiled with :data:`KERNEL_JIT_OPTIONS`.  :meth:`LLGSolver.forward_linearised` computes the
+trajectory and its sensitivities in one sweep (a chord iteration on the step Jacobian that the
+linearised step needs anyway).
+
 The same compiled residual evaluates the *space-time residual* ``(R_n)_n`` of any trajectory
 (:meth:`LLGSolver.space_time_residual`): the all-at-once model residual, which vanishes (to the
 Newton tolerance) on the trajectories this solver returns.
