@@ -179,11 +179,6 @@ class BrownNeelConfig:
             raise ConfigError(f"{where}.identify_data_truncation: the data FOM needs at least "
                               f"the ROM's truncation ({self.n_m}, {self.n_n}) (and at most 64), "
                               f"got {[dm, dn]}")
-        (d0, d1), (k0, k1) = self.box_d_c_nm, self.box_K_kJ
-        d, k = self.identify_truth
-        if not (d0 <= d <= d1 and k0 <= k <= k1):
-            raise ConfigError(f"{where}.identify_truth: ({d}, {k}) lies outside the search box "
-                              f"box_d_c_nm = [{d0}, {d1}] nm, box_K_kJ = [{k0}, {k1}] kJ/m³")
 
     def _validate_calibration(self, where: str) -> None:
         """Keys of the calibration from a ``[data]`` file."""
@@ -398,6 +393,12 @@ def identify_simulated(cfg: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict
     from llgfem.brownneel.calibrate_data import CalibrationSetup, write_simulated_measurement
     from llgfem.builders import DataConfig
 
+    (d0, d1), (k0, k1) = cfg.box_d_c_nm, cfg.box_K_kJ
+    d_nm, k_kj = cfg.identify_truth
+    if not (d0 <= d_nm <= d1 and k0 <= k_kj <= k1):
+        raise ConfigError(f"brown_neel.identify_truth: ({d_nm}, {k_kj}) lies outside the search "
+                          f"box box_d_c_nm = [{d0}, {d1}] nm, box_K_kJ = [{k0}, {k1}] kJ/m³")
+
     f_d = cfg.f_d_kHz * 1e3
     samples = cfg.samples_per_period
     setup = CalibrationSetup(amplitude=cfg.B_d_mT * 1e-3, base_frequency=f_d * samples,
@@ -408,7 +409,6 @@ def identify_simulated(cfg: BrownNeelConfig, run_dir: Path, rank0: bool) -> dict
                              box=(tuple(cfg.box_d_c_nm), tuple(cfg.box_K_kJ)),
                              train_rtol=cfg.rtol, substeps=cfg.substeps,
                              warmup_periods=cfg.warmup_periods)
-    d_nm, k_kj = cfg.identify_truth
     truth = {"d_c": d_nm * 1e-9, "K": k_kj * 1e3}
     if cfg.d_h_nm:
         truth["d_h"] = cfg.d_h_nm * 1e-9
