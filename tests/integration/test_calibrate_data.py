@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _physical_1d import COILS, FIELD, physical_1d  # tests/integration (on sys.path)
 
 from llgfem.calibration import NotIdentifiedWarning
 from llgfem.calibration.simulate import clean_samples, write_measurement
@@ -20,23 +21,10 @@ from llgfem.config import ConfigError, parse_config
 from llgfem.jobs.calibrate import run
 
 ROOT = Path(__file__).resolve().parents[2]
-FIELD = {"kind": "ffp", "gradient": 4e-3, "amplitude": 2e-5, "frequency": 1e5,
-         "direction": [1.0, 0.0, 0.0], "offset": [0.0, 2e-6, 0.0]}
-COILS = [{"name": n, "sensitivity": s} for n, s in
-         (("x", [1.0, 0.0, 0.0]), ("y", [0.0, 1.0, 0.0]), ("z", [0.0, 0.0, 1.0]))]
 
 
 def base(tmp, **extra) -> dict:
-    data = {"job": {"kind": "calibrate", "name": "cal_data"},
-            "domain": {"kind": "interval", "lower": [-0.01], "upper": [0.01], "n": [8]},
-            "time": {"T": 1e-5, "n_t": 41},
-            "llg": {"physical": True, "scheme": "bartels_prohl", "initial": "field",
-                    "initial_direction": [0.0, 1.0, 0.0]},
-            "physical": {"alpha_D": 0.1}, "observation": {"mu0": 1.0}, "coil": COILS,
-            "concentration": [{"name": "s", "center": [0.002], "width": 0.004}],
-            "output": {"dir": str(tmp), "fields": False, "plots": False}}
-    data.update(extra)
-    return data
+    return physical_1d(tmp, "cal_data", **extra)
 
 
 @pytest.fixture

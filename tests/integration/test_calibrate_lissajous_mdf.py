@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _physical_1d import physical_1d  # tests/integration (on sys.path)
 
 from llgfem.calibration.simulate import scanner_measurement_mdf, scanner_samples
 from llgfem.config import ConfigError, parse_config
@@ -22,22 +23,11 @@ SCANNER = {"base_frequency": 1.2e6, "dividers": [2, 3], "strengths": [8e-6, 6e-6
            "phases": [0.0, 0.3],
            "gradient_matrix": [[-2e-4, 5e-5, 0.0], [5e-5, -2e-4, 0.0], [0.0, 0.0, 4e-4]],
            "offset_field": [0.0, 2e-6, 1e-6], "cycle_s": 5e-6}
-COILS = [{"name": n, "sensitivity": s} for n, s in
-         (("x", [1.0, 0.0, 0.0]), ("y", [0.0, 1.0, 0.0]), ("z", [0.0, 0.0, 1.0]))]
 SAMPLES = 30
 
 
 def config(tmp, cells: int, n_t: int, **extra) -> dict:
-    data = {"job": {"kind": "calibrate", "name": "liss"},
-            "domain": {"kind": "interval", "lower": [-0.01], "upper": [0.01], "n": [cells]},
-            "time": {"T": SCANNER["cycle_s"], "n_t": n_t},
-            "llg": {"physical": True, "scheme": "bartels_prohl", "initial": "field",
-                    "initial_direction": [0.0, 1.0, 0.0]},
-            "physical": {"alpha_D": 0.1}, "observation": {"mu0": 1.0}, "coil": COILS,
-            "concentration": [{"name": "s", "center": [0.002], "width": 0.004}],
-            "output": {"dir": str(tmp), "fields": False, "plots": False}}
-    data.update(extra)
-    return data
+    return physical_1d(tmp, "liss", cells=cells, T=SCANNER["cycle_s"], n_t=n_t, **extra)
 
 
 @pytest.fixture
