@@ -349,16 +349,21 @@ def merge(serial: dict, par: dict, args) -> dict:
 
 
 def keep_previous_cases(result: dict, previous: dict) -> None:
-    """Add the cases (and their agreement entries) of a previous run that this run did not
-    re-run, marked with the previous run's load averages."""
+    """Add the cases, the calibration (and their agreement entries) of a previous run that this
+    run did not re-run, marked with the previous run's load averages and time."""
+    origin = {k: previous.get(k) for k in ("loadavg_start", "loadavg_end", "written_utc",
+                                           "runs")}
     names = {c["name"] for c in result["cases"]}
     for case in previous.get("cases", []):
         if case["name"] not in names:
-            case = dict(case, from_previous_run={
-                k: previous.get(k) for k in ("loadavg_start", "loadavg_end", "written_utc")})
-            result["cases"].append(case)
+            result["cases"].append(dict(case, from_previous_run=origin))
             if case["name"] in previous.get("agreement", {}):
                 result["agreement"][case["name"]] = previous["agreement"][case["name"]]
+    if "calibration_3d" not in result and "calibration_3d" in previous:
+        result["calibration_3d"] = dict(previous["calibration_3d"], from_previous_run=origin)
+        for key, value in previous.get("agreement", {}).items():
+            if key.startswith("calibration_3d"):
+                result["agreement"][key] = value
 
 
 def merge_aao(result: dict) -> None:
