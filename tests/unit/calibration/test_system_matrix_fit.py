@@ -157,17 +157,22 @@ def test_fit_recovers_parameters_within_intervals(mpi_tmp_path, comm):
     assert unc.stderr[1] < 0.2  # a2 is determined to a fraction of its size
 
 
-def test_bad_files_raise_data_error(mpi_tmp_path, comm):
-    dcfg = DataConfig(path="x")
-    with pytest.raises(DataError, match="does not exist"):
-        read_system_matrix(dcfg, mpi_tmp_path / "missing.mdf", comm)
-    broken = mpi_tmp_path / "broken.mdf"
+def _broken_system_matrix(path, comm):
+    """An MDF file with a calibration group but no usable content (rank 0 writes)."""
     if comm.rank == 0:
-        with h5py.File(broken, "w") as f:
+        with h5py.File(path, "w") as f:
             f["version"] = "2.1.0"
             f.create_group("calibration")
             f["measurement/data"] = np.zeros((1, 1, 1, 4))
     comm.Barrier()
+    return path
+
+
+def test_bad_files_raise_data_error(mpi_tmp_path, comm):
+    dcfg = DataConfig(path="x")
+    with pytest.raises(DataError, match="does not exist"):
+        read_system_matrix(dcfg, mpi_tmp_path / "missing.mdf", comm)
+    broken = _broken_system_matrix(mpi_tmp_path / "broken.mdf", comm)
     assert is_system_matrix_file(broken, comm)
     with pytest.raises(DataError, match="data.path: .*broken.mdf"):  # naming the entry
         read_system_matrix(dcfg, broken, comm)
@@ -177,12 +182,8 @@ def test_calibrate_job_dispatch_and_exit_code(sm_file, mpi_tmp_path, comm):
     """`llgfem run` on a system-matrix [data] path dispatches here; a bad file exits 2."""
     from llgfem.cli import main
 
-    broken = mpi_tmp_path / "broken2.mdf"
+    broken = _broken_system_matrix(mpi_tmp_path / "broken2.mdf", comm)
     if comm.rank == 0:
-        with h5py.File(broken, "w") as f:
-            f["version"] = "2.1.0"
-            f.create_group("calibration")
-            f["measurement/data"] = np.zeros((1, 1, 1, 4))
         (mpi_tmp_path / "bad.toml").write_text(
             f'[job]\nkind = "calibrate"\nname = "bad"\n[data]\npath = "{broken}"\n'
             f'[calibrate]\nmethod = "gauss_newton"\na0 = [0.15, -0.8]\n'
