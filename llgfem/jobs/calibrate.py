@@ -262,7 +262,8 @@ def setup(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD,
     guess = None
     if cal.state_guess == "perturbed":
         guess = m0[None, :] - 0.1 * np.sin(20 * grid.times)[:, None]
-    op = ReducedOperator(problem, m_guess=guess, failed_solve="nan")
+    op = ReducedOperator(problem, m_guess=guess, failed_solve="nan",
+                         tangents=uses_tangents(cal.method, problem))
     times = obs.times if problem.units is None else problem.units.to_si_time(obs.times)
     data = read_synthetic(path, comm, times, obs.signals_shape)
     y, y_delta = data.y.ravel(), data.y_delta.ravel()
@@ -276,6 +277,14 @@ def setup(cfg: Config, comm: MPI.Comm = MPI.COMM_WORLD,
         m_S = section(cfg, "physical", PhysicalParameters).m_S
     return Calibration(op, y, y_delta, noise, problem.a.copy(), cal, m_S, path,
                        dict(data.data_model))
+
+
+def uses_tangents(method: str, problem) -> bool:
+    """Gauss-Newton/Levenberg-Marquardt on the Gilbert form compute the sensitivities with
+    every forward sweep (one Jacobian assembly per step, :class:`ReducedOperator`
+    ``tangents=True``): they need the Jacobian at every accepted point anyway."""
+    return (method in ("gauss_newton", "levenberg_marquardt")
+            and getattr(problem.solver, "form", None) == "gilbert")
 
 
 def _step_rule(c: CalibrateConfig):

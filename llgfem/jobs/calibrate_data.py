@@ -162,7 +162,10 @@ def setup_data(cfg: Config, cal, comm: MPI.Comm = MPI.COMM_WORLD) -> DataFit:
     if built is None:
         raise ConfigError("coil: a measured file needs one [[coil]] table per receive channel")
     problem.observation = built[0]
-    op = ReducedOperator(problem, failed_solve="nan")
+    from llgfem.jobs.calibrate import uses_tangents  # lazily: calibrate imports this module
+
+    op = ReducedOperator(problem, failed_solve="nan",
+                         tangents=uses_tangents(cal.method, problem))
     model, data, gain = _data_model(op, measured, dcfg, problem, amplitude)
     coils = problem.observation.coil_names
     x_a = np.array(cal.a0, dtype=float)
