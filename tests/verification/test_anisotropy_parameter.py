@@ -14,35 +14,20 @@ fixed-step schemes (implicit midpoint on (6), Bartels-Prohl on (2)):
 import dolfinx.mesh as dm
 import numpy as np
 import pytest
+from _small_llg import small_reduced  # tests/verification (on sys.path)
 from mpi4py import MPI
 
-from llgfem.operators.observation import Coil, Observation
-from llgfem.operators.reduced import ReducedOperator
-from llgfem.physics import FieldSpec, LLGParameters
-from llgfem.problem import LLGProblem
+from llgfem.physics import LLGParameters
 from llgfem.solvers.llg import LLGSolver
 from llgfem.spacetime import TimeGrid, create_vector_space
 from llgfem.verification import dot_test, taylor_test
 
 A3 = np.array([1.0, 0.5, 0.8])
-FIELD = FieldSpec(kind="ffp", gradient=2.0, amplitude=1.0, frequency=1.0,
-                  direction=(1.0, 0.0, 0.0))
 NAMES = ("a1", "a2", "k")
 
 
-def reduced(form: str, parameters=NAMES) -> ReducedOperator:
-    mesh = dm.create_rectangle(MPI.COMM_WORLD, [[-1.0, -1.0], [1.0, 1.0]], [5, 5])
-    V = create_vector_space(mesh)
-    grid = TimeGrid(0.3, 6)
-    params = LLGParameters(a1=A3[0], a2=A3[1], exchange=0.05, anisotropy=A3[2],
-                           easy_axis=(0.0, 0.6, 0.8))
-    solver = LLGSolver(V, grid, params, FIELD, form=form, parameters=parameters)
-    rng = np.random.default_rng(3 + MPI.COMM_WORLD.rank)
-    n = solver.n // 3
-    m0 = np.tile([0.6, 0.0, 0.8], n) + 0.2 * rng.standard_normal(3 * n)
-    m0 = (m0.reshape(-1, 3) / np.linalg.norm(m0.reshape(-1, 3), axis=1)[:, None]).ravel()
-    obs = Observation(V, grid, 1.0, [Coil((1.0, 0.0, 0.0)), Coil((0.0, 1.0, 0.3))], mu0=1.0)
-    return ReducedOperator(LLGProblem(solver, m0, obs))
+def reduced(form: str, parameters=NAMES):
+    return small_reduced(form, *A3, cells=5, n_t=6, parameters=parameters)
 
 
 @pytest.mark.parametrize("form", ["gilbert", "landau_lifshitz"])

@@ -11,38 +11,19 @@ point sweeping through the domain with NO bias field (item 3):
 Both schemes get their derivatives from the step residual alone (``StepDerivatives``).
 """
 
-import dolfinx.mesh as dm
 import numpy as np
 import pytest
+from _small_llg import small_reduced  # tests/verification (on sys.path)
 from mpi4py import MPI
 
-from llgfem.operators.observation import Coil, Observation
-from llgfem.operators.reduced import ReducedOperator
-from llgfem.physics import FieldSpec, LLGParameters
-from llgfem.problem import LLGProblem
-from llgfem.solvers.llg import LLGSolver
-from llgfem.spacetime import TimeGrid, create_vector_space
 from llgfem.verification import dot_test, taylor_test
 
 A = np.array([1.0, 0.5])
-# FFP selection gradient + drive along x, no offset: h = 0 on a moving line through the domain
-FIELD = FieldSpec(kind="ffp", gradient=2.0, amplitude=1.0, frequency=1.0,
-                  direction=(1.0, 0.0, 0.0))
 
 
 def reduced(form: str, anisotropy: float = 0.5):
-    mesh = dm.create_rectangle(MPI.COMM_WORLD, [[-1.0, -1.0], [1.0, 1.0]], [6, 6])
-    V = create_vector_space(mesh)
-    grid = TimeGrid(0.3, 7)
-    params = LLGParameters(a1=A[0], a2=A[1], exchange=0.05, anisotropy=anisotropy,
-                           easy_axis=(0.0, 0.6, 0.8))
-    solver = LLGSolver(V, grid, params, FIELD, form=form)
-    rng = np.random.default_rng(3 + MPI.COMM_WORLD.rank)
-    n = solver.n // 3
-    m0 = np.tile([0.6, 0.0, 0.8], n) + 0.2 * rng.standard_normal(3 * n)
-    m0 = (m0.reshape(-1, 3) / np.linalg.norm(m0.reshape(-1, 3), axis=1)[:, None]).ravel()
-    obs = Observation(V, grid, 1.0, [Coil((1.0, 0.0, 0.0)), Coil((0.0, 1.0, 0.3))], mu0=1.0)
-    return ReducedOperator(LLGProblem(solver, m0, obs))
+    """FFP drive without bias: h = 0 on a moving line through the domain."""
+    return small_reduced(form, *A, anisotropy, cells=6, n_t=7)
 
 
 @pytest.mark.parametrize("form", ["gilbert", "landau_lifshitz"])
