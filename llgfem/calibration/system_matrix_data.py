@@ -22,7 +22,6 @@ Notation: ``P`` positions, ``C`` receive channels, ``K`` bins, ``V`` samples per
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
 import h5py
@@ -87,44 +86,35 @@ def is_system_matrix_file(path: str | Path, comm=None) -> bool:
 
 
 def scanner_from_mdf(mdf, where: str = "data.path") -> ScannerConfig:
-    """The file's drive (one frequency per channel, sine waveform, channel ``d`` along axis
-    ``d``), diagonal gradient, offset and samples per period as a :class:`ScannerConfig`.
+    """The file's drive as a :class:`ScannerConfig` with the receiver's samples per period.
+
+    The drive is read by the measurement reader's
+    :func:`llgfem.calibration.data.scanner_from_mdf` (one sine frequency per channel, channel
+    ``d`` along axis ``d``, the cycle matching the receiver); the macrospin model here further
+    needs a diagonal ``acquisition/gradient``.
 
     Raises:
         DataError: a drive or gradient the model cannot represent (named by MDF entry).
     """
-    acq = mdf.acquisition
-    df, rx = acq.drivefield, acq.receiver
-    if df.divider.shape[1] != 1:
-        raise DataError(f"{where}: acquisition/drivefield/divider has {df.divider.shape[1]} "
-                        "frequencies per channel; one per channel is supported")
-    waves = {str(w).lower() for w in np.ravel(df.waveform)}
-    if waves != {"sine"}:
-        raise DataError(f"{where}: acquisition/drivefield/waveform {sorted(waves)}: only sine "
-                        "drives are modelled")
-    if acq.gradient is None:
+    from llgfem.calibration.data import scanner_config
+    from llgfem.calibration.data import scanner_from_mdf as drive_table
+
+    if mdf.acquisition.gradient is None:
         raise DataError(f"{where}: acquisition/gradient is missing (the model needs the "
                         "selection field)")
-    grad = acq.gradient[0, 0]
+    table, why = drive_table(mdf)
+    if table is None:
+        raise DataError(f"{where}: {why}")
+    grad = np.asarray(table["gradient_matrix"])
     if np.any(np.abs(grad - np.diag(np.diag(grad))) > 1e-12 * np.abs(grad).max()):
         raise DataError(f"{where}: acquisition/gradient is not diagonal")
-    offset = np.zeros(3) if acq.offset_field is None else acq.offset_field[0, 0]
-    cfg = ScannerConfig(base_frequency=df.base_frequency,
-                        dividers=tuple(int(d) for d in df.divider[:, 0]),
-                        strengths=tuple(float(a) for a in df.strength[0, :, 0]),
-                        phases=tuple(float(p) for p in df.phase[0, :, 0]), waveform="sine",
-                        gradient=tuple(float(g) for g in np.diag(grad)),
-                        offset_field=tuple(float(o) for o in offset),
-                        num_sampling_points=rx.num_sampling_points)
     try:
+        cfg = dataclasses.replace(
+            scanner_config(table),
+            num_sampling_points=mdf.acquisition.receiver.num_sampling_points)
         cfg.validate(f"{where} (acquisition)")
     except ConfigError as e:
         raise DataError(str(e)) from None
-    period = rx.num_sampling_points / rx.sampling_rate
-    if not math.isclose(period, ScannerFields(cfg).cycle, rel_tol=1e-6):
-        raise DataError(f"{where}: numSamplingPoints / (2 bandwidth) = {period:.6g} s is not "
-                        f"the drive cycle lcm(divider)/baseFrequency = "
-                        f"{ScannerFields(cfg).cycle:.6g} s")
     return cfg
 
 
