@@ -260,39 +260,36 @@ def validate(case_key: str, args, out: dict) -> dict:
     case, drive, model, t, start = setup(case_key, args)
     settings = TSSettings(rtol=args.rtol, atol=1e-10)
     rom = load_rom(case_key, model)
-    grid = grid_positions(case, case["grid"])
-    rng = np.random.default_rng(15)
-    n_held = args.held_out if case_key == "2d" else args.held_out_3d
-    picks = rng.choice(len(grid), size=min(n_held, len(grid)), replace=False)
+    held = held_out_picks(case, args.held_out if case_key == "2d" else args.held_out_3d)
     if args.fill_reverse:  # only fill the FOM cache, from the other end (a 2nd process)
-        for i in picks[::-1]:
-            d = drive.with_offset(offset_field(GRADIENT, grid[i]))
-            fom_cached(model, d, t, settings, tag(case_key, model, args, grid[i]))
+        for x in held[::-1]:
+            d = drive.with_offset(offset_field(GRADIENT, x))
+            fom_cached(model, d, t, settings, tag(case_key, model, args, x))
         return {}
     axes = drive.driven_axes
     rows = []
-    for i in picks:
-        d = drive.with_offset(offset_field(GRADIENT, grid[i]))
-        key = tag(case_key, model, args, grid[i])
+    for x in held:
+        d = drive.with_offset(offset_field(GRADIENT, x))
+        key = tag(case_key, model, args, x)
         if args.cached_only and not (CACHE / f"{key}.npz").exists():
             continue
         train = np.array(out.get("training_position_list", [[np.inf] * 3]))
-        if np.min(np.linalg.norm(train - grid[i], axis=1)) < 1e-9:
+        if np.min(np.linalg.norm(train - x, axis=1)) < 1e-9:
             continue  # a training position is not held out
         fom = fom_cached(model, d, t, settings, key)
         try:
             r = simulate_reduced(model, rom, d, t, rom_settings(args), keep_states=False)
         except RuntimeError as err:  # step limit: report as a failure, keep going
-            rows.append({"position": grid[i].tolist(), "nrmse": float("inf"),
+            rows.append({"position": x.tolist(), "nrmse": float("inf"),
                          "fom_seconds": fom["seconds"], "rom_seconds": float("nan"),
                          "error": str(err)})
             continue
         e = signal_nrmse(r.dm[start:, axes], fom["dm"][start:, axes])
-        rows.append({"position": grid[i].tolist(), "nrmse": e, "fom_seconds": fom["seconds"],
+        rows.append({"position": x.tolist(), "nrmse": e, "fom_seconds": fom["seconds"],
                      "rom_seconds": r.seconds, "fom_steps": fom["steps"], "rom_steps": r.steps,
                      "rom_cpu_seconds": r.info.get("cpu_seconds"),
                      "nrmse_moment": signal_nrmse(r.m[start:, axes], fom["m"][start:, axes])})
-        print(f"[{case_key}] x = {np.round(grid[i] * 1e3, 2)} mm: NRMSE {e:.2e}, FOM "
+        print(f"[{case_key}] x = {np.round(x * 1e3, 2)} mm: NRMSE {e:.2e}, FOM "
               f"{fom['seconds']:.1f} s, ROM {r.seconds:.2f} s", flush=True)
     speed = [row["fom_seconds"] / row["rom_seconds"] for row in rows
              if np.isfinite(row["rom_seconds"])]
@@ -436,12 +433,51 @@ def check(args, out: dict) -> dict:
     return {"truncation_check": {"direction": [1, -1, 0], "rows": rows}}
 
 
+def held_out_picks(case: dict, n: int) -> np.ndarray:
+    """The held-out pixel centres: a seeded choice of ``n`` of the 19 × 19 grid."""
+    grid = grid_positions(case, case["grid"])
+    rng = np.random.default_rng(15)
+    return grid[rng.choice(len(grid), size=min(n, len(grid)), replace=False)]
+
+
+def truncation_dynamics(args, out: dict) -> dict:
+    """Receive signals of the FOM at the first held-out position for each truncation of
+    ``--dynamic-truncations`` over the recorded window, NRMSE against the finest one (the
+    static check above tests the equilibrium only)."""
+    import copy
+
+    case = CASES["2d"]
+    x = held_out_picks(case, args.held_out)[0]
+    runs = {}
+    for trunc in args.dynamic_truncations:
+        a = copy.copy(args)
+        a.truncation = tuple(trunc)
+        _, drive, model, t, start = setup("2d", a)
+        d = drive.with_offset(offset_field(GRADIENT, x))
+        c0 = time.process_time()
+        fom = fom_cached(model, d, t, TSSettings(rtol=args.rtol, atol=1e-10),
+                         tag("2d", model, a, x))
+        runs[tuple(trunc)] = (model.size, fom, time.process_time() - c0)
+        print(f"dynamics {trunc}: {fom['seconds']:.0f} s, {fom['steps']} steps", flush=True)
+    finest = max(runs, key=lambda k: runs[k][0])
+    ref = runs[finest][1]["dm"][start:, :2]
+    rows = [{"truncation": list(k), "unknowns": n, "fom_seconds": f["seconds"],
+             "fom_steps": f["steps"],
+             "nrmse_vs_finest": signal_nrmse(f["dm"][start:, :2], ref)}
+            for k, (n, f, _) in sorted(runs.items(), key=lambda kv: kv[1][0])]
+    return {"truncation_dynamics": {"position": x.tolist(), "reference": list(finest),
+                                    "window_fraction_of_repetition": args.window,
+                                    "rows": rows}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--stages", default="check,train,validate,matrix,3d")
     ap.add_argument("--truncation", type=int, nargs=2, default=(6, 4))
     ap.add_argument("--truncation-3d", type=int, nargs=2, default=(4, 2))
     ap.add_argument("--check-truncations", type=int, nargs=2, action="append",
+                    default=None)
+    ap.add_argument("--dynamic-truncations", type=int, nargs=2, action="append",
                     default=None)
     ap.add_argument("--window", type=float, default=1 / 16,
                     help="recorded fraction of the repetition time")
@@ -478,6 +514,7 @@ def main() -> None:
     if args.worker:
         matrix_worker(args)
         return
+    args.dynamic_truncations = args.dynamic_truncations or [(6, 4), (8, 6), (10, 8), (12, 10)]
     args.check_truncations = args.check_truncations or [
         (6, 4), (8, 4), (10, 4), (12, 4), (14, 4), (8, 2), (8, 6), (8, 8), (8, 10), (10, 8)]
     OUT.mkdir(parents=True, exist_ok=True)
@@ -498,6 +535,8 @@ def main() -> None:
         t0 = time.perf_counter()
         if stage == "check":
             out.update(check(args, out))
+        elif stage == "dynamics":
+            out.update(truncation_dynamics(args, out))
         elif stage == "train":
             out.update(train("2d", args, out))
         elif stage == "validate":
