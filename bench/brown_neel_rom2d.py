@@ -133,7 +133,8 @@ def fom_cached(model, drive, t, settings, key: str):
 def tag(case_key, model, args, x) -> str:
     n_m, n_n = model.truncation
     xs = "_".join(f"{v * 1e3:+.3f}" for v in x)
-    return f"{case_key}_{n_m}_{n_n}_w{args.window:g}_r{args.rtol:g}_{xs}"
+    # "L": steps land on the samples (runs before that evaluated F y at interpolated states)
+    return f"{case_key}_{n_m}_{n_n}_w{args.window:g}_r{args.rtol:g}_L_{xs}"
 
 
 def train(case_key: str, args, out: dict) -> dict:

@@ -44,6 +44,11 @@ class TSSettings:
         lu_solver: LU package: ``auto`` (MUMPS for sparse matrices with more than
             ``MUMPS_MIN_SIZE`` unknowns when PETSc has it — 8× faster factorisations than
             PETSc's own LU at 2 325 unknowns — else PETSc's), ``mumps`` or ``petsc``.
+        land_on_outputs: end a step exactly at every output time (``TSSetEvaluationTimes``)
+            instead of interpolating between steps.  Use it when outputs are derivatives
+            F(t)y of the state: an interpolation error in the fast components is amplified by
+            the stiff F (Lissajous FOM at (10, 8), 4.6 BDF2 steps per sample: see
+            docs/brown_neel.md).
         options: extra PETSc options (without the prefix ``llgfem_brownneel_ts_``).
     """
 
@@ -57,6 +62,7 @@ class TSSettings:
     lu_reuse: int = 10
     ksp_rtol: float = 1e-10
     lu_solver: str = "auto"
+    land_on_outputs: bool = False
     options: dict = field(default_factory=dict)
 
 
@@ -175,7 +181,8 @@ def integrate_petsc(
     f = u.duplicate()
     work = u.duplicate()
     out = np.empty((y0.size, s_out.size))
-    state = {"next": 0, "jac": 0, "struct": PETSc.Mat.Structure.SAME_NONZERO_PATTERN}
+    state = {"next": 0, "jac": 0, "interpolated": 0,
+             "struct": PETSc.Mat.Structure.SAME_NONZERO_PATTERN}
 
     def rhs(ts, s, y, fv):
         c = coefficients(s)
@@ -202,11 +209,12 @@ def integrate_petsc(
     def monitor(ts, step, s, y):
         while state["next"] < s_out.size and s_out[state["next"]] <= s * (1 + 1e-14):
             k = state["next"]
-            if step == 0 or s_out[k] == s:
+            if step == 0 or abs(s_out[k] - s) <= 1e-12 * max(abs(s), 1.0):
                 out[:, k] = y.array_r
             else:
                 ts.interpolate(s_out[k], interp)
                 out[:, k] = interp.array_r
+                state["interpolated"] += 1
             state["next"] += 1
 
     ts = PETSc.TS().create(comm=comm)
@@ -221,6 +229,8 @@ def integrate_petsc(
     ts.setMaxTime(float(s_out[-1]))
     ts.setMaxSteps(settings.max_steps)
     ts.setExactFinalTime(PETSc.TS.ExactFinalTime.MATCHSTEP)
+    if settings.land_on_outputs and s_out.size > 1:
+        ts.setEvaluationTimes([float(v) for v in s_out])
     ts.setTolerances(rtol=settings.rtol, atol=settings.atol)
     # bounded: with unlimited failures a step size that collapsed to 0 retried forever
     # (an under-resolved truncation at 10 kHz looped for > 10 min); failures end as SolverError
@@ -266,7 +276,8 @@ def integrate_petsc(
         raise SolverError(f"Brown–Néel PETSc TS failed (reason {reason}) after {steps} steps "
                           f"(rtol {settings.rtol:g}, max_steps {settings.max_steps})")
     info = {"jacobians": state["jac"], "reason": reason, "last_ksp_its": its,
-            "factorisations": nfact, "lu_solver": solver}
+            "factorisations": nfact, "lu_solver": solver,
+            "interpolated_outputs": state["interpolated"]}
     return IntegrationResult(s_out.copy(), out, seconds, steps, rejected, info)
 
 

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, reduce
 
 import numpy as np
@@ -533,8 +533,15 @@ class LissajousModel:
 
     def simulate(self, drive: LissajousDrive, t: np.ndarray,
                  settings: TSSettings = TSSettings(), keep_states: bool = True) -> LissajousRun:
-        """Integrate from t[0] (Boltzmann start at B(t[0])) and observe at the times t [s]."""
+        """Integrate from t[0] (Boltzmann start at B(t[0])) and observe at the times t [s].
+
+        Steps end exactly at every output time (``land_on_outputs``): d⟨m⟩/dt comes from
+        F(t)y, and F amplifies the error of a state interpolated between steps — at (10, 8)
+        with ~5 BDF2 steps per sample the interpolated states gave d⟨m⟩/dt 3 % off (its own
+        ⟨m⟩ to 6e-6), the landed ones agree with the finite difference of ⟨m⟩.
+        """
         self.check_drive(drive)
+        settings = replace(settings, land_on_outputs=True)
         t = np.asarray(t, float)
         t0 = time.perf_counter()
         table = self.shift_table(drive, float(t[-1]), t_start=float(t[0]))
