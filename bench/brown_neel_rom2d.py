@@ -123,18 +123,24 @@ def fom_cached(model, drive, t, settings, key: str):
     path = CACHE / f"{key}.npz"
     if path.exists():
         d = np.load(path)
+        cpu = float(d["cpu_seconds"]) if "cpu_seconds" in d else float("nan")
         return {"y": d["y"], "dm": d["dm"], "m": d["m"], "seconds": float(d["seconds"]),
-                "steps": int(d["steps"])}
+                "steps": int(d["steps"]), "cpu_seconds": cpu}
+    c0 = time.process_time()
     run = model.simulate(drive, t, settings)
-    np.savez(path, y=run.y, dm=run.dm, m=run.m, seconds=run.seconds, steps=run.steps)
-    return {"y": run.y, "dm": run.dm, "m": run.m, "seconds": run.seconds, "steps": run.steps}
+    cpu = time.process_time() - c0
+    np.savez(path, y=run.y, dm=run.dm, m=run.m, seconds=run.seconds, steps=run.steps,
+             cpu_seconds=cpu)
+    return {"y": run.y, "dm": run.dm, "m": run.m, "seconds": run.seconds, "steps": run.steps,
+            "cpu_seconds": cpu}
 
 
-def tag(case_key, model, args, x) -> str:
+def tag(case_key, model, args, x, rtol: float | None = None) -> str:
     n_m, n_n = model.truncation
+    rtol = args.rtol if rtol is None else rtol
     xs = "_".join(f"{v * 1e3:+.3f}" for v in x)
     # "L": steps land on the samples (runs before that evaluated F y at interpolated states)
-    return f"{case_key}_{n_m}_{n_n}_w{args.window:g}_r{args.rtol:g}_L_{xs}"
+    return f"{case_key}_{n_m}_{n_n}_w{args.window:g}_r{rtol:g}_L_{xs}"
 
 
 def train(case_key: str, args, out: dict) -> dict:
@@ -228,7 +234,14 @@ def greedy_error(args, out: dict) -> dict:
 
 def rom_settings(args) -> TSSettings:
     """Reduced runs: the FOM's tolerances and a step limit (a failed run is reported)."""
-    return TSSettings(rtol=args.rtol, atol=1e-10, max_steps=args.rom_max_steps)
+    return TSSettings(rtol=args.rom_rtol or args.rtol, atol=1e-10,
+                      max_steps=args.rom_max_steps)
+
+
+def reference_rtol(args) -> float:
+    """rtol of the held-out FOM references (BDF2 at 1e-6 is ~5e-4 off in the receive signals
+    at (10, 8); 1e-7 is 5× closer)."""
+    return args.reference_rtol or args.rtol
 
 
 def rebasis(case_key: str, args, out: dict) -> dict:
@@ -259,19 +272,19 @@ def load_rom(case_key, model):
 
 def validate(case_key: str, args, out: dict) -> dict:
     case, drive, model, t, start = setup(case_key, args)
-    settings = TSSettings(rtol=args.rtol, atol=1e-10)
+    settings = TSSettings(rtol=reference_rtol(args), atol=1e-10)
     rom = load_rom(case_key, model)
     held = held_out_picks(case, args.held_out if case_key == "2d" else args.held_out_3d)
     if args.fill_reverse:  # only fill the FOM cache, from the other end (a 2nd process)
         for x in held[::-1]:
             d = drive.with_offset(offset_field(GRADIENT, x))
-            fom_cached(model, d, t, settings, tag(case_key, model, args, x))
+            fom_cached(model, d, t, settings, tag(case_key, model, args, x, settings.rtol))
         return {}
     axes = drive.driven_axes
     rows = []
     for x in held:
         d = drive.with_offset(offset_field(GRADIENT, x))
-        key = tag(case_key, model, args, x)
+        key = tag(case_key, model, args, x, settings.rtol)
         if args.cached_only and not (CACHE / f"{key}.npz").exists():
             continue
         train = np.array(out.get("training_position_list", [[np.inf] * 3]))
@@ -287,6 +300,7 @@ def validate(case_key: str, args, out: dict) -> dict:
             continue
         e = signal_nrmse(r.dm[start:, axes], fom["dm"][start:, axes])
         rows.append({"position": x.tolist(), "nrmse": e, "fom_seconds": fom["seconds"],
+                     "fom_cpu_seconds": fom["cpu_seconds"],
                      "rom_seconds": r.seconds, "fom_steps": fom["steps"], "rom_steps": r.steps,
                      "rom_cpu_seconds": r.info.get("cpu_seconds"),
                      "nrmse_moment": signal_nrmse(r.m[start:, axes], fom["m"][start:, axes])})
@@ -294,10 +308,15 @@ def validate(case_key: str, args, out: dict) -> dict:
               f"{fom['seconds']:.1f} s, ROM {r.seconds:.2f} s", flush=True)
     speed = [row["fom_seconds"] / row["rom_seconds"] for row in rows
              if np.isfinite(row["rom_seconds"])]
+    speed_cpu = [row["fom_cpu_seconds"] / row["rom_cpu_seconds"] for row in rows
+                 if np.isfinite(row["rom_seconds"]) and np.isfinite(row["fom_cpu_seconds"])]
     return {"held_out": rows, "max_nrmse_held_out": max(r["nrmse"] for r in rows),
             "median_nrmse_held_out": float(np.median([r["nrmse"] for r in rows])),
             "speedup_median_vs_cached_fom_wall": float(np.median(speed)),
-            "rom_rank": rom.rank}
+            "speedup_median_vs_cached_fom_cpu": float(np.median(speed_cpu)) if speed_cpu
+            else float("nan"),
+            "rom_rank": rom.rank, "fom_reference_rtol": settings.rtol,
+            "rom_rtol": rom_settings(args).rtol}
 
 
 def speedup(args, out: dict) -> dict:
@@ -403,7 +422,8 @@ def run_two_ranks_with(script, out, args):
     mpiexec = Path(sys.executable).with_name("mpiexec")
     cmd = [str(mpiexec) if mpiexec.exists() else "mpiexec", "-n", "2", sys.executable, script,
            "--worker", str(tmp), "--truncation", *map(str, args.truncation),
-           "--window", str(args.window), "--rtol", str(args.rtol)]
+           "--window", str(args.window), "--rtol", str(args.rtol),
+           "--rom-rtol", str(rom_settings(args).rtol)]
     cmd += ["--quick"] if args.quick else []
     subprocess.run(cmd, check=True, env=os.environ.copy())
     data = json.loads(tmp.read_text())
@@ -482,7 +502,11 @@ def main() -> None:
                     default=None)
     ap.add_argument("--window", type=float, default=1 / 16,
                     help="recorded fraction of the repetition time")
-    ap.add_argument("--rtol", type=float, default=1e-6)
+    ap.add_argument("--rtol", type=float, default=1e-6,
+                    help="FOM rtol of the training runs (and of everything else by default)")
+    ap.add_argument("--reference-rtol", type=float, default=None,
+                    help="FOM rtol of the held-out references")
+    ap.add_argument("--rom-rtol", type=float, default=None, help="rtol of the reduced runs")
     ap.add_argument("--max-train", type=int, default=4)
     ap.add_argument("--train-grid", type=int, default=3,
                     help="2-D candidate grid n x n over the field of view (borders included)")
