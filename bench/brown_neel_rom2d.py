@@ -26,6 +26,15 @@ outputs/bench/cache/brown_neel_rom2d/, so an interrupted run resumes):
 * ``check``    truncation check: static in-plane fields of 12–34 mT, |⟨m⟩ − L(|ξ|)| per
                truncation (N_m up to 14 at N_n = 4, N_n up to 10 at N_m = 8).
 * ``3d``       coarser 3-D case (dividers 102/96/136, 12 mT on x, y and 6 mT on z).
+* ``dynamics`` FOM receive signals per ``--dynamic-truncations`` at the first held-out position,
+               NRMSE against the finest.
+* ``poolbasis`` POD of every cached training run of the 5 × 5 border grid (no greedy).
+
+Third pass (docs/brown_neel.md)::
+
+    A="--truncation 10 8 --window 0.015625 --rank 400 --pod-tol 1e-15 --rom-rtol 1e-7
+       --reference-rtol 1e-7 --held-out 21"
+    brown_neel_rom2d.py --stages poolbasis,validate,matrix,fullrep $A   # after the FOM runs
 """
 
 from __future__ import annotations
