@@ -116,13 +116,14 @@ def corner_positions(case: dict, shape) -> np.ndarray:
     return np.stack([g.ravel() for g in mesh], axis=1)
 
 
-def setup(case_key: str, args):
+def setup(case_key: str, args, particle: ParticleParameters = PARTICLE):
     case = CASES[case_key]
     drive = LissajousDrive.from_dividers(BASE, case["dividers"], case["amplitudes"])
     b_max = float(np.linalg.norm(2 * np.abs(case["amplitudes"])))  # offset <= amplitude
     trunc = args.truncation if case_key == "2d" else args.truncation_3d
-    model = LissajousModel(PARTICLE, *trunc, b_max=b_max)
+    model = LissajousModel(particle, *trunc, b_max=b_max)
     t, start = lissajous_time_grid(drive, BASE, WARMUP_SAMPLES / BASE, args.window)
+    t = t + getattr(args, "phase_samples", 0) / BASE  # window later in the repetition
     return case, drive, model, t, start
 
 
@@ -148,6 +149,8 @@ def tag(case_key, model, args, x, rtol: float | None = None) -> str:
     n_m, n_n = model.truncation
     rtol = args.rtol if rtol is None else rtol
     xs = "_".join(f"{v * 1e3:+.3f}" for v in x)
+    if getattr(args, "phase_samples", 0):
+        xs += f"_p{args.phase_samples}"
     # "L": steps land on the samples (runs before that evaluated F y at interpolated states)
     return f"{case_key}_{n_m}_{n_n}_w{args.window:g}_r{rtol:g}_L_{xs}"
 
@@ -182,12 +185,21 @@ def train(case_key: str, args, out: dict) -> dict:
             "offline_seconds": seconds, "quadrature_nodes": model.quad.size}
 
 
+def cell_centres(case: dict) -> np.ndarray:
+    """Centres of the 4 × 4 cells of the 5 × 5 border grid (±3, ±9 mm for the 2-D case)."""
+    g = corner_positions(case, (9, 9, 1))
+    odd = np.isclose(np.abs(g[:, :2]) / (case["amplitudes"][0] / 4 / abs(GRADIENT[0])) % 2, 1)
+    return g[odd.all(axis=1)]
+
+
 def training_pool(case: dict, model, args, out: dict) -> np.ndarray:
     """Training candidates with a cached FOM run: the 5 × 5 grid over the field of view
     (borders included) and the previous training positions (none is a 19 × 19 pixel centre
     except the centre, which the validation skips)."""
     pool = [*corner_positions(case, (5, 5, 1)), *map(np.array, out.get(
         "training_position_list", []))]
+    if getattr(args, "cells", False):  # + the centres of the 4 x 4 cells (uniform refinement)
+        pool += list(cell_centres(case))
     uniq = []
     for x in pool:
         if not any(np.allclose(x, y) for y in uniq):
@@ -274,15 +286,17 @@ def rebasis(case_key: str, args, out: dict) -> dict:
                        "snapshots)"}
 
 
-def load_rom(case_key, model):
-    d = np.load(CACHE / f"basis_{case_key}.npz")
-    return reductor_for(model, residual=False).reduce(d["modes"])
+def load_rom(case_key, model, rank: int | None = None, name: str | None = None):
+    """ROM from the cached basis; ``rank`` keeps the leading POD modes (a rank-``rank`` POD)."""
+    d = np.load(CACHE / f"basis_{name or case_key}.npz")
+    modes = d["modes"] if not rank else d["modes"][:, :rank]
+    return reductor_for(model, residual=False).reduce(modes)
 
 
-def validate(case_key: str, args, out: dict) -> dict:
+def validate(case_key: str, args, out: dict, rom=None, quiet: bool = False) -> dict:
     case, drive, model, t, start = setup(case_key, args)
     settings = TSSettings(rtol=reference_rtol(args), atol=1e-10)
-    rom = load_rom(case_key, model)
+    rom = rom or load_rom(case_key, model, args.use_rank)
     held = held_out_picks(case, args.held_out if case_key == "2d" else args.held_out_3d)
     if args.fill_reverse:  # only fill the FOM cache, from the other end (a 2nd process)
         for x in held[::-1]:
@@ -313,8 +327,9 @@ def validate(case_key: str, args, out: dict) -> dict:
                      "rom_seconds": r.seconds, "fom_steps": fom["steps"], "rom_steps": r.steps,
                      "rom_cpu_seconds": r.info.get("cpu_seconds"),
                      "nrmse_moment": signal_nrmse(r.m[start:, axes], fom["m"][start:, axes])})
-        print(f"[{case_key}] x = {np.round(x * 1e3, 2)} mm: NRMSE {e:.2e}, FOM "
-              f"{fom['seconds']:.1f} s, ROM {r.seconds:.2f} s", flush=True)
+        if not quiet:
+            print(f"[{case_key}] x = {np.round(x * 1e3, 2)} mm: NRMSE {e:.2e}, FOM "
+                  f"{fom['seconds']:.1f} s, ROM {r.seconds:.2f} s", flush=True)
     speed = [row["fom_seconds"] / row["rom_seconds"] for row in rows
              if np.isfinite(row["rom_seconds"])]
     speed_cpu = [row["fom_cpu_seconds"] / row["rom_cpu_seconds"] for row in rows
@@ -371,7 +386,7 @@ def full_repetition(args, out: dict) -> dict:
     full = copy.copy(args)
     full.window = 1.0
     case, drive, model, t, start = setup("2d", full)
-    rom = load_rom("2d", model)
+    rom = load_rom("2d", model, args.use_rank)
     x = out["held_out"][0]["position"]
     d = drive.with_offset(offset_field(GRADIENT, x))
     w0, c0 = time.perf_counter(), time.process_time()
@@ -380,7 +395,7 @@ def full_repetition(args, out: dict) -> dict:
     n = int(np.prod(CASES["2d"]["grid"]))
     return {"full_repetition_rom": {
         "position": x, "samples": int(t.size), "rom_seconds": wall, "rom_cpu_seconds": cpu,
-        "rom_steps": r.steps, "finite": bool(np.all(np.isfinite(r.dm))),
+        "rom_steps": r.steps, "finite": bool(np.all(np.isfinite(r.dm))), "rom_rank": rom.rank,
         "matrix_19x19_estimate_seconds_2_ranks": cpu * n / 2,
         "how": "CPU time of this run x 361 positions / 2 ranks (assumes two free cores)"}}
 
@@ -390,7 +405,7 @@ def matrix_worker(args) -> None:
 
     case_key = "2d"
     case, drive, model, t, start = setup(case_key, args)
-    rom = load_rom(case_key, model)
+    rom = load_rom(case_key, model, args.use_rank)
     grid = grid_positions(case, case["grid"])
     res = rom_system_matrix(model, rom, drive, GRADIENT, grid, t, start,
                             rom_settings(args), MPI.COMM_WORLD)
@@ -437,7 +452,7 @@ def run_two_ranks_with(script, out, args):
     cmd = [str(mpiexec) if mpiexec.exists() else "mpiexec", "-n", "2", sys.executable, script,
            "--worker", str(tmp), "--truncation", *map(str, args.truncation),
            "--window", str(args.window), "--rtol", str(args.rtol),
-           "--rom-rtol", str(rom_settings(args).rtol)]
+           "--rom-rtol", str(rom_settings(args).rtol), "--use-rank", str(args.use_rank or 0)]
     cmd += ["--quick"] if args.quick else []
     subprocess.run(cmd, check=True, env=os.environ.copy())
     data = json.loads(tmp.read_text())
@@ -466,6 +481,130 @@ def check(args, out: dict) -> dict:
                          "moment_error": float(np.abs(m[0] - ref).max())})
             print(f"check {trunc}: {rows[-1]}", flush=True)
     return {"truncation_check": {"direction": [1, -1, 0], "rows": rows}}
+
+
+def rank_sweep(args, out: dict) -> dict:
+    """Held-out NRMSE for the leading r modes of the cached 2-D basis (the rank-r POD of the
+    same snapshots), r in ``--sweep-ranks``: what r the accuracy needs and what it costs."""
+    _, _, model, _, _ = setup("2d", args)
+    rows = []
+    for r in args.sweep_ranks:
+        res = validate("2d", args, out, rom=load_rom("2d", model, r), quiet=True)
+        e = [row["nrmse"] for row in res["held_out"]]
+        cpu = [row["rom_cpu_seconds"] for row in res["held_out"]]
+        rows.append({"r": res["rom_rank"], "max_nrmse": max(e), "median_nrmse": float(np.median(e)),
+                     "count_le_1e-3": int(sum(x <= 1e-3 for x in e)), "positions": len(e),
+                     "all_finite": bool(np.all(np.isfinite(e))),
+                     "rom_cpu_seconds_median": float(np.nanmedian(cpu)),
+                     "speedup_median": res["speedup_median"]})
+        print(f"rank sweep {rows[-1]}", flush=True)
+    return {"rank_sweep": {"window_fraction_of_repetition": args.window, "rows": rows}}
+
+
+def tagged_pool(case_key: str, model, args, shape, prefix: str | None = None) -> np.ndarray:
+    """Positions of ``corner_positions(shape)`` whose FOM run is cached."""
+    case = CASES[case_key]
+    return np.array([x for x in corner_positions(case, shape)
+                     if (CACHE / f"{tag(prefix or case_key, model, args, x)}.npz").exists()])
+
+
+def pool3d(args, out: dict) -> dict:
+    """3-D case: POD of every cached training run of the ``--train-grid-3d`` grid (borders
+    included), validated at ``--held-out-3d`` pixel centres of the 7 × 7 × 3 grid against FOM
+    runs at ``--reference-rtol``."""
+    case, drive, model, t, start = setup("3d", args)
+    pool = tagged_pool("3d", model, args, tuple(args.train_grid_3d))
+    res = {"truncation": list(model.truncation), "unknowns": model.size,
+           "training_position_list": pool.tolist(), "training_positions": len(pool),
+           "training_selection": f"every cached run of the {tuple(args.train_grid_3d)} grid "
+                                 "with borders (no greedy)",
+           "candidate_grid": list(args.train_grid_3d)}
+    res.update(rebasis("3d", args, res))
+    res.update(validate("3d", args, res))
+    res["geometry"] = {"dividers": list(case["dividers"]), "amplitudes_T": list(case["amplitudes"]),
+                       "repetition_s": drive.period, "grid": list(case["grid"]),
+                       "window_fraction_of_repetition": args.window,
+                       "receive_signals": "d<m>/dt on x, y, z (NRMSE over the three channels)"}
+    return {"case_3d": res}
+
+
+def transfer3d(args, out: dict) -> dict:
+    """Across particles in the 3-D case: the training snapshots of the 20 nm / 6 kJ/m³ particle
+    mapped to particle B (``--particle-b``) by ``boltzmann_transfer_3d``, POD, ROM of B; against
+    FOM runs of B at the first ``--held-out-b`` held-out positions.  For comparison the basis
+    of A used directly for B (no transfer)."""
+    from llgfem.brownneel.transfer import boltzmann_transfer_3d
+
+    pb = ParticleParameters(d_c=args.particle_b[0] * 1e-9, K=args.particle_b[1] * 1e3)
+    case, drive, model_a, t, start = setup("3d", args)
+    _, _, model_b, _, _ = setup("3d", args, pb)
+    settings = TSSettings(rtol=args.rtol, atol=1e-10)
+    train = np.array(out["case_3d"]["training_position_list"])
+    blocks, c0 = [], time.process_time()
+    for x in train:
+        d = drive.with_offset(offset_field(GRADIENT, x))
+        y = fom_cached(model_a, d, t, settings, tag("3d", model_a, args, x))["y"]
+        yb = boltzmann_transfer_3d(model_a, model_b, mass_normalised(model_a, d, t, y),
+                                   d.fields(t))
+        blocks.append(mass_normalised(model_b, d, t, yb))
+    transfer_cpu = time.process_time() - c0
+    basis = pod(np.hstack(blocks), rank=args.rank, energy=1 - args.pod_tol)
+    np.savez(CACHE / "basis_3d_b.npz", modes=basis.modes, truncation=np.array(model_b.truncation))
+    reduce_b = reductor_for(model_b, residual=False)
+    roms = {"boltzmann_transfer": reduce_b.reduce(basis.modes),
+            "direct (basis of A)": reduce_b.reduce(np.load(CACHE / "basis_3d.npz")["modes"])}
+    ref = TSSettings(rtol=reference_rtol(args), atol=1e-10)
+    held = held_out_picks(case, args.held_out_3d)[:args.held_out_b]
+    label = f"3dB{args.particle_b[0]:g}_{args.particle_b[1]:g}"
+    rows = []
+    for x in held:
+        d = drive.with_offset(offset_field(GRADIENT, x))
+        fom = fom_cached(model_b, d, t, ref, tag(label, model_b, args, x, ref.rtol))
+        row = {"position": x.tolist(), "fom_cpu_seconds": fom["cpu_seconds"]}
+        for name, rom in roms.items():
+            try:
+                r = simulate_reduced(model_b, rom, d, t, rom_settings(args), keep_states=False)
+                row[name] = signal_nrmse(r.dm[start:], fom["dm"][start:])
+                row[f"{name} rom_cpu_seconds"] = r.info.get("cpu_seconds")
+            except RuntimeError as err:
+                row[name] = float("inf")
+                row[f"{name} error"] = str(err)
+        rows.append(row)
+        print(f"transfer3d {row}", flush=True)
+    return {"transfer_3d": {
+        "source": {"d_c_nm": 20, "K_kJ_m3": 6}, "target": {"d_c_nm": args.particle_b[0],
+                                                            "K_kJ_m3": args.particle_b[1]},
+        "r": basis.rank, "transfer_cpu_seconds": transfer_cpu, "rows": rows,
+        "max_nrmse_transfer": max(r["boltzmann_transfer"] for r in rows),
+        "max_nrmse_direct": max(r["direct (basis of A)"] for r in rows),
+        "how": "no FOM run of particle B in the training; B's FOM only as held-out reference"}}
+
+
+def phase_windows(args, out: dict) -> dict:
+    """Does the window basis generalise in time?  The ROM (trained on windows starting at t = 0)
+    against FOM runs (rtol ``--reference-rtol``) whose warm-up + window start ``--phases``
+    samples later in the repetition (another stretch of the Lissajous curve), at the first
+    ``--phase-positions`` held-out positions."""
+    import copy
+
+    rows = []
+    for p in args.phases:
+        a = copy.copy(args)
+        a.phase_samples = p
+        case, drive, model, t, start = setup("2d", a)
+        rom = load_rom("2d", model, args.use_rank)
+        settings = TSSettings(rtol=reference_rtol(args), atol=1e-10)
+        for x in held_out_picks(case, args.held_out)[:args.phase_positions]:
+            d = drive.with_offset(offset_field(GRADIENT, x))
+            fom = fom_cached(model, d, t, settings, tag("2d", model, a, x, settings.rtol))
+            r = simulate_reduced(model, rom, d, t, rom_settings(args), keep_states=False)
+            rows.append({"phase_samples": p, "position": x.tolist(), "rom_rank": rom.rank,
+                         "nrmse": signal_nrmse(r.dm[start:, :2], fom["dm"][start:, :2]),
+                         "fom_cpu_seconds": fom["cpu_seconds"]})
+            print(f"phase {rows[-1]}", flush=True)
+    return {"phase_windows": {"rows": rows, "samples_per_repetition": int(round(
+        LissajousDrive.from_dividers(BASE, CASES["2d"]["dividers"], CASES["2d"]["amplitudes"])
+        .period * BASE)), "how": "warm-up of 26 samples then the window, both shifted"}}
 
 
 def held_out_picks(case: dict, n: int) -> np.ndarray:
@@ -530,6 +669,18 @@ def main() -> None:
     ap.add_argument("--held-out", type=int, default=20)
     ap.add_argument("--rom-max-steps", type=int, default=100_000)
     ap.add_argument("--held-out-3d", type=int, default=8)
+    ap.add_argument("--use-rank", type=int, default=None,
+                    help="validate/fullrep/matrix: keep the leading modes of the cached basis")
+    ap.add_argument("--sweep-ranks", type=int, nargs="+", default=[100, 150, 200, 250, 300, 400])
+    ap.add_argument("--train-grid-3d", type=int, nargs=3, default=(3, 3, 3),
+                    help="3-D training grid (borders included) for the stages 3dpool/transfer3d")
+    ap.add_argument("--particle-b", type=float, nargs=2, default=(19.0, 7.0),
+                    help="transfer3d: target particle d_c [nm], K [kJ/m^3]")
+    ap.add_argument("--held-out-b", type=int, default=6)
+    ap.add_argument("--phases", type=int, nargs="+", default=[0, 408, 816])
+    ap.add_argument("--phase-positions", type=int, default=1)
+    ap.add_argument("--cells", action="store_true",
+                    help="poolbasis: also the cached runs at the 4 x 4 cell centres")
     ap.add_argument("--speedup-positions", type=int, default=3)
     ap.add_argument("--max-train-3d", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
@@ -594,9 +745,18 @@ def main() -> None:
             out["training_position_list"] = [x.tolist() for x in
                                              training_pool(case, model, args, {})]
             out["training_positions"] = len(out["training_position_list"])
-            out["training_selection"] = "every cached run of the 5 x 5 border grid (no greedy)"
+            out["training_selection"] = "every cached run of the 5 x 5 border grid" + (
+                " and of the centres of its 4 x 4 cells" if args.cells else "") + " (no greedy)"
             out["truncation"], out["unknowns"] = list(model.truncation), model.size
             out.update(rebasis("2d", args, out))
+        elif stage == "phases":
+            out.update(phase_windows(args, out))
+        elif stage == "ranksweep":
+            out.update(rank_sweep(args, out))
+        elif stage == "3dpool":
+            out.update(pool3d(args, out))
+        elif stage == "transfer3d":
+            out["case_3d"].update(transfer3d(args, out))
         elif stage == "rebasis":
             out.update(rebasis("2d", args, out))
         elif stage == "merge3d":
