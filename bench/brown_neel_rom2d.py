@@ -28,13 +28,29 @@ outputs/bench/cache/brown_neel_rom2d/, so an interrupted run resumes):
 * ``3d``       coarser 3-D case (dividers 102/96/136, 12 mT on x, y and 6 mT on z).
 * ``dynamics`` FOM receive signals per ``--dynamic-truncations`` at the first held-out position,
                NRMSE against the finest.
-* ``poolbasis`` POD of every cached training run of the 5 × 5 border grid (no greedy).
+* ``poolbasis`` POD of every cached training run of the 5 × 5 border grid (no greedy; with
+               ``--cells`` also of the centres of its 4 × 4 cells).
+* ``ranksweep`` held-out NRMSE and reduced-run cost for the leading r modes, r in ``--sweep-ranks``.
+* ``phases``   the ROM against FOM runs whose window starts ``--phases`` samples later in the
+               repetition (does the window basis hold along the rest of the curve?).
+* ``3dpool``   3-D case: POD of the FOM runs (cached or computed) at every position of the
+               ``--train-grid-3d`` grid, validation at ``--held-out-3d`` pixel centres.
+* ``transfer3d`` the 3-D training snapshots mapped to ``--particle-b`` by
+               ``boltzmann_transfer_3d``; ROM of B vs B's FOM, and A's basis used directly.
 
 Third pass (docs/brown_neel.md)::
 
     A="--truncation 10 8 --window 0.015625 --rank 400 --pod-tol 1e-15 --rom-rtol 1e-7
        --reference-rtol 1e-7 --held-out 21"
     brown_neel_rom2d.py --stages poolbasis,validate,matrix,fullrep $A   # after the FOM runs
+
+Fourth pass (41 training runs, r = 500; the 3-D case at (6, 4))::
+
+    A="--truncation 10 8 --truncation-3d 6 4 --window 0.015625 --pod-tol 1e-15 --rom-rtol 1e-7
+       --reference-rtol 1e-7 --held-out 21 --held-out-3d 10"
+    brown_neel_rom2d.py --stages poolbasis,validate,ranksweep,phases,matrix,fullrep --cells \
+        --rank 500 --phases 0 408 816 $A
+    brown_neel_rom2d.py --stages 3dpool,transfer3d --rank 400 --held-out-b 6 $A
 """
 
 from __future__ import annotations
@@ -501,22 +517,15 @@ def rank_sweep(args, out: dict) -> dict:
     return {"rank_sweep": {"window_fraction_of_repetition": args.window, "rows": rows}}
 
 
-def tagged_pool(case_key: str, model, args, shape, prefix: str | None = None) -> np.ndarray:
-    """Positions of ``corner_positions(shape)`` whose FOM run is cached."""
-    case = CASES[case_key]
-    return np.array([x for x in corner_positions(case, shape)
-                     if (CACHE / f"{tag(prefix or case_key, model, args, x)}.npz").exists()])
-
-
 def pool3d(args, out: dict) -> dict:
-    """3-D case: POD of every cached training run of the ``--train-grid-3d`` grid (borders
+    """3-D case: POD of the FOM runs at every position of the ``--train-grid-3d`` grid (borders
     included), validated at ``--held-out-3d`` pixel centres of the 7 × 7 × 3 grid against FOM
     runs at ``--reference-rtol``."""
     case, drive, model, t, start = setup("3d", args)
-    pool = tagged_pool("3d", model, args, tuple(args.train_grid_3d))
+    pool = corner_positions(case, tuple(args.train_grid_3d))  # FOM runs cached, else computed
     res = {"truncation": list(model.truncation), "unknowns": model.size,
            "training_position_list": pool.tolist(), "training_positions": len(pool),
-           "training_selection": f"every cached run of the {tuple(args.train_grid_3d)} grid "
+           "training_selection": f"every position of the {tuple(args.train_grid_3d)} grid "
                                  "with borders (no greedy)",
            "candidate_grid": list(args.train_grid_3d)}
     res.update(rebasis("3d", args, res))
