@@ -33,6 +33,8 @@ outputs/bench/cache/brown_neel_rom2d/, so an interrupted run resumes):
 * ``ranksweep`` held-out NRMSE and reduced-run cost for the leading r modes, r in ``--sweep-ranks``.
 * ``phases``   the ROM against FOM runs whose window starts ``--phases`` samples later in the
                repetition (does the window basis hold along the rest of the curve?).
+* ``phasetrain`` POD of the phase-0 pool plus 3 × 3-grid windows at ``--train-phases``;
+               phase-0 held-out validation and the ``--phases`` check with that basis.
 * ``3dpool``   3-D case: POD of the FOM runs (cached or computed) at every position of the
                ``--train-grid-3d`` grid, validation at ``--held-out-3d`` pixel centres.
 * ``transfer3d`` the 3-D training snapshots mapped to ``--particle-b`` by
@@ -616,6 +618,56 @@ def phase_windows(args, out: dict) -> dict:
         .period * BASE)), "how": "warm-up of 26 samples then the window, both shifted"}}
 
 
+def phase_training(args, out: dict) -> dict:
+    """Training windows along the curve: POD of the phase-0 training pool (``--cells``) plus FOM
+    windows starting ``--train-phases`` samples into the repetition at the 3 × 3 border grid;
+    then the phase-0 held-out validation and the ``--phases`` check with that basis."""
+    import copy
+
+    case, drive, model, t, start = setup("2d", args)
+    settings = TSSettings(rtol=args.rtol, atol=1e-10)
+    blocks, used = [], []
+    for p in [0, *args.train_phases]:
+        a = copy.copy(args)
+        a.phase_samples = p
+        _, _, _, tp, _ = setup("2d", a)
+        pos = training_pool(case, model, a, {}) if p == 0 else corner_positions(case, (3, 3, 1))
+        for x in pos:
+            d = drive.with_offset(offset_field(GRADIENT, x))
+            y = fom_cached(model, d, tp, settings, tag("2d", model, a, x))["y"]
+            blocks.append(mass_normalised(model, d, tp, y))
+            used.append({"phase_samples": p, "position": np.asarray(x).tolist()})
+    basis = pod(np.hstack(blocks), rank=args.rank, energy=1 - args.pod_tol)
+    np.savez(CACHE / "basis_2d_phases.npz", modes=basis.modes,
+             truncation=np.array(model.truncation))
+    rom = reductor_for(model, residual=False).reduce(basis.modes)
+    res = validate("2d", args, {"training_position_list": out["training_position_list"]},
+                   rom=rom, quiet=True)
+    a = copy.copy(args)
+    a.use_rank = None
+    rows = []
+    for p in args.phases:
+        a.phase_samples = p
+        _, _, _, tp, st = setup("2d", a)
+        ref = TSSettings(rtol=reference_rtol(args), atol=1e-10)
+        for x in held_out_picks(case, args.held_out)[:args.phase_positions]:
+            d = drive.with_offset(offset_field(GRADIENT, x))
+            fom = fom_cached(model, d, tp, ref, tag("2d", model, a, x, ref.rtol))
+            r = simulate_reduced(model, rom, d, tp, rom_settings(args), keep_states=False)
+            rows.append({"phase_samples": p, "position": x.tolist(),
+                         "nrmse": signal_nrmse(r.dm[st:, :2], fom["dm"][st:, :2])})
+            print(f"phase-trained {rows[-1]}", flush=True)
+    e = [row["nrmse"] for row in res["held_out"]]
+    return {"phase_training": {
+        "train_phases": [0, *args.train_phases], "training_runs": len(used), "runs": used,
+        "r": basis.rank, "held_out_phase0_max": max(e),
+        "held_out_phase0_median": float(np.median(e)),
+        "held_out_phase0_count_le_1e-3": int(sum(v <= 1e-3 for v in e)),
+        "rom_cpu_seconds_median": float(np.median([row["rom_cpu_seconds"]
+                                                   for row in res["held_out"]])),
+        "phase_rows": rows}}
+
+
 def held_out_picks(case: dict, n: int) -> np.ndarray:
     """The held-out pixel centres: a seeded choice of ``n`` of the 19 × 19 grid."""
     grid = grid_positions(case, case["grid"])
@@ -688,6 +740,8 @@ def main() -> None:
     ap.add_argument("--held-out-b", type=int, default=6)
     ap.add_argument("--phases", type=int, nargs="+", default=[0, 408, 816])
     ap.add_argument("--phase-positions", type=int, default=1)
+    ap.add_argument("--train-phases", type=int, nargs="+", default=[816],
+                    help="phasetrain: extra training windows (3 x 3 grid) at these phases")
     ap.add_argument("--cells", action="store_true",
                     help="poolbasis: also the cached runs at the 4 x 4 cell centres")
     ap.add_argument("--speedup-positions", type=int, default=3)
@@ -760,6 +814,8 @@ def main() -> None:
             out.update(rebasis("2d", args, out))
         elif stage == "phases":
             out.update(phase_windows(args, out))
+        elif stage == "phasetrain":
+            out.update(phase_training(args, out))
         elif stage == "ranksweep":
             out.update(rank_sweep(args, out))
         elif stage == "3dpool":
