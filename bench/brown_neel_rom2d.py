@@ -704,6 +704,42 @@ def truncation_dynamics(args, out: dict) -> dict:
                                     "rows": rows}}
 
 
+def pool_basis(args, out: dict) -> dict:
+    """Every cached training run (no greedy selection), POD."""
+    case, _, model, _, _ = setup("2d", args)
+    res = {"training_position_list": [x.tolist() for x in training_pool(case, model, args, {})]}
+    res["training_positions"] = len(res["training_position_list"])
+    res["training_selection"] = "every cached run of the 5 x 5 border grid" + (
+        " and of the centres of its 4 x 4 cells" if args.cells else "") + " (no greedy)"
+    res["truncation"], res["unknowns"] = list(model.truncation), model.size
+    res.update(rebasis("2d", args, res))
+    return res
+
+
+def case_3d(args, out: dict) -> dict:
+    """The first-pass 3-D stage: residual greedy on the 2 × 2 × 2 corners, validation."""
+    res = train("3d", args, out)
+    res.update(validate("3d", args, out))
+    res["geometry"] = {"dividers": list(CASES["3d"]["dividers"]),
+                       "repetition_s": LissajousDrive.from_dividers(
+                           BASE, CASES["3d"]["dividers"], CASES["3d"]["amplitudes"]).period,
+                       "max_train": args.max_train_3d,
+                       "amplitudes_T": list(CASES["3d"]["amplitudes"]),
+                       "grid": list(CASES["3d"]["grid"])}
+    return {"case_3d": res}
+
+
+STAGES = {
+    "check": check, "dynamics": truncation_dynamics, "greedy": greedy_error,
+    "train": lambda args, out: train("2d", args, out),
+    "validate": lambda args, out: validate("2d", args, out),
+    "rebasis": lambda args, out: rebasis("2d", args, out),
+    "matrix": matrix, "speedup": speedup, "fullrep": full_repetition, "poolbasis": pool_basis,
+    "phases": phase_windows, "phasetrain": phase_training, "ranksweep": rank_sweep,
+    "3dpool": pool3d, "3d": case_3d,
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--stages", default="check,train,validate,matrix,3d")
@@ -785,58 +821,17 @@ def main() -> None:
         "receive_signals": "d<m_x>/dt, d<m_y>/dt (NRMSE over both channels together)"}
     for stage in args.stages.split(","):
         t0 = time.perf_counter()
-        if stage == "check":
-            out.update(check(args, out))
-        elif stage == "dynamics":
-            out.update(truncation_dynamics(args, out))
-        elif stage == "train":
-            out.update(train("2d", args, out))
-        elif stage == "validate":
-            out.update(validate("2d", args, out))
-        elif stage == "matrix":
-            out.update(matrix(args, out))
-        elif stage == "estimate":
+        if stage == "estimate":
             out.setdefault("system_matrix", {}).update(fom_estimate(out))
-        elif stage == "greedy":
-            out.update(greedy_error(args, out))
-        elif stage == "speedup":
-            out.update(speedup(args, out))
-        elif stage == "fullrep":
-            out.update(full_repetition(args, out))
-        elif stage == "poolbasis":  # every cached training run, no greedy selection
-            case, _, model, _, _ = setup("2d", args)
-            out["training_position_list"] = [x.tolist() for x in
-                                             training_pool(case, model, args, {})]
-            out["training_positions"] = len(out["training_position_list"])
-            out["training_selection"] = "every cached run of the 5 x 5 border grid" + (
-                " and of the centres of its 4 x 4 cells" if args.cells else "") + " (no greedy)"
-            out["truncation"], out["unknowns"] = list(model.truncation), model.size
-            out.update(rebasis("2d", args, out))
-        elif stage == "phases":
-            out.update(phase_windows(args, out))
-        elif stage == "phasetrain":
-            out.update(phase_training(args, out))
-        elif stage == "ranksweep":
-            out.update(rank_sweep(args, out))
-        elif stage == "3dpool":
-            out.update(pool3d(args, out))
         elif stage == "transfer3d":
             out["case_3d"].update(transfer3d(args, out))
-        elif stage == "rebasis":
-            out.update(rebasis("2d", args, out))
         elif stage == "merge3d":
             out["case_3d"] = json.loads(Path(args.out).read_text())["case_3d"]
-        elif stage == "3d":
-            res = train("3d", args, out)
-            res.update(validate("3d", args, out))
-            res["geometry"] = {"dividers": list(CASES["3d"]["dividers"]),
-                               "repetition_s": LissajousDrive.from_dividers(
-                                   BASE, CASES["3d"]["dividers"],
-                                   CASES["3d"]["amplitudes"]).period,
-                               "max_train": args.max_train_3d,
-                               "amplitudes_T": list(CASES["3d"]["amplitudes"]),
-                               "grid": list(CASES["3d"]["grid"])}
-            out["case_3d"] = res
+        elif stage in STAGES:
+            out.update(STAGES[stage](args, out))
+        else:
+            raise SystemExit(f"unknown stage {stage!r}; one of {sorted(STAGES)}, estimate, "
+                             "transfer3d, merge3d")
         print(f"stage {stage}: {time.perf_counter() - t0:.0f} s", flush=True)
         path.write_text(json.dumps(out, indent=1))
 
