@@ -52,7 +52,11 @@ Fourth pass (41 training runs, r = 500; the 3-D case at (6, 4))::
        --reference-rtol 1e-7 --held-out 21 --held-out-3d 10"
     brown_neel_rom2d.py --stages poolbasis,validate,ranksweep,phases,matrix,fullrep --cells \
         --rank 500 --phases 0 408 816 $A
+    brown_neel_rom2d.py --stages phasetrain --cells --rank 500 --train-phases 816 \
+        --phases 0 408 816 $A
     brown_neel_rom2d.py --stages 3dpool,transfer3d --rank 400 --held-out-b 6 $A
+    brown_neel_rom2d.py --stages dynamics --rtol 1e-7 --dynamic-truncations 6 4 \
+        --dynamic-truncations 8 6 --dynamic-truncations 10 8 --dynamic-truncations 12 10 $A
 """
 
 from __future__ import annotations
