@@ -35,6 +35,8 @@ outputs/bench/cache/brown_neel_rom2d/, so an interrupted run resumes):
                repetition (does the window basis hold along the rest of the curve?).
 * ``phasetrain`` POD of the phase-0 pool plus 3 × 3-grid windows at ``--train-phases``;
                phase-0 held-out validation and the ``--phases`` check with that basis.
+* ``fill``     compute missing FOM runs of ``--fill-set`` into the cache (lock files: run two
+               processes, one with ``--fill-reverse``).
 * ``3dpool``   3-D case: POD of the FOM runs (cached or computed) at every position of the
                ``--train-grid-3d`` grid, validation at ``--held-out-3d`` pixel centres.
 * ``transfer3d`` the 3-D training snapshots mapped to ``--particle-b`` by
@@ -708,6 +710,35 @@ def truncation_dynamics(args, out: dict) -> dict:
                                     "rows": rows}}
 
 
+def fill_cache(args, out: dict) -> None:
+    """Compute missing 2-D FOM runs (rtol ``--rtol``) of ``--fill-set`` (grid3, grid5, cells,
+    held — held at ``--reference-rtol``) into the cache.  Lock files let several processes
+    share the work (start one with ``--fill-reverse``); a stale lock of a killed run must be
+    deleted by hand."""
+    case, drive, model, t, _ = setup("2d", args)
+    todo: list = []
+    for name in args.fill_set:
+        rtol = reference_rtol(args) if name == "held" else args.rtol
+        pos = {"grid3": lambda: corner_positions(case, (3, 3, 1)),
+               "grid5": lambda: corner_positions(case, (5, 5, 1)),
+               "cells": lambda: cell_centres(case),
+               "held": lambda: held_out_picks(case, args.held_out)}[name]()
+        todo += [(x, rtol) for x in pos]
+    for x, rtol in todo[::-1] if args.fill_reverse else todo:
+        key = tag("2d", model, args, x, rtol)
+        path, lock = CACHE / f"{key}.npz", CACHE / f"{key}.lock"
+        if path.exists() or lock.exists():
+            continue
+        CACHE.mkdir(parents=True, exist_ok=True)
+        lock.write_text(str(os.getpid()))
+        try:
+            run = fom_cached(model, drive.with_offset(offset_field(GRADIENT, x)), t,
+                             TSSettings(rtol=rtol, atol=1e-10), key)
+        finally:
+            lock.unlink()
+        print(f"fill {key}: {run['cpu_seconds']:.0f} s CPU, {run['steps']} steps", flush=True)
+
+
 def pool_basis(args, out: dict) -> dict:
     """Every cached training run (no greedy selection), POD."""
     case, _, model, _, _ = setup("2d", args)
@@ -782,6 +813,11 @@ def main() -> None:
     ap.add_argument("--phase-positions", type=int, default=1)
     ap.add_argument("--train-phases", type=int, nargs="+", default=[816],
                     help="phasetrain: extra training windows (3 x 3 grid) at these phases")
+    ap.add_argument("--fill-set", nargs="+", default=["grid5", "cells"],
+                    choices=["grid3", "grid5", "cells", "held"],
+                    help="fill: which FOM runs to compute")
+    ap.add_argument("--phase-samples", type=int, default=0,
+                    help="start warm-up and window this many samples into the repetition")
     ap.add_argument("--cells", action="store_true",
                     help="poolbasis: also the cached runs at the 4 x 4 cell centres")
     ap.add_argument("--speedup-positions", type=int, default=3)
@@ -825,6 +861,9 @@ def main() -> None:
         "receive_signals": "d<m_x>/dt, d<m_y>/dt (NRMSE over both channels together)"}
     for stage in args.stages.split(","):
         t0 = time.perf_counter()
+        if stage == "fill":  # cache only, the JSON is not touched
+            fill_cache(args, out)
+            continue
         if stage == "estimate":
             out.setdefault("system_matrix", {}).update(fom_estimate(out))
         elif stage == "transfer3d":
@@ -834,8 +873,8 @@ def main() -> None:
         elif stage in STAGES:
             out.update(STAGES[stage](args, out))
         else:
-            raise SystemExit(f"unknown stage {stage!r}; one of {sorted(STAGES)}, estimate, "
-                             "transfer3d, merge3d")
+            raise SystemExit(f"unknown stage {stage!r}; one of {sorted(STAGES)}, fill, "
+                             "estimate, transfer3d, merge3d")
         print(f"stage {stage}: {time.perf_counter() - t0:.0f} s", flush=True)
         path.write_text(json.dumps(out, indent=1))
 
