@@ -146,9 +146,15 @@ def setup(case_key: str, args, particle: ParticleParameters = PARTICLE):
     b_max = float(np.linalg.norm(2 * np.abs(case["amplitudes"])))  # offset <= amplitude
     trunc = args.truncation if case_key == "2d" else args.truncation_3d
     model = LissajousModel(particle, *trunc, b_max=b_max)
+    return (case, drive, model, *time_grid(args, drive))
+
+
+def time_grid(args, drive, phase: int | None = None) -> tuple[np.ndarray, int]:
+    """Warm-up + window samples, starting ``phase`` samples (default ``--phase-samples``)
+    into the repetition; (t, first recorded sample)."""
     t, start = lissajous_time_grid(drive, BASE, WARMUP_SAMPLES / BASE, args.window)
-    t = t + getattr(args, "phase_samples", 0) / BASE  # window later in the repetition
-    return case, drive, model, t, start
+    phase = getattr(args, "phase_samples", 0) if phase is None else phase
+    return t + phase / BASE, start
 
 
 def fom_cached(model, drive, t, settings, key: str):
@@ -310,9 +316,9 @@ def rebasis(case_key: str, args, out: dict) -> dict:
                        "snapshots)"}
 
 
-def load_rom(case_key, model, rank: int | None = None, name: str | None = None):
+def load_rom(case_key, model, rank: int | None = None):
     """ROM from the cached basis; ``rank`` keeps the leading POD modes (a rank-``rank`` POD)."""
-    d = np.load(CACHE / f"basis_{name or case_key}.npz")
+    d = np.load(CACHE / f"basis_{case_key}.npz")
     modes = d["modes"] if not rank else d["modes"][:, :rank]
     return reductor_for(model, residual=False).reduce(modes)
 
@@ -597,31 +603,36 @@ def transfer3d(args, out: dict) -> dict:
         "how": "no FOM run of particle B in the training; B's FOM only as held-out reference"}}
 
 
-def phase_windows(args, out: dict) -> dict:
-    """Does the window basis generalise in time?  The ROM (trained on windows starting at t = 0)
-    against FOM runs (rtol ``--reference-rtol``) whose warm-up + window start ``--phases``
-    samples later in the repetition (another stretch of the Lissajous curve), at the first
-    ``--phase-positions`` held-out positions."""
+def phase_check(args, model, drive, rom, label: str) -> list[dict]:
+    """NRMSE of ``rom`` against FOM runs (rtol ``--reference-rtol``) whose warm-up + window
+    start ``--phases`` samples into the repetition, at the first ``--phase-positions``
+    held-out positions."""
     import copy
 
+    a = copy.copy(args)
+    ref = TSSettings(rtol=reference_rtol(args), atol=1e-10)
     rows = []
     for p in args.phases:
-        a = copy.copy(args)
         a.phase_samples = p
-        case, drive, model, t, start = setup("2d", a)
-        rom = load_rom("2d", model, args.use_rank)
-        settings = TSSettings(rtol=reference_rtol(args), atol=1e-10)
-        for x in held_out_picks(case, args.held_out)[:args.phase_positions]:
+        t, start = time_grid(a, drive)
+        for x in held_out_picks(CASES["2d"], args.held_out)[:args.phase_positions]:
             d = drive.with_offset(offset_field(GRADIENT, x))
-            fom = fom_cached(model, d, t, settings, tag("2d", model, a, x, settings.rtol))
+            fom = fom_cached(model, d, t, ref, tag("2d", model, a, x, ref.rtol))
             r = simulate_reduced(model, rom, d, t, rom_settings(args), keep_states=False)
             rows.append({"phase_samples": p, "position": x.tolist(), "rom_rank": rom.rank,
                          "nrmse": signal_nrmse(r.dm[start:, :2], fom["dm"][start:, :2]),
                          "fom_cpu_seconds": fom["cpu_seconds"]})
-            print(f"phase {rows[-1]}", flush=True)
+            print(f"{label} {rows[-1]}", flush=True)
+    return rows
+
+
+def phase_windows(args, out: dict) -> dict:
+    """Does the window basis generalise in time?  The ROM (trained on windows starting at t = 0)
+    against later stretches of the Lissajous curve (``phase_check``)."""
+    _, drive, model, _, _ = setup("2d", args)
+    rows = phase_check(args, model, drive, load_rom("2d", model, args.use_rank), "phase")
     return {"phase_windows": {"rows": rows, "samples_per_repetition": int(round(
-        LissajousDrive.from_dividers(BASE, CASES["2d"]["dividers"], CASES["2d"]["amplitudes"])
-        .period * BASE)), "how": "warm-up of 26 samples then the window, both shifted"}}
+        drive.period * BASE)), "how": "warm-up of 26 samples then the window, both shifted"}}
 
 
 def phase_training(args, out: dict) -> dict:
@@ -630,13 +641,13 @@ def phase_training(args, out: dict) -> dict:
     then the phase-0 held-out validation and the ``--phases`` check with that basis."""
     import copy
 
-    case, drive, model, t, start = setup("2d", args)
+    case, drive, model, _, _ = setup("2d", args)
     settings = TSSettings(rtol=args.rtol, atol=1e-10)
     blocks, used = [], []
     for p in [0, *args.train_phases]:
         a = copy.copy(args)
         a.phase_samples = p
-        _, _, _, tp, _ = setup("2d", a)
+        tp, _ = time_grid(a, drive)
         pos = training_pool(case, model, a, {}) if p == 0 else corner_positions(case, (3, 3, 1))
         for x in pos:
             d = drive.with_offset(offset_field(GRADIENT, x))
@@ -649,20 +660,7 @@ def phase_training(args, out: dict) -> dict:
     rom = reductor_for(model, residual=False).reduce(basis.modes)
     res = validate("2d", args, {"training_position_list": out["training_position_list"]},
                    rom=rom, quiet=True)
-    a = copy.copy(args)
-    a.use_rank = None
-    rows = []
-    for p in args.phases:
-        a.phase_samples = p
-        _, _, _, tp, st = setup("2d", a)
-        ref = TSSettings(rtol=reference_rtol(args), atol=1e-10)
-        for x in held_out_picks(case, args.held_out)[:args.phase_positions]:
-            d = drive.with_offset(offset_field(GRADIENT, x))
-            fom = fom_cached(model, d, tp, ref, tag("2d", model, a, x, ref.rtol))
-            r = simulate_reduced(model, rom, d, tp, rom_settings(args), keep_states=False)
-            rows.append({"phase_samples": p, "position": x.tolist(),
-                         "nrmse": signal_nrmse(r.dm[st:, :2], fom["dm"][st:, :2])})
-            print(f"phase-trained {rows[-1]}", flush=True)
+    rows = phase_check(args, model, drive, rom, "phase-trained")
     e = [row["nrmse"] for row in res["held_out"]]
     return {"phase_training": {
         "train_phases": [0, *args.train_phases], "training_runs": len(used), "runs": used,
