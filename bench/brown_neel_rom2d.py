@@ -201,9 +201,7 @@ def train(case_key: str, args, out: dict) -> dict:
                                            tag(case_key, model, args, x))["y"])
     seconds = time.perf_counter() - t0
     g = training.greedy
-    CACHE.mkdir(parents=True, exist_ok=True)
-    np.savez(CACHE / f"basis_{case_key}.npz", modes=g.pod.modes,
-             truncation=np.array(model.truncation))
+    save_basis(case_key, model, g.pod.modes)
     s = g.pod.singular_values
     return {"truncation": list(model.truncation), "unknowns": model.size, "r": g.pod.rank,
             "training_positions": len(g.selected),
@@ -267,7 +265,7 @@ def greedy_error(args, out: dict) -> dict:
     t0 = time.perf_counter()
     g = greedy_selection(len(cands), snapshots, indicator, reductor_for(model, residual=False),
                          first, args.max_train, args.greedy_tol, args.rank, 1 - args.pod_tol)
-    np.savez(CACHE / "basis_2d.npz", modes=g.pod.modes, truncation=np.array(model.truncation))
+    save_basis("2d", model, g.pod.modes)
     s = g.pod.singular_values
     return {"truncation": list(model.truncation), "unknowns": model.size, "r": g.pod.rank,
             "training_positions": len(g.selected),
@@ -306,8 +304,7 @@ def rebasis(case_key: str, args, out: dict) -> dict:
         y = fom_cached(model, d, t, settings, tag(case_key, model, args, np.array(x)))["y"]
         blocks.append(mass_normalised(model, d, t, y))
     basis = pod(np.hstack(blocks), rank=args.rank, energy=1 - args.pod_tol)
-    np.savez(CACHE / f"basis_{case_key}.npz", modes=basis.modes,
-             truncation=np.array(model.truncation))
+    save_basis(case_key, model, basis.modes)
     s = basis.singular_values
     return {"r": basis.rank, "pod_discarded_energy": basis.discarded_energy,
             "singular_values_head": (s[:120] / s[0]).tolist(),
@@ -316,9 +313,20 @@ def rebasis(case_key: str, args, out: dict) -> dict:
                        "snapshots)"}
 
 
+def basis_file(name: str, model) -> Path:
+    """Cached POD basis ``name`` of this truncation (bases of several truncations coexist)."""
+    n_m, n_n = model.truncation
+    return CACHE / f"basis_{name}_{n_m}_{n_n}.npz"
+
+
+def save_basis(name: str, model, modes: np.ndarray) -> None:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(basis_file(name, model), modes=modes, truncation=np.array(model.truncation))
+
+
 def load_rom(case_key, model, rank: int | None = None):
     """ROM from the cached basis; ``rank`` keeps the leading POD modes (a rank-``rank`` POD)."""
-    d = np.load(CACHE / f"basis_{case_key}.npz")
+    d = np.load(basis_file(case_key, model))
     modes = d["modes"] if not rank else d["modes"][:, :rank]
     return reductor_for(model, residual=False).reduce(modes)
 
@@ -328,11 +336,6 @@ def validate(case_key: str, args, out: dict, rom=None, quiet: bool = False) -> d
     settings = TSSettings(rtol=reference_rtol(args), atol=1e-10)
     rom = rom or load_rom(case_key, model, args.use_rank)
     held = held_out_picks(case, args.held_out if case_key == "2d" else args.held_out_3d)
-    if args.fill_reverse:  # only fill the FOM cache, from the other end (a 2nd process)
-        for x in held[::-1]:
-            d = drive.with_offset(offset_field(GRADIENT, x))
-            fom_cached(model, d, t, settings, tag(case_key, model, args, x, settings.rtol))
-        return {}
     axes = drive.driven_axes
     rows = []
     for x in held:
@@ -440,7 +443,8 @@ def matrix_worker(args) -> None:
     res = rom_system_matrix(model, rom, drive, GRADIENT, grid, t, start,
                             rom_settings(args), MPI.COMM_WORLD)
     if MPI.COMM_WORLD.rank == 0:
-        np.savez(CACHE / "system_matrix_2d.npz", signals=res["signals"], positions=grid)
+        np.savez(CACHE / "system_matrix_2d_{}_{}.npz".format(*model.truncation),
+                 signals=res["signals"], positions=grid)
         Path(args.worker).write_text(json.dumps({
             "seconds": res["seconds"], "ranks": MPI.COMM_WORLD.size,
             "cpu_seconds": res["cpu_seconds"],
@@ -572,10 +576,10 @@ def transfer3d(args, out: dict) -> dict:
         blocks.append(mass_normalised(model_b, d, t, yb))
     transfer_cpu = time.process_time() - c0
     basis = pod(np.hstack(blocks), rank=args.rank, energy=1 - args.pod_tol)
-    np.savez(CACHE / "basis_3d_b.npz", modes=basis.modes, truncation=np.array(model_b.truncation))
+    save_basis("3d_b", model_b, basis.modes)
     reduce_b = reductor_for(model_b, residual=False)
     roms = {"boltzmann_transfer": reduce_b.reduce(basis.modes),
-            "direct (basis of A)": reduce_b.reduce(np.load(CACHE / "basis_3d.npz")["modes"])}
+            "direct (basis of A)": reduce_b.reduce(np.load(basis_file("3d", model_a))["modes"])}
     ref = TSSettings(rtol=reference_rtol(args), atol=1e-10)
     held = held_out_picks(case, args.held_out_3d)[:args.held_out_b]
     label = f"3dB{args.particle_b[0]:g}_{args.particle_b[1]:g}"
@@ -655,8 +659,7 @@ def phase_training(args, out: dict) -> dict:
             blocks.append(mass_normalised(model, d, tp, y))
             used.append({"phase_samples": p, "position": np.asarray(x).tolist()})
     basis = pod(np.hstack(blocks), rank=args.rank, energy=1 - args.pod_tol)
-    np.savez(CACHE / "basis_2d_phases.npz", modes=basis.modes,
-             truncation=np.array(model.truncation))
+    save_basis("2d_phases", model, basis.modes)
     rom = reductor_for(model, residual=False).reduce(basis.modes)
     res = validate("2d", args, {"training_position_list": out["training_position_list"]},
                    rom=rom, quiet=True)
@@ -703,9 +706,9 @@ def truncation_dynamics(args, out: dict) -> dict:
              "fom_steps": f["steps"],
              "nrmse_vs_finest": signal_nrmse(f["dm"][start:, :2], ref)}
             for k, (n, f) in sorted(runs.items(), key=lambda kv: kv[1][0])]
-    return {"truncation_dynamics": {"position": x.tolist(), "reference": list(finest),
-                                    "window_fraction_of_repetition": args.window,
-                                    "rows": rows}}
+    return {args.dynamics_key: {"position": x.tolist(), "reference": list(finest),
+                                "window_fraction_of_repetition": args.window,
+                                "rtol": args.rtol, "rows": rows}}
 
 
 def fill_cache(args, out: dict) -> None:
@@ -782,6 +785,8 @@ def main() -> None:
                     default=None)
     ap.add_argument("--dynamic-truncations", type=int, nargs=2, action="append",
                     default=None)
+    ap.add_argument("--dynamics-key", default="truncation_dynamics",
+                    help="JSON key of the dynamics stage (keeps earlier comparisons)")
     ap.add_argument("--window", type=float, default=1 / 16,
                     help="recorded fraction of the repetition time")
     ap.add_argument("--rtol", type=float, default=1e-6,
