@@ -331,8 +331,11 @@ def load_rom(case_key, model, rank: int | None = None):
     return reductor_for(model, residual=False).reduce(modes)
 
 
-def validate(case_key: str, args, out: dict, rom=None, quiet: bool = False) -> dict:
-    case, drive, model, t, start = setup(case_key, args)
+def validate(case_key: str, args, out: dict, rom=None, quiet: bool = False,
+             ctx: tuple | None = None) -> dict:
+    """ROM vs cached FOM references at the held-out positions (``ctx``: a ``setup`` result to
+    reuse, e.g. by the rank sweep)."""
+    case, drive, model, t, start = ctx or setup(case_key, args)
     settings = TSSettings(rtol=reference_rtol(args), atol=1e-10)
     rom = rom or load_rom(case_key, model, args.use_rank)
     held = held_out_picks(case, args.held_out if case_key == "2d" else args.held_out_3d)
@@ -520,10 +523,11 @@ def check(args, out: dict) -> dict:
 def rank_sweep(args, out: dict) -> dict:
     """Held-out NRMSE for the leading r modes of the cached 2-D basis (the rank-r POD of the
     same snapshots), r in ``--sweep-ranks``: what r the accuracy needs and what it costs."""
-    _, _, model, _, _ = setup("2d", args)
+    ctx = setup("2d", args)
+    model = ctx[2]
     rows = []
     for r in args.sweep_ranks:
-        res = validate("2d", args, out, rom=load_rom("2d", model, r), quiet=True)
+        res = validate("2d", args, out, rom=load_rom("2d", model, r), quiet=True, ctx=ctx)
         e = [row["nrmse"] for row in res["held_out"]]
         cpu = [row["rom_cpu_seconds"] for row in res["held_out"]]
         rows.append({"r": res["rom_rank"], "max_nrmse": max(e), "median_nrmse": float(np.median(e)),
