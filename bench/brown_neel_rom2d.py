@@ -157,6 +157,11 @@ def time_grid(args, drive, phase: int | None = None) -> tuple[np.ndarray, int]:
     return t + phase / BASE, start
 
 
+def fom_settings(args, rtol: float) -> TSSettings:
+    """FOM integrator: adaptive BDF of order ``--bdf-order`` (2 by default) at ``rtol``."""
+    return TSSettings(rtol=rtol, atol=1e-10, order=getattr(args, "bdf_order", 2))
+
+
 def fom_cached(model, drive, t, settings, key: str):
     """FOM run (states, signals, seconds) cached on disk."""
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -165,14 +170,15 @@ def fom_cached(model, drive, t, settings, key: str):
         d = np.load(path)
         cpu = float(d["cpu_seconds"]) if "cpu_seconds" in d else float("nan")
         return {"y": d["y"], "dm": d["dm"], "m": d["m"], "seconds": float(d["seconds"]),
-                "steps": int(d["steps"]), "cpu_seconds": cpu}
+                "steps": int(d["steps"]), "cpu_seconds": cpu,
+                "bdf_order": int(d["bdf_order"]) if "bdf_order" in d else 2}
     c0 = time.process_time()
     run = model.simulate(drive, t, settings)
     cpu = time.process_time() - c0
     np.savez(path, y=run.y, dm=run.dm, m=run.m, seconds=run.seconds, steps=run.steps,
-             cpu_seconds=cpu)
+             cpu_seconds=cpu, bdf_order=settings.order)
     return {"y": run.y, "dm": run.dm, "m": run.m, "seconds": run.seconds, "steps": run.steps,
-            "cpu_seconds": cpu}
+            "cpu_seconds": cpu, "bdf_order": settings.order}
 
 
 def tag(case_key, model, args, x, rtol: float | None = None) -> str:
@@ -187,7 +193,7 @@ def tag(case_key, model, args, x, rtol: float | None = None) -> str:
 
 def train(case_key: str, args, out: dict) -> dict:
     case, drive, model, t, start = setup(case_key, args)
-    settings = TSSettings(rtol=args.rtol, atol=1e-10)
+    settings = fom_settings(args, args.rtol)
     shape = case["train_grid"]
     if args.train_grid and case_key == "2d":
         shape = (args.train_grid, args.train_grid, 1)
@@ -241,7 +247,7 @@ def greedy_error(args, out: dict) -> dict:
     ROM's receive signals against the cached FOM run at every unselected candidate; POD of
     the mass-normalised snapshots of the selected positions (rank <= ``--rank``)."""
     case, drive, model, t, start = setup("2d", args)
-    settings = TSSettings(rtol=args.rtol, atol=1e-10)
+    settings = fom_settings(args, args.rtol)
     cands = training_pool(case, model, args, out)
     axes = drive.driven_axes
     foms = [fom_cached(model, drive.with_offset(offset_field(GRADIENT, x)), t, settings,
@@ -297,7 +303,7 @@ def rebasis(case_key: str, args, out: dict) -> dict:
     """POD of the (cached) FOM runs at the selected training positions, each snapshot scaled
     to unit mass (``mass_normalised``), rank <= ``--rank``, discarded energy ``--pod-tol``."""
     case, drive, model, t, start = setup(case_key, args)
-    settings = TSSettings(rtol=args.rtol, atol=1e-10)
+    settings = fom_settings(args, args.rtol)
     blocks = []
     for x in out["training_position_list"]:
         d = drive.with_offset(offset_field(GRADIENT, x))
@@ -336,7 +342,7 @@ def validate(case_key: str, args, out: dict, rom=None, quiet: bool = False,
     """ROM vs cached FOM references at the held-out positions (``ctx``: a ``setup`` result to
     reuse, e.g. by the rank sweep)."""
     case, drive, model, t, start = ctx or setup(case_key, args)
-    settings = TSSettings(rtol=reference_rtol(args), atol=1e-10)
+    settings = fom_settings(args, reference_rtol(args))
     rom = rom or load_rom(case_key, model, args.use_rank)
     held = held_out_picks(case, args.held_out if case_key == "2d" else args.held_out_3d)
     axes = drive.driven_axes
@@ -361,6 +367,7 @@ def validate(case_key: str, args, out: dict, rom=None, quiet: bool = False,
         rows.append({"position": x.tolist(), "nrmse": e, "fom_seconds": fom["seconds"],
                      "fom_cpu_seconds": fom["cpu_seconds"],
                      "rom_seconds": r.seconds, "fom_steps": fom["steps"], "rom_steps": r.steps,
+                     "fom_bdf_order": fom["bdf_order"],
                      "rom_cpu_seconds": r.info.get("cpu_seconds"),
                      "nrmse_moment": signal_nrmse(r.m[start:, axes], fom["m"][start:, axes])})
         if not quiet:
@@ -387,7 +394,7 @@ def speedup(args, out: dict) -> dict:
     """FOM and ROM back to back at the first ``--speedup-positions`` held-out positions (fresh
     FOM runs, one BLAS thread): wall and CPU (process) time of each."""
     case, drive, model, t, start = setup("2d", args)
-    settings = TSSettings(rtol=args.rtol, atol=1e-10)
+    settings = fom_settings(args, args.rtol)
     rom = load_rom("2d", model)
     axes = drive.driven_axes
     rows = []
@@ -569,7 +576,7 @@ def transfer3d(args, out: dict) -> dict:
     pb = ParticleParameters(d_c=args.particle_b[0] * 1e-9, K=args.particle_b[1] * 1e3)
     case, drive, model_a, t, start = setup("3d", args)
     _, _, model_b, _, _ = setup("3d", args, pb)
-    settings = TSSettings(rtol=args.rtol, atol=1e-10)
+    settings = fom_settings(args, args.rtol)
     train = np.array(out["case_3d"]["training_position_list"])
     blocks, c0 = [], time.process_time()
     for x in train:
@@ -584,7 +591,7 @@ def transfer3d(args, out: dict) -> dict:
     reduce_b = reductor_for(model_b, residual=False)
     roms = {"boltzmann_transfer": reduce_b.reduce(basis.modes),
             "direct (basis of A)": reduce_b.reduce(np.load(basis_file("3d", model_a))["modes"])}
-    ref = TSSettings(rtol=reference_rtol(args), atol=1e-10)
+    ref = fom_settings(args, reference_rtol(args))
     held = held_out_picks(case, args.held_out_3d)[:args.held_out_b]
     label = f"3dB{args.particle_b[0]:g}_{args.particle_b[1]:g}"
     rows = []
@@ -618,7 +625,7 @@ def phase_check(args, model, drive, rom, label: str) -> list[dict]:
     import copy
 
     a = copy.copy(args)
-    ref = TSSettings(rtol=reference_rtol(args), atol=1e-10)
+    ref = fom_settings(args, reference_rtol(args))
     rows = []
     for p in args.phases:
         a.phase_samples = p
@@ -650,7 +657,7 @@ def phase_training(args, out: dict) -> dict:
     import copy
 
     case, drive, model, _, _ = setup("2d", args)
-    settings = TSSettings(rtol=args.rtol, atol=1e-10)
+    settings = fom_settings(args, args.rtol)
     blocks, used = [], []
     for p in [0, *args.train_phases]:
         a = copy.copy(args)
@@ -700,7 +707,7 @@ def truncation_dynamics(args, out: dict) -> dict:
         a.truncation = tuple(trunc)
         _, drive, model, t, start = setup("2d", a)
         d = drive.with_offset(offset_field(GRADIENT, x))
-        fom = fom_cached(model, d, t, TSSettings(rtol=args.rtol, atol=1e-10),
+        fom = fom_cached(model, d, t, fom_settings(args, args.rtol),
                          tag("2d", model, a, x))
         runs[tuple(trunc)] = (model.size, fom)
         print(f"dynamics {trunc}: {fom['seconds']:.0f} s, {fom['steps']} steps", flush=True)
@@ -738,7 +745,7 @@ def fill_cache(args, out: dict) -> None:
         lock.write_text(str(os.getpid()))
         try:
             run = fom_cached(model, drive.with_offset(offset_field(GRADIENT, x)), t,
-                             TSSettings(rtol=rtol, atol=1e-10), key)
+                             fom_settings(args, rtol), key)
         finally:
             lock.unlink()
         print(f"fill {key}: {run['cpu_seconds']:.0f} s CPU, {run['steps']} steps", flush=True)
@@ -798,6 +805,9 @@ def main() -> None:
     ap.add_argument("--reference-rtol", type=float, default=None,
                     help="FOM rtol of the held-out references")
     ap.add_argument("--rom-rtol", type=float, default=None, help="rtol of the reduced runs")
+    ap.add_argument("--bdf-order", type=int, default=2, choices=(2, 3),
+                    help="BDF order of new FOM runs (recorded in the cache file, not in its "
+                         "name: a cached run at the same rtol is reused whatever its order)")
     ap.add_argument("--max-train", type=int, default=4)
     ap.add_argument("--train-grid", type=int, default=3,
                     help="2-D candidate grid n x n over the field of view (borders included)")
