@@ -33,7 +33,9 @@ class TSSettings:
 
     Attributes:
         ts_type: PETSc TS type (``bdf``, ``rosw``, ``beuler``, …).
-        order: BDF order (1–2 recommended; precession modes sit at ≈ 84° from the negative axis).
+        order: BDF order (1–2 recommended; precession modes sit at ≈ 84° from the negative axis;
+            3 is A(86°)-stable and worked for the Lissajous FOM at (10, 8): 334 instead of 568
+            steps, 1.5× less CPU, same distance 4–5e-5 from a BDF2 rtol 1e-7 run).
         rtol, atol: local error tolerances.
         dt0: initial step (units of τ_N).
         max_steps: hard limit on the number of steps.
