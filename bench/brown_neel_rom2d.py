@@ -701,6 +701,8 @@ def truncation_dynamics(args, out: dict) -> dict:
 
     case = CASES["2d"]
     x = held_out_picks(case, args.held_out)[0]
+    if args.dynamics_position:
+        x = np.array(args.dynamics_position) * 1e-3
     runs = {}
     for trunc in args.dynamic_truncations:
         a = copy.copy(args)
@@ -796,6 +798,8 @@ def main() -> None:
                     default=None)
     ap.add_argument("--dynamic-truncations", type=int, nargs=2, action="append",
                     default=None)
+    ap.add_argument("--dynamics-position", type=float, nargs=3, default=None,
+                    help="position [mm] of the dynamics stage (default: first held-out)")
     ap.add_argument("--dynamics-key", default="truncation_dynamics",
                     help="JSON key of the dynamics stage (keeps earlier comparisons)")
     ap.add_argument("--window", type=float, default=1 / 16,
