@@ -190,11 +190,10 @@ def fom_cached(model, drive, t, settings, key: str):
                 "bdf_order": int(d["bdf_order"]) if "bdf_order" in d else 2}
     c0 = time.process_time()
     run = model.simulate(drive, t, settings)
-    cpu = time.process_time() - c0
-    np.savez(path, y=run.y, dm=run.dm, m=run.m, seconds=run.seconds, steps=run.steps,
-             cpu_seconds=cpu, bdf_order=settings.order)
-    return {"y": run.y, "dm": run.dm, "m": run.m, "seconds": run.seconds, "steps": run.steps,
-            "cpu_seconds": cpu, "bdf_order": settings.order}
+    res = {"y": run.y, "dm": run.dm, "m": run.m, "seconds": run.seconds, "steps": run.steps,
+           "cpu_seconds": time.process_time() - c0, "bdf_order": settings.order}
+    np.savez(path, **res)
+    return res
 
 
 def tag(case_key, model, args, x, rtol: float | None = None) -> str:
@@ -336,10 +335,15 @@ def rebasis(case_key: str, args, out: dict) -> dict:
                        "snapshots)"}
 
 
-def basis_file(name: str, model) -> Path:
-    """Cached POD basis ``name`` of this truncation (bases of several truncations coexist)."""
+def truncation_file(name: str, model) -> Path:
+    """Cache file ``name`` of this truncation (results of several truncations coexist)."""
     n_m, n_n = model.truncation
-    return CACHE / f"basis_{name}_{n_m}_{n_n}.npz"
+    return CACHE / f"{name}_{n_m}_{n_n}.npz"
+
+
+def basis_file(name: str, model) -> Path:
+    """Cached POD basis ``name`` of this truncation."""
+    return truncation_file(f"basis_{name}", model)
 
 
 def save_basis(name: str, model, modes: np.ndarray) -> None:
@@ -470,8 +474,8 @@ def matrix_worker(args) -> None:
     res = rom_system_matrix(model, rom, drive, GRADIENT, grid, t, start,
                             rom_settings(args), MPI.COMM_WORLD)
     if MPI.COMM_WORLD.rank == 0:
-        np.savez(CACHE / "system_matrix_2d_{}_{}.npz".format(*model.truncation),
-                 signals=res["signals"], positions=grid)
+        np.savez(truncation_file("system_matrix_2d", model), signals=res["signals"],
+                 positions=grid)
         Path(args.worker).write_text(json.dumps({
             "seconds": res["seconds"], "ranks": MPI.COMM_WORLD.size,
             "cpu_seconds": res["cpu_seconds"],
@@ -673,7 +677,8 @@ def phase_training(args, out: dict) -> dict:
     then the phase-0 held-out validation and the ``--phases`` check with that basis."""
     import copy
 
-    case, drive, model, _, _ = setup("2d", args)
+    ctx = setup("2d", args)
+    case, drive, model, _, _ = ctx
     settings = fom_settings(args, args.rtol)
     blocks, used = [], []
     for p in [0, *args.train_phases]:
@@ -690,7 +695,7 @@ def phase_training(args, out: dict) -> dict:
     save_basis("2d_phases", model, basis.modes)
     rom = reductor_for(model, residual=False).reduce(basis.modes)
     res = validate("2d", args, {"training_position_list": out["training_position_list"]},
-                   rom=rom, quiet=True)
+                   rom=rom, quiet=True, ctx=ctx)
     rows = phase_check(args, model, drive, rom, "phase-trained")
     e = [row["nrmse"] for row in res["held_out"]]
     return {"phase_training": {
