@@ -407,6 +407,7 @@ class LissajousModel:
         self.quad = SphereMoments(params, self.basis, params.xi_per_tesla * self.b_max)
         self.shift_samples = int(shift_samples)
         self.shift_inverse_max = int(shift_inverse_max)
+        self._field_frame = None
 
     @property
     def size(self) -> int:
@@ -420,13 +421,14 @@ class LissajousModel:
         """The A_k (last: identity of the shift term), each with its own sparsity."""
         return self._sparse
 
-    def petsc_matrices(self, comm=None) -> list:
-        """The A_k on one shared pattern as PETSc AIJ matrices (default COMM_SELF)."""
+    def petsc_matrices(self, comm=None, shared_pattern: bool = True) -> list:
+        """The A_k as PETSc AIJ matrices (default COMM_SELF), on one shared pattern (for
+        MatAXPY) or each on its own (cheaper products)."""
         from petsc4py import PETSc
 
         comm = comm or PETSc.COMM_SELF
         out = []
-        for a in self._mats:
+        for a in self._mats if shared_pattern else self._sparse:
             mat = PETSc.Mat().createAIJ(size=a.shape, csr=(a.indptr, a.indices, a.data),
                                         comm=comm)
             mat.assemble()
@@ -438,6 +440,20 @@ class LissajousModel:
         """ξ(t_i) and dξ/dt [1/s] at the times t [s], shapes (n_t, 3)."""
         c = self.params.xi_per_tesla
         return c * drive.fields(t), c * drive.rates(t)
+
+    def preconditioner(self, settings: TSSettings):
+        """The Python PC context of ``settings.preconditioner`` (None: PETSc LU)."""
+        if settings.preconditioner == "lu":
+            return None
+        if settings.preconditioner != "field_frame":
+            raise ValueError(f"preconditioner must be 'lu' or 'field_frame', got "
+                             f"{settings.preconditioner!r}")
+        if self._field_frame is None:
+            from llgfem.brownneel.fieldframe import FieldFramePC
+
+            self._field_frame = FieldFramePC(self)
+        self._field_frame.restart()
+        return self._field_frame
 
     def check_drive(self, drive: LissajousDrive) -> None:
         """Refuse drives the quadrature was not built for."""
@@ -546,9 +562,10 @@ class LissajousModel:
         t0 = time.perf_counter()
         table = self.shift_table(drive, float(t[-1]), t_start=float(t[0]))
         y0 = self.initial_state(drive, float(t[0]))
-        mats = self.petsc_matrices()
+        pc = self.preconditioner(settings)
+        mats = self.petsc_matrices(shared_pattern=pc is None)
         res = integrate_petsc(mats, self.coefficient_function(drive, table), y0,
-                              t / self.params.tau_n, settings)
+                              t / self.params.tau_n, settings, pc_context=pc)
         for mat in mats:
             mat.destroy()
         m, dm, a1 = self.observe(drive, t, res.y, table)
