@@ -27,8 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg as sla
 import scipy.sparse as sp
+from scipy.linalg import get_lapack_funcs
 from scipy.special import roots_legendre
 
 from llgfem.brownneel.basis import single_index
@@ -99,11 +99,14 @@ class FieldFramePC:
     """Python PC (petsc4py) for a I − F(t) of a :class:`LissajousModel` (module docstring).
 
     ``update(s, c, a)`` must be called with the coefficients and the BDF shift of every
-    Jacobian (``integrate_petsc`` does so).
+    Jacobian (``integrate_petsc`` does so).  ``single``: factorise and solve the blocks in single
+    precision (half the cost; GMRES restores double-precision residuals).
     """
 
-    def __init__(self, model, reuse: ReuseRule = ReuseRule()):
+    def __init__(self, model, reuse: ReuseRule = ReuseRule(), single: bool = True):
         self.model, self.reuse = model, reuse
+        dtype = np.complex64 if single else np.complex128
+        self._getrf, self._getrs = get_lapack_funcs(("getrf", "getrs"), dtype=dtype)
         basis = model.basis
         self.nm, self.ne = (basis.n_m + 1) ** 2, basis.even.size
         self.quad = _SphereQuadrature(max(basis.n_m, basis.n_n))
@@ -113,7 +116,7 @@ class FieldFramePC:
         self.q = basis.real_transform.tocsr()
         self.qh = self.q.conj().T.tocsr()
         self._sectors(basis)
-        self._terms(model)
+        self._terms(model, dtype)
         self.restart()
 
     def restart(self) -> None:
@@ -136,7 +139,7 @@ class FieldFramePC:
                                 dtype=int)
         self.sign = (-1.0) ** k_tot[neg]
 
-    def _terms(self, model) -> None:
+    def _terms(self, model, dtype) -> None:
         """Complex field-frame blocks of the z-terms: 1, ξ_z, ξ_z², ξ̇_z (dense per K ≥ 0)."""
         wanted = {("1", 0, 0): "one", ("xi", 2, 0): "xi", ("xixi", 2, 2): "xixi",
                   ("dxi", 2, 0): "dxi"}
@@ -146,7 +149,7 @@ class FieldFramePC:
             if name is None:
                 continue
             ac = (self.qh @ sp.csr_matrix(a, dtype=complex) @ self.q).tocsr()
-            self.parts[name] = [ac[b][:, b].toarray() for b in self.blocks]
+            self.parts[name] = [ac[b][:, b].toarray().astype(dtype) for b in self.blocks]
         missing = set(wanted.values()) - set(self.parts)
         if missing:
             raise ValueError(f"operator lacks the field-frame terms {sorted(missing)}")
@@ -198,9 +201,15 @@ class FieldFramePC:
         p = self.parts
         self.lu = []
         for k in range(len(self.blocks)):
-            m = -(p["one"][k] + b * p["xi"][k] + b * b * p["xixi"][k] + dxi_par * p["dxi"][k])
+            m = p["one"][k] + b * p["xi"][k]
+            m += (b * b) * p["xixi"][k]
+            m += dxi_par * p["dxi"][k]
+            m *= -1.0
             m[np.diag_indices_from(m)] += shift
-            self.lu.append(sla.lu_factor(m, check_finite=False))
+            lu, piv, info = self._getrf(m, overwrite_a=True)
+            if info != 0:
+                raise RuntimeError(f"field-frame block K = {k} is singular (getrf info {info})")
+            self.lu.append((lu, piv))
         self.factor_key = (shift, b, dxi_par)
         self.factorisations += 1
 
@@ -211,7 +220,7 @@ class FieldFramePC:
         c = self.qh @ xr
         y = np.empty_like(c)
         for blk, lu in zip(self.blocks, self.lu, strict=True):
-            y[blk] = sla.lu_solve(lu, c[blk], check_finite=False)
+            y[blk] = self._getrs(*lu, c[blk])[0]
         y[self.neg] = self.sign * np.conj(y[self.partner])
         yr = np.real(self.q @ y).reshape(self.nm, self.ne)
         return (self.dm @ yr @ self.dn.T).ravel()

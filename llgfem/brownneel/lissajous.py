@@ -484,6 +484,10 @@ class LissajousModel:
                 kappa[k] = -float(np.max(lam.real))
             return tk / self.params.tau_n, kappa
         w = self.quad.g.T @ self.quad.kernel(xi).T
+        if self.size > self.shift_inverse_max:  # Rayleigh quotients term by term, no assembly
+            v = w / np.linalg.norm(w, axis=0)
+            quotients = np.stack([np.einsum("ik,ik->k", v, a @ v) for a in self._sparse], axis=1)
+            return tk / self.params.tau_n, -np.einsum("kj,kj->k", c, quotients)
         for k in range(tk.size):
             f = sum(ck * a for ck, a in zip(c[k], self._sparse, strict=True))
             kappa[k] = _leak_rate(f, w[:, k], 2 if self.size <= self.shift_inverse_max else 0)

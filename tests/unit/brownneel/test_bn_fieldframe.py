@@ -65,7 +65,7 @@ def test_operator_is_rotation_equivariant(particle):
 
 def test_preconditioner_is_exact_for_a_rate_along_the_field():
     model = LissajousModel(HARD, 6, 4, b_max=0.04)
-    pc = FieldFramePC(model, ReuseRule(shift=0.0))
+    pc = FieldFramePC(model, ReuseRule(shift=0.0), single=False)
     assert len(pc.blocks) == 6 + 4 + 1  # K = 0 … N_m + N_n
     rng = np.random.default_rng(2)
     xi = np.array([4.0, -5.0, 1.0])
