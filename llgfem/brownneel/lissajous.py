@@ -442,12 +442,14 @@ class LissajousModel:
         return c * drive.fields(t), c * drive.rates(t)
 
     def preconditioner(self, settings: TSSettings):
-        """The Python PC context of ``settings.preconditioner`` (None: PETSc LU)."""
-        if settings.preconditioner == "lu":
+        """The Python PC context of ``settings.preconditioner`` (None: PETSc LU); ``auto`` is
+        the field frame whenever it applies (N_n ≤ N_m)."""
+        choice = settings.preconditioner
+        if choice not in ("auto", "lu", "field_frame"):
+            raise ValueError(f"preconditioner must be 'auto', 'lu' or 'field_frame', got "
+                             f"{choice!r}")
+        if choice == "lu" or (choice == "auto" and self.basis.n_n > self.basis.n_m):
             return None
-        if settings.preconditioner != "field_frame":
-            raise ValueError(f"preconditioner must be 'lu' or 'field_frame', got "
-                             f"{settings.preconditioner!r}")
         if self._field_frame is None:
             from llgfem.brownneel.fieldframe import FieldFramePC
 

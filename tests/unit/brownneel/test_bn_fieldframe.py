@@ -96,3 +96,18 @@ def test_field_frame_fom_equals_lu_fom():
     assert info["pc_applies"] < 6 * info["jacobians"]  # a few GMRES iterations per step
     with pytest.raises(ValueError, match="preconditioner"):
         model.simulate(drive, t, TSSettings(preconditioner="ilu"))
+
+
+def test_auto_picks_the_field_frame_and_the_sector_model_refuses_it():
+    from llgfem.brownneel.integrate import integrate_petsc
+
+    model = LissajousModel(SOFT, 4, 2, b_max=0.04)
+    assert model.preconditioner(TSSettings()) is not None  # auto: field frame (N_n <= N_m)
+    assert model.preconditioner(TSSettings(preconditioner="lu")) is None
+    assert LissajousModel(SOFT, 2, 4, b_max=0.04).preconditioner(TSSettings()) is None
+    mats = model.petsc_matrices()
+    with pytest.raises(ValueError, match="field_frame"):
+        integrate_petsc(mats, lambda s: np.zeros(len(mats)), np.ones(model.size),
+                        np.array([0.0, 1.0]), TSSettings(preconditioner="field_frame"))
+    for mat in mats:
+        mat.destroy()
