@@ -806,8 +806,23 @@ def case_3d(args, out: dict) -> dict:
     return {"case_3d": res}
 
 
+ROM_KEYS = ("training_position_list", "training_positions", "training_selection", "truncation",
+            "unknowns", "r", "pod_discarded_energy", "singular_values_head", "rebasis",
+            "held_out", "max_nrmse_held_out", "median_nrmse_held_out", "speedup_median",
+            "speedup_median_wall", "speedup_back_to_back", "speedup_note", "speedup_how",
+            "speedup_median_vs_cached_fom_wall", "speedup_median_vs_cached_fom_cpu", "rom_rank",
+            "fom_reference_rtol", "rom_rtol", "system_matrix", "rank_sweep")
+
+
+def archive(args, out: dict) -> dict:
+    """Copy the top-level 2-D ROM results into ``rom_<N_m>_<N_n>`` (before another
+    truncation's stages overwrite them)."""
+    n_m, n_n = out["truncation"]
+    return {f"rom_{n_m}_{n_n}": {k: out[k] for k in ROM_KEYS if k in out}}
+
+
 STAGES = {
-    "check": check, "dynamics": truncation_dynamics, "greedy": greedy_error,
+    "archive": archive, "check": check, "dynamics": truncation_dynamics, "greedy": greedy_error,
     "train": lambda args, out: train("2d", args, out),
     "validate": lambda args, out: validate("2d", args, out),
     "rebasis": lambda args, out: rebasis("2d", args, out),
