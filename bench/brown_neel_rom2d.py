@@ -75,6 +75,24 @@ training at rtol 1e-6, references at 1e-7)::
     # then, with every run cached:
     brown_neel_rom2d.py --stages poolbasis,validate,ranksweep,matrix --cells --rank 500 \
         --truncation 12 10 $A
+
+Sixth pass (field-frame FOM, ``--preconditioner field_frame`` is the default; the (10, 8) keys
+were first copied to ``rom_10_8`` with ``--stages archive --truncation 10 8``)::
+
+    brown_neel_rom2d.py --stages speedup --truncation 10 8 $A --rtol 1e-7 --bdf-order 3
+    brown_neel_rom2d.py --stages archive --truncation 10 8 $A
+    # (12, 10): the two fill commands above, then the poolbasis,... command above
+    A6=${A/--rom-rtol 1e-7/--rom-rtol 1e-6}
+    brown_neel_rom2d.py --stages validate --cells --use-rank 400 --truncation 12 10 $A6 \
+        --out r400.json
+    brown_neel_rom2d.py --stages speedup --cells --use-rank 400 --truncation 12 10 $A6 \
+        --rtol 1e-7 --bdf-order 3 --speedup-positions 5 --out r400.json
+    # (merged into the main JSON as rom_12_10_r400_rtol1e-6)
+    # is (14, 12) converged at the corner?
+    brown_neel_rom2d.py --stages dynamics --rtol 1e-6 --bdf-order 3 --dynamic-truncations 12 10 \
+        --dynamic-truncations 14 12 --dynamic-truncations 16 14 --dynamics-position -12 -12 0 \
+        --dynamics-key truncation_dynamics_corner_16_14_r1e-6 $A
+    # (14, 12) training and references: the fill commands with --truncation 14 12
 """
 
 from __future__ import annotations
