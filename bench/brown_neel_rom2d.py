@@ -92,7 +92,11 @@ were first copied to ``rom_10_8`` with ``--stages archive --truncation 10 8``)::
     brown_neel_rom2d.py --stages dynamics --rtol 1e-6 --bdf-order 3 --dynamic-truncations 12 10 \
         --dynamic-truncations 14 12 --dynamic-truncations 16 14 --dynamics-position -12 -12 0 \
         --dynamics-key truncation_dynamics_corner_16_14_r1e-6 $A
-    # (14, 12) training and references: the fill commands with --truncation 14 12
+    # (14, 12) training and references: the fill commands with --truncation 14 12, then
+    brown_neel_rom2d.py --stages archive --truncation 12 10 $A
+    brown_neel_rom2d.py --stages poolbasis,validate --cells --rank 500 --truncation 14 12 $A
+    brown_neel_rom2d.py --stages speedup --cells --truncation 14 12 $A --rtol 1e-7 --bdf-order 3 \
+        --speedup-positions 3
 """
 
 from __future__ import annotations
