@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import get_lapack_funcs
-from scipy.special import roots_legendre
 
 from llgfem.brownneel.basis import single_index
+from llgfem.brownneel.lissajous import _real_harmonics, sphere_grid
 
 __all__ = ["FieldFramePC", "ReuseRule", "real_rotation", "rotation_to"]
 
@@ -51,31 +51,21 @@ def rotation_to(direction: np.ndarray) -> np.ndarray:
 
 
 class _SphereQuadrature:
-    """Gauss–Legendre × trapezoidal nodes exact for products of degree ≤ 2·lmax."""
+    """Real harmonics on a sphere grid exact for products of degree ≤ 2·lmax."""
 
     def __init__(self, lmax: int):
-        from llgfem.brownneel.lissajous import _real_harmonics
-
         self.lmax = lmax
-        x, wx = roots_legendre(lmax + 1)
-        n_phi = 2 * lmax + 2
-        phi = 2 * np.pi * np.arange(n_phi) / n_phi
-        theta_g, phi_g = np.meshgrid(np.arccos(x), phi, indexing="ij")
-        st = np.sin(theta_g.ravel())
-        self.nodes = np.stack([st * np.cos(phi_g.ravel()), st * np.sin(phi_g.ravel()),
-                               np.cos(theta_g.ravel())], axis=1)
-        omega = np.repeat(wx, n_phi) * (2 * np.pi / n_phi)
-        self.weighted = _real_harmonics(lmax, theta_g.ravel(), phi_g.ravel()) * omega[:, None]
+        theta, phi, omega, self.nodes = sphere_grid(2 * lmax + 1)
+        self.weighted = _real_harmonics(lmax, theta, phi) * omega[:, None]
         degree, _ = single_index(lmax)
         self.same_degree = degree[:, None] == degree[None, :]
-        self._harmonics = _real_harmonics
 
     def rotation(self, rot: np.ndarray) -> np.ndarray:
         """D with Σ_k r_k S_k(Rᵀx) = Σ_i (D r)_i S_i(x), block-diagonal by degree."""
         y = self.nodes @ rot  # rows: Rᵀ x_j
         theta = np.arccos(np.clip(y[:, 2], -1.0, 1.0))
         phi = np.arctan2(y[:, 1], y[:, 0])
-        d = self.weighted.T @ self._harmonics(self.lmax, theta, phi)
+        d = self.weighted.T @ _real_harmonics(self.lmax, theta, phi)
         return np.where(self.same_degree, d, 0.0)
 
 

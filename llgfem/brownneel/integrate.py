@@ -208,7 +208,7 @@ def integrate_petsc(
     if settings.preconditioner == "field_frame" and pc_context is None:
         raise ValueError("preconditioner 'field_frame' needs a Lissajous model (its context)")
     comm = mats[0].getComm()
-    jac = mats[0].duplicate(copy=True)
+    jac = mats[0].duplicate(copy=True) if pc_context is None else None
     u = mats[0].createVecRight()
     u.array[:] = y0
     f = u.duplicate()
@@ -260,7 +260,6 @@ def integrate_petsc(
         ts.setRHSJacobian(jacobian, jac, jac)
     else:  # matrix-free: G = ẏ − F(s) y, IJacobian a I − F(s) as a shell
         shell = _AffineShell(mats)
-        jac.destroy()
         jac = PETSc.Mat().createPython(mats[0].getSizes(), shell, comm=comm)
         jac.setUp()
 
@@ -294,23 +293,17 @@ def integrate_petsc(
     snes.setType("ksponly")
     ksp = snes.getKSP()
     lagged = None
-    solver = _lu_solver(jac, settings.lu_solver)
-    if pc_context is not None:
-        ksp.setType("gmres")
-        ksp.setTolerances(rtol=settings.ksp_rtol, atol=1e-300, max_it=60)
-        pc_context.outer = ksp
-        pc = ksp.getPC()
-        pc.setType(PETSc.PC.Type.PYTHON)
-        pc.setPythonContext(pc_context)
-        solver = "python"
-    elif settings.lu_reuse:
-        ksp.setType("gmres")
-        ksp.setTolerances(rtol=settings.ksp_rtol, atol=1e-300, max_it=60)
+    solver = "python" if pc_context is not None else _lu_solver(jac, settings.lu_solver)
+    if pc_context is None and settings.lu_reuse:
         lagged = _LaggedLU(settings.lu_reuse, solver=solver)
-        lagged.outer = ksp
+    context = pc_context or lagged
+    if context is not None:
+        ksp.setType("gmres")
+        ksp.setTolerances(rtol=settings.ksp_rtol, atol=1e-300, max_it=60)
+        context.outer = ksp
         pc = ksp.getPC()
         pc.setType(PETSc.PC.Type.PYTHON)
-        pc.setPythonContext(lagged)
+        pc.setPythonContext(context)
     else:
         ksp.setType("preonly")
         ksp.getPC().setType("lu")
@@ -325,8 +318,7 @@ def integrate_petsc(
     reason = ts.getConvergedReason()
     steps, rejected = ts.getStepNumber(), ts.getStepRejections()
     its = ksp.getIterationNumber()
-    nfact = (pc_context.factorisations if pc_context is not None
-             else lagged.factorisations if lagged else state["jac"])
+    nfact = context.factorisations if context is not None else state["jac"]
     for obj in (ts, jac, u, f, work, interp):
         obj.destroy()
     if lagged:

@@ -75,6 +75,7 @@ __all__ = [
     "lissajous_time_grid",
     "offset_field",
     "signal_nrmse",
+    "sphere_grid",
 ]
 
 _AXES = {"x": 0, "y": 1, "z": 2}
@@ -226,6 +227,20 @@ def _real_harmonics(lmax: int, theta: np.ndarray, phi: np.ndarray) -> np.ndarray
     return np.ascontiguousarray(np.real(s))
 
 
+def sphere_grid(degree: int) -> tuple[np.ndarray, ...]:
+    """Gauss–Legendre (in cos θ) × trapezoidal (in φ) grid exact for polynomials of degree
+    ≤ ``degree`` on the sphere: (θ, φ, weights ω, unit vectors (n, 3))."""
+    n_theta, n_phi = degree // 2 + 1, degree + 1
+    x, wx = roots_legendre(n_theta)
+    phi = 2 * np.pi * np.arange(n_phi) / n_phi
+    theta_g, phi_g = np.meshgrid(np.arccos(x), phi, indexing="ij")
+    theta, phi = theta_g.ravel(), phi_g.ravel()
+    omega = np.repeat(wx, n_phi) * (2 * np.pi / n_phi)
+    st = np.sin(theta)
+    nodes = np.stack([st * np.cos(phi), st * np.sin(phi), np.cos(theta)], axis=1)
+    return theta, phi, omega, nodes
+
+
 def funk_hecke(sigma: float, lmax: int, n_gauss: int = 200) -> np.ndarray:
     """λ_L = 2π ∫₋₁¹ e^{½σt²} P_L(t) dt for L = 0..lmax."""
     t, w = roots_legendre(n_gauss)
@@ -255,16 +270,7 @@ class SphereMoments:
 
     def __init__(self, params: ParticleParameters, basis: EvenBasis, xi_max: float):
         degree = basis.n_m + basis.n_n + 2 + _exp_degree(0.5 * xi_max)
-        n_theta = degree // 2 + 1
-        n_phi = degree + 1
-        x, wx = roots_legendre(n_theta)
-        phi = 2 * np.pi * np.arange(n_phi) / n_phi
-        theta_g, phi_g = np.meshgrid(np.arccos(x), phi, indexing="ij")
-        self.theta, self.phi = theta_g.ravel(), phi_g.ravel()
-        self.omega = np.repeat(wx, n_phi) * (2 * np.pi / n_phi)
-        st = np.sin(self.theta)
-        self.nodes = np.stack([st * np.cos(self.phi), st * np.sin(self.phi),
-                               np.cos(self.theta)], axis=1)
+        self.theta, self.phi, self.omega, self.nodes = sphere_grid(degree)
         s = _real_harmonics(max(basis.n_m, basis.n_n), self.theta, self.phi)
         nm = (basis.n_m + 1) ** 2
         lam = funk_hecke(params.sigma, basis.n_n)
@@ -492,7 +498,7 @@ class LissajousModel:
             return tk / self.params.tau_n, -np.einsum("kj,kj->k", c, quotients)
         for k in range(tk.size):
             f = sum(ck * a for ck, a in zip(c[k], self._sparse, strict=True))
-            kappa[k] = _leak_rate(f, w[:, k], 2 if self.size <= self.shift_inverse_max else 0)
+            kappa[k] = _leak_rate(f, w[:, k])
         return tk / self.params.tau_n, kappa
 
     def coefficient_function(self, drive: LissajousDrive, table: tuple[np.ndarray, np.ndarray]):
@@ -581,11 +587,8 @@ class LissajousModel:
 
 
 def _leak_rate(f, w: np.ndarray, iterations: int = 2) -> float:
-    """−vᵀf v for v from inverse iteration on f started at w (sparse LU or dense solve);
-    ``iterations = 0``: the Rayleigh quotient of w (no factorisation)."""
+    """−vᵀf v for v from inverse iteration on f started at w (sparse LU or dense solve)."""
     v = w / np.linalg.norm(w)
-    if iterations == 0:
-        return float(-(v @ (f @ v)))
     if sp.issparse(f):
         solve = spla.splu(sp.csc_matrix(f)).solve
     else:
