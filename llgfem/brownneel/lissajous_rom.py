@@ -121,6 +121,8 @@ def simulate_reduced(model: LissajousModel, rom: ParametricROM, drive: Lissajous
     (``llgfem.rom.parametric.integrate_rosenbrock``; rtol/atol/max_steps from ``settings``,
     states rescaled after every step instead of a leak shift).  ``method="petsc"``: the FOM's
     PETSc TS on dense matrices with the reduced leak shift κ(t) (the previous online stage).
+    A :class:`~llgfem.brownneel.frame_rom.FrameROM` runs in the field frame
+    (``frame_rom.simulate_frame_reduced``, RODAS4) whatever ``method``.
 
     Args:
         model: the FOM (coefficients, quadrature).
@@ -131,6 +133,10 @@ def simulate_reduced(model: LissajousModel, rom: ParametricROM, drive: Lissajous
         keep_states: keep the reduced states.
         method: ``rosenbrock`` or ``petsc``.
     """
+    from llgfem.brownneel.frame_rom import FrameROM, simulate_frame_reduced
+
+    if isinstance(rom, FrameROM):  # field-frame ROM (``frame_rom``): always RODAS4
+        return simulate_frame_reduced(model, rom, drive, t, settings, keep_states)
     if method == "rosenbrock":
         return _simulate_rosenbrock(model, rom, drive, t, settings, keep_states)
     if method != "petsc":

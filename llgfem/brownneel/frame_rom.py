@@ -1,0 +1,244 @@
+r"""Field-frame POD ROM of the Brown–Néel Lissajous model: the basis co-rotates with the field.
+
+Every term of F except the field is invariant under a joint rotation of both spheres
+(``fieldframe``): F(Rξ, Rξ̇) = D(R) F(ξ, ξ̇) D(R)ᵀ with D = D_m ⊗ D_n (real Wigner matrices,
+orthogonal).  With a rotation R(t), R ẑ = ξ/|ξ| (``rotation_to``: R = R_z(φ) R_y(θ)), and the
+field-frame state z = D(R(t))ᵀ y,
+
+    ż = [F(|ξ| ẑ, Rᵀξ̇) − Σ_a Ω_a J_a] z,   RᵀṘ = [Ω]_×,   Ω = (−φ̇ sin θ, θ̇, φ̇ cos θ),
+
+with J_a = d/dα D(e^{α[e_a]_×})|₀ the generators of D (skew; J = J_m ⊗ I + I ⊗ J_n).  So the
+field-frame model is affine with fixed matrices, like the lab-frame one:
+
+    terms   1,  A_{ξ_z},  A_{ξ_zξ_z},  A_{ξ̇_a} (a = x, y, z),  J_a (a = x, y, z)
+    coeffs  1,  |ξ|,      |ξ|²,        (Rᵀξ̇)_a τ_N,             −Ω_a τ_N
+
+and one POD-Galerkin projection serves every position (the offset enters the coefficients
+only).  In the field frame the state no longer carries the field's direction, so the
+snapshots are far more compressible: at (12, 10) the held-out projection error of a rank-100
+field-frame basis (5e-5) is below that of a rank-500 lab-frame basis (2e-4).
+
+Outputs: the m-density in the frame is e^{½|ξ| ẑ·m} ψ_f(m), ψ_f = Ψ a (Ψ = G U), so
+
+    ⟨m⟩ = R ⟨m⟩_f,   d⟨m⟩/dt = R (d⟨m⟩_f/dt + Ω × ⟨m⟩_f),
+
+with ⟨m⟩_f and its frame rate from ``SphereMoments.moments`` at ξ_f = |ξ| ẑ, ξ̇_f = (d|ξ|/dt) ẑ.
+
+Gauge: R = R_z(φ) R_y(θ) is smooth while the field stays off the z axis (always for a field in
+the plane z = 0); its poles θ = 0, π (field along ±z) make φ̇ singular, and a zero field makes
+the direction undefined (there the direction of ξ̇, the limit of a straight passage, is used).
+Passages close to a zero field give large Ω: a fast rotation that the adaptive steps resolve.
+
+Notation: ξ = μB/k_BT, τ_N the Néel time, s = t/τ_N, R the frame rotation, Ω its angular
+velocity in the frame (body), D(R) the real Wigner matrix, U the POD basis, r its rank.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import expm, logm
+
+from llgfem.brownneel.fieldframe import _SphereQuadrature
+from llgfem.brownneel.integrate import TSSettings
+from llgfem.brownneel.lissajous import LissajousDrive, LissajousModel, LissajousRun
+from llgfem.rom.parametric import ParametricReductor, ParametricROM, integrate_rosenbrock
+
+__all__ = [
+    "FRAME_TABLE",
+    "FrameKinematics",
+    "FrameROM",
+    "frame_kinematics",
+    "frame_matrices",
+    "frame_reductor",
+    "frame_sampler",
+    "reduce_frame",
+    "rotation_generators",
+    "simulate_frame_reduced",
+    "to_frame",
+]
+
+#: terms of the field-frame model (kind, axis, axis); "rot" a is the generator J_a
+FRAME_TABLE = [("1", 0, 0), ("xi", 2, 0), ("xixi", 2, 2), ("dxi", 0, 0), ("dxi", 1, 0),
+               ("dxi", 2, 0), ("rot", 0, 0), ("rot", 1, 0), ("rot", 2, 0)]
+
+
+def _cross_matrix(a: int) -> np.ndarray:
+    """[e_a]_×: v ↦ e_a × v."""
+    e = np.zeros(3)
+    e[a] = 1.0
+    return np.array([[0.0, -e[2], e[1]], [e[2], 0.0, -e[0]], [-e[1], e[0], 0.0]])
+
+
+def rotation_generators(lmax: int, angle: float = 0.1) -> np.ndarray:
+    """J_a = d/dα D(e^{α[e_a]_×})|₀ of one sphere, degrees ≤ lmax, shape (3, n, n) (skew).
+
+    D(R) is exact (quadrature), block-diagonal by degree l with eigenvalues e^{iμα}; for
+    lmax·angle < π the principal logarithm of each block is exactly α J_a.
+    """
+    if lmax * angle >= np.pi:
+        raise ValueError(f"angle {angle} too large for lmax = {lmax}")
+    quad = _SphereQuadrature(lmax)
+    n = (lmax + 1) ** 2
+    out = np.zeros((3, n, n))
+    for a in range(3):
+        d = quad.rotation(expm(angle * _cross_matrix(a)))
+        for l in range(lmax + 1):
+            b = slice(l * l, (l + 1) ** 2)
+            out[a, b, b] = np.real(logm(d[b, b])) / angle
+    return 0.5 * (out - out.transpose(0, 2, 1))  # exactly skew
+
+
+def frame_matrices(model: LissajousModel) -> list[sp.csr_matrix]:
+    """The N × N matrices of ``FRAME_TABLE`` (model terms and joint generators)."""
+    basis = model.basis
+    lookup = dict(zip(model.table, model.matrices(), strict=True))
+    jm = rotation_generators(basis.n_m)
+    jn = rotation_generators(basis.n_n)
+    eye_m, eye_n = sp.identity(jm.shape[1]), sp.identity(jn.shape[1])
+    out = []
+    for key in FRAME_TABLE:
+        if key[0] == "rot":
+            a = key[1]
+            j = basis.kron(sp.csr_matrix(jm[a]), eye_n) + basis.kron(eye_m, sp.csr_matrix(jn[a]))
+            out.append(sp.csr_matrix(j))
+        elif key in lookup:
+            out.append(sp.csr_matrix(lookup[key]))
+        else:
+            raise ValueError(f"the model lacks the field-frame term {key}")
+    return out
+
+
+@dataclass
+class FrameKinematics:
+    """Frame of ξ(t): rotations R (n, 3, 3), |ξ| and its rate, Ω (frame components) and Rᵀξ̇
+    (rates in the units of ξ̇)."""
+
+    rot: np.ndarray
+    rho: np.ndarray
+    drho: np.ndarray
+    omega: np.ndarray
+    dxi_frame: np.ndarray
+
+
+def frame_kinematics(xi: np.ndarray, dxi: np.ndarray) -> FrameKinematics:
+    """R(t) = R_z(φ) R_y(θ) with R ẑ = ξ/|ξ| and its angular velocity (module docstring)."""
+    xi, dxi = np.atleast_2d(xi), np.atleast_2d(dxi)
+    rho = np.linalg.norm(xi, axis=1)
+    tiny = 1e-12 * max(1.0, float(rho.max()))
+    small = rho <= tiny
+    rate = np.linalg.norm(dxi, axis=1)
+    limit = np.where((rate > 0)[:, None], dxi / np.where(rate > 0, rate, 1.0)[:, None],
+                     np.array([0.0, 0.0, 1.0]))
+    u = np.where(small[:, None], limit, xi / np.where(small, 1.0, rho)[:, None])
+    drho = np.einsum("ni,ni->n", u, dxi)
+    udot = np.where(small[:, None], 0.0,
+                    (dxi - u * drho[:, None]) / np.where(small, 1.0, rho)[:, None])
+    sin_t = np.hypot(u[:, 0], u[:, 1])
+    cos_t = np.clip(u[:, 2], -1.0, 1.0)
+    phi = np.arctan2(u[:, 1], u[:, 0])
+    pole = sin_t < 1e-12
+    safe = np.where(pole, 1.0, sin_t)
+    theta_dot = np.where(pole, 0.0, -udot[:, 2] / safe)
+    phi_dot = np.where(pole, 0.0, (u[:, 0] * udot[:, 1] - u[:, 1] * udot[:, 0]) / safe**2)
+    cz, sz = np.cos(phi), np.sin(phi)
+    n = xi.shape[0]
+    rz = np.zeros((n, 3, 3))
+    rz[:, 0, 0], rz[:, 0, 1], rz[:, 1, 0], rz[:, 1, 1], rz[:, 2, 2] = cz, -sz, sz, cz, 1.0
+    ry = np.zeros((n, 3, 3))
+    ry[:, 0, 0], ry[:, 0, 2], ry[:, 1, 1], ry[:, 2, 0], ry[:, 2, 2] = cos_t, sin_t, 1.0, \
+        -sin_t, cos_t
+    rot = rz @ ry
+    omega = np.stack([-phi_dot * sin_t, theta_dot, phi_dot * cos_t], axis=1)
+    dxi_frame = np.einsum("nji,nj->ni", rot, dxi)
+    return FrameKinematics(rot, rho, drho, omega, dxi_frame)
+
+
+def _frame_coefficients(kin: FrameKinematics, tau: float) -> np.ndarray:
+    """c_k of ``FRAME_TABLE`` (rates per τ_N), shape (n, 9)."""
+    n = kin.rho.size
+    return np.concatenate([np.ones((n, 1)), kin.rho[:, None], kin.rho[:, None] ** 2,
+                           tau * kin.dxi_frame, -tau * kin.omega], axis=1)
+
+
+def frame_sampler(model: LissajousModel, drive: LissajousDrive):
+    """Vectorised c_k(s), s = t/τ_N, of the field-frame terms."""
+    tau = model.params.tau_n
+
+    def coef(s: np.ndarray) -> np.ndarray:
+        xi, dxi = model.xi(drive, np.asarray(s, float) * tau)
+        return _frame_coefficients(frame_kinematics(xi, dxi), tau)
+
+    return coef
+
+
+def to_frame(model: LissajousModel, drive: LissajousDrive, t: np.ndarray,
+             y: np.ndarray) -> np.ndarray:
+    """Field-frame states z_j = D(R(t_j))ᵀ y_j of lab states y (N, n_t)."""
+    basis = model.basis
+    nm, ne = (basis.n_m + 1) ** 2, basis.even.size
+    nn = (basis.n_n + 1) ** 2
+    quad = _SphereQuadrature(max(basis.n_m, basis.n_n))
+    xi, dxi = model.xi(drive, np.asarray(t, float))
+    kin = frame_kinematics(xi, dxi)
+    z = np.empty_like(np.asarray(y, float))
+    for j in range(z.shape[1]):
+        d = quad.rotation(kin.rot[j])
+        dm, dn = d[:nm, :nm], d[:nn, :nn][np.ix_(basis.even, basis.even)]
+        z[:, j] = (dm.T @ y[:, j].reshape(nm, ne) @ dn).ravel()
+    return z
+
+
+@dataclass
+class FrameROM(ParametricROM):
+    """A :class:`ParametricROM` of the field-frame terms (``FRAME_TABLE``)."""
+
+
+def frame_reductor(model: LissajousModel) -> ParametricReductor:
+    """Reductor of the field-frame terms with the quadrature output map G."""
+    return ParametricReductor(frame_matrices(model), model.quad.g, residual=False)
+
+
+def reduce_frame(model: LissajousModel, modes: np.ndarray,
+                 reductor: ParametricReductor | None = None) -> FrameROM:
+    """Field-frame ROM on the orthonormal ``modes`` (POD of ``to_frame`` snapshots)."""
+    rom = (reductor or frame_reductor(model)).reduce(modes)
+    return FrameROM(rom.matrices, rom.basis, psi=rom.psi, gram=rom.gram, seconds=rom.seconds)
+
+
+def simulate_frame_reduced(model: LissajousModel, rom: FrameROM, drive: LissajousDrive,
+                           t: np.ndarray, settings: TSSettings = TSSettings(),
+                           keep_states: bool = True) -> LissajousRun:
+    """Reduced field-frame run at the drive's offset (adaptive RODAS4, as the lab-frame ROM);
+    outputs rotated back to the lab frame."""
+    model.check_drive(drive)
+    t = np.asarray(t, float)
+    w0, c0 = time.perf_counter(), time.process_time()
+    tau = model.params.tau_n
+    coef = frame_sampler(model, drive)
+    c = coef(t / tau)
+    active = np.flatnonzero(np.any(c != 0, axis=0))
+    xi, dxi = model.xi(drive, t)
+    kin = frame_kinematics(xi, dxi)
+    z_axis = np.array([0.0, 0.0, 1.0])
+    xi_f = kin.rho[:, None] * z_axis
+    a0 = rom.psi.T @ model.quad.kernel(xi_f[:1])[0]
+    a0 /= model.quad.moments(xi_f[:1], (rom.psi @ a0)[:, None])[2][0]
+    res = integrate_rosenbrock([rom.matrices[k] for k in active],
+                               lambda s: coef(s)[:, active], a0, t / tau,
+                               rtol=settings.rtol, atol=settings.atol,
+                               max_steps=settings.max_steps)
+    adot = rom.rates(c, res.y)
+    m_f, dm_f, a1 = model.quad.moments(xi_f, rom.psi @ res.y, rom.psi @ adot / tau,
+                                       kin.drho[:, None] * z_axis)
+    m = np.einsum("nij,nj->ni", kin.rot, m_f)
+    dm = np.einsum("nij,nj->ni", kin.rot, dm_f + np.cross(kin.omega, m_f))
+    return LissajousRun(t, m, dm, a1, time.perf_counter() - w0, res.steps,
+                        res.y if keep_states else None,
+                        {"integration_seconds": res.seconds, "rank": rom.rank,
+                         "cpu_seconds": time.process_time() - c0, "rejected": res.rejected,
+                         "terms": len(active), "frame": True})
+
