@@ -119,6 +119,7 @@ import scipy.sparse.linalg as spla
 
 import llgfem  # noqa: F401  (must precede petsc4py)
 from llgfem.brownneel import ParticleParameters, TSSettings, langevin  # noqa: E402
+from llgfem.brownneel.frame_rom import reduce_frame, to_frame  # noqa: E402
 from llgfem.brownneel.lissajous import (  # noqa: E402
     LissajousDrive,
     LissajousModel,
@@ -143,6 +144,7 @@ PARTICLE = ParticleParameters(d_c=20e-9, K=6e3)
 BASE = 2.5e6
 GRADIENT = (-1.0, -1.0, 2.0)
 WARMUP_SAMPLES = 26
+FRAME = False  # --frame: field-frame ROM (llgfem.brownneel.frame_rom), bases "<case>_frame"
 CASES = {
     "2d": {"dividers": (102, 96, 1), "amplitudes": (12e-3, 12e-3, 0.0), "grid": (19, 19, 1),
            "train_grid": (5, 5, 1)},
@@ -350,9 +352,10 @@ def rebasis(case_key: str, args, out: dict) -> dict:
     for x in out["training_position_list"]:
         d = drive.with_offset(offset_field(GRADIENT, x))
         y = fom_cached(model, d, t, settings, tag(case_key, model, args, np.array(x)))["y"]
-        blocks.append(mass_normalised(model, d, t, y))
+        y = mass_normalised(model, d, t, y)
+        blocks.append(to_frame(model, d, t, y) if FRAME else y)
     basis = pod(np.hstack(blocks), rank=args.rank, energy=1 - args.pod_tol)
-    save_basis(case_key, model, basis.modes)
+    save_basis(rom_name(case_key), model, basis.modes)
     s = basis.singular_values
     return {"r": basis.rank, "pod_discarded_energy": basis.discarded_energy,
             "singular_values_head": (s[:120] / s[0]).tolist(),
@@ -377,10 +380,18 @@ def save_basis(name: str, model, modes: np.ndarray) -> None:
     np.savez(basis_file(name, model), modes=modes, truncation=np.array(model.truncation))
 
 
+def rom_name(case_key: str) -> str:
+    """Basis name of ``case_key`` (``<case>_frame`` for the field-frame ROM)."""
+    return f"{case_key}_frame" if FRAME else case_key
+
+
 def load_rom(case_key, model, rank: int | None = None):
-    """ROM from the cached basis; ``rank`` keeps the leading POD modes (a rank-``rank`` POD)."""
-    d = np.load(basis_file(case_key, model))
+    """ROM from the cached basis; ``rank`` keeps the leading POD modes (a rank-``rank`` POD).
+    With ``--frame`` the field-frame ROM of the field-frame basis."""
+    d = np.load(basis_file(rom_name(case_key), model))
     modes = d["modes"] if not rank else d["modes"][:, :rank]
+    if FRAME:
+        return reduce_frame(model, modes)
     return reductor_for(model, residual=False).reduce(modes)
 
 
@@ -435,7 +446,8 @@ def validate(case_key: str, args, out: dict, rom=None, quiet: bool = False,
                            "reference FOM run (rtol --reference-rtol) / the CPU time of the "
                            "reduced run; both one process, one BLAS thread, same machine",
             "rom_rank": rom.rank, "fom_reference_rtol": settings.rtol,
-            "rom_rtol": rom_settings(args).rtol}
+            "rom_rtol": rom_settings(args).rtol,
+            "rom_frame": "field frame (co-rotating basis)" if FRAME else "lab"}
 
 
 def speedup(args, out: dict) -> dict:
@@ -443,7 +455,7 @@ def speedup(args, out: dict) -> dict:
     FOM runs, one BLAS thread): wall and CPU (process) time of each."""
     case, drive, model, t, start = setup("2d", args)
     settings = fom_settings(args, args.rtol)
-    rom = load_rom("2d", model)
+    rom = load_rom("2d", model, args.use_rank)
     axes = drive.driven_axes
     rows = []
     for row in out["held_out"][:args.speedup_positions]:
@@ -547,6 +559,7 @@ def run_two_ranks_with(script, out, args):
            "--window", str(args.window), "--rtol", str(args.rtol),
            "--rom-rtol", str(rom_settings(args).rtol), "--use-rank", str(args.use_rank or 0)]
     cmd += ["--quick"] if args.quick else []
+    cmd += ["--frame"] if FRAME else []
     subprocess.run(cmd, check=True, env=os.environ.copy())
     data = json.loads(tmp.read_text())
     tmp.unlink()
@@ -612,7 +625,7 @@ def pool3d(args, out: dict) -> dict:
                        "repetition_s": drive.period, "grid": list(case["grid"]),
                        "window_fraction_of_repetition": args.window,
                        "receive_signals": "d<m>/dt on x, y, z (NRMSE over the three channels)"}
-    return {"case_3d": res}
+    return {"case_3d_frame" if FRAME else "case_3d": res}
 
 
 def transfer3d(args, out: dict) -> dict:
@@ -833,14 +846,15 @@ ROM_KEYS = ("training_position_list", "training_positions", "training_selection"
             "held_out", "max_nrmse_held_out", "median_nrmse_held_out", "speedup_median",
             "speedup_median_wall", "speedup_back_to_back", "speedup_note", "speedup_how",
             "speedup_median_vs_cached_fom_wall", "speedup_median_vs_cached_fom_cpu", "rom_rank",
-            "fom_reference_rtol", "rom_rtol", "system_matrix", "rank_sweep")
+            "fom_reference_rtol", "rom_rtol", "system_matrix", "rank_sweep", "rom_frame")
 
 
 def archive(args, out: dict) -> dict:
     """Copy the top-level 2-D ROM results into ``rom_<N_m>_<N_n>`` (before another
     truncation's stages overwrite them)."""
     n_m, n_n = out["truncation"]
-    return {f"rom_{n_m}_{n_n}": {k: out[k] for k in ROM_KEYS if k in out}}
+    key = args.archive_key or f"rom_{n_m}_{n_n}"
+    return {key: {k: out[k] for k in ROM_KEYS if k in out}}
 
 
 STAGES = {
@@ -911,6 +925,12 @@ def main() -> None:
     ap.add_argument("--speedup-positions", type=int, default=3)
     ap.add_argument("--max-train-3d", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--frame", action="store_true",
+                    help="field-frame ROM (basis co-rotating with the field; llgfem.brownneel."
+                         "frame_rom): poolbasis/rebasis/3dpool build '<case>_frame' bases, the "
+                         "other stages use them")
+    ap.add_argument("--archive-key", default=None,
+                    help="archive: JSON key (default rom_<N_m>_<N_n>)")
     ap.add_argument("--worker", default=None)
     ap.add_argument("--cached-only", action="store_true",
                     help="validate: use only held-out positions whose FOM run is cached")
@@ -920,7 +940,8 @@ def main() -> None:
                     help="JSON to write (default outputs/bench/brown_neel_rom2d.json); "
                          "stage 'merge3d' copies case_3d from this file into the default one")
     args = ap.parse_args()
-    global OUT, CACHE
+    global OUT, CACHE, FRAME
+    FRAME = args.frame
     if args.quick:
         OUT, CACHE = OUT / "quick", CACHE / "quick"
         args.truncation, args.truncation_3d = (4, 2), (4, 2)
@@ -949,6 +970,8 @@ def main() -> None:
         "receive_signals": "d<m_x>/dt, d<m_y>/dt (NRMSE over both channels together)"}
     for stage in args.stages.split(","):
         t0 = time.perf_counter()
+        if FRAME and stage in ("train", "greedy", "phases", "phasetrain", "3d", "transfer3d"):
+            raise SystemExit(f"stage {stage!r} has no field-frame variant (drop --frame)")
         if stage == "fill":  # cache only, the JSON is not touched
             fill_cache(args, out)
             continue
