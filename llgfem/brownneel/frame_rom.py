@@ -27,7 +27,12 @@ with ⟨m⟩_f and its frame rate from ``SphereMoments.moments`` at ξ_f = |ξ| 
 Gauge: R = R_z(φ) R_y(θ) is smooth while the field stays off the z axis (always for a field in
 the plane z = 0); its poles θ = 0, π (field along ±z) make φ̇ singular, and a zero field makes
 the direction undefined (there the direction of ξ̇, the limit of a straight passage, is used).
-Passages close to a zero field give large Ω: a fast rotation that the adaptive steps resolve.
+A field that stays on one line through the origin (a 1-D drive on its axis) would flip the
+frame by π at every zero crossing; ``field_axis`` detects it and the frame is then fixed
+(R ẑ = that axis, Ω = 0, |ξ| replaced by the signed component ξ·ê).  Passages close to a zero
+field give a large Ω (a rotation by about π within d/|ξ̇|, d the closest distance): the reduced
+run lands on every local minimum of |ξ| below ``near_zero`` of max |ξ| (found on a fine grid),
+so that its error estimate cannot step over the peak of Ω.
 
 Notation: ξ = μB/k_BT, τ_N the Néel time, s = t/τ_N, R the frame rotation, Ω its angular
 velocity in the frame (body), D(R) the real Wigner matrix, U the POD basis, r its rank.
@@ -42,7 +47,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import expm, logm
 
-from llgfem.brownneel.fieldframe import _SphereQuadrature
+from llgfem.brownneel.fieldframe import _SphereQuadrature, rotation_to
 from llgfem.brownneel.integrate import TSSettings
 from llgfem.brownneel.lissajous import LissajousDrive, LissajousModel, LissajousRun
 from llgfem.rom.parametric import ParametricReductor, ParametricROM, integrate_rosenbrock
@@ -54,7 +59,9 @@ __all__ = [
     "frame_kinematics",
     "frame_matrices",
     "frame_reductor",
+    "field_axis",
     "frame_sampler",
+    "near_zero_passages",
     "reduce_frame",
     "rotation_generators",
     "simulate_frame_reduced",
@@ -124,9 +131,38 @@ class FrameKinematics:
     dxi_frame: np.ndarray
 
 
-def frame_kinematics(xi: np.ndarray, dxi: np.ndarray) -> FrameKinematics:
-    """R(t) = R_z(φ) R_y(θ) with R ẑ = ξ/|ξ| and its angular velocity (module docstring)."""
+def field_axis(xi: np.ndarray, tol: float = 1e-10) -> np.ndarray | None:
+    """The unit axis ê if every ξ_i lies on the line Rê (|ξ_i × ê| ≤ tol max|ξ|), else None."""
+    xi = np.atleast_2d(xi)
+    norms = np.linalg.norm(xi, axis=1)
+    if norms.max() == 0.0:
+        return np.array([0.0, 0.0, 1.0])
+    axis = xi[int(np.argmax(norms))] / norms.max()
+    off = np.linalg.norm(np.cross(xi, axis), axis=1)
+    return axis if off.max() <= tol * norms.max() else None
+
+
+def _drive_axis(model: LissajousModel, drive, t0: float, t1: float,
+                samples: int = 4001) -> np.ndarray | None:
+    """``field_axis`` of the drive's ξ on a fine grid over [t0, t1]."""
+    xi, _ = model.xi(drive, np.linspace(t0, t1, samples))
+    return field_axis(xi)
+
+
+def _fixed_frame(xi: np.ndarray, dxi: np.ndarray, axis: np.ndarray) -> FrameKinematics:
+    n = xi.shape[0]
+    rot = np.broadcast_to(rotation_to(axis), (n, 3, 3)).copy()
+    return FrameKinematics(rot, xi @ axis, dxi @ axis, np.zeros((n, 3)),
+                           np.einsum("nji,nj->ni", rot, dxi))
+
+
+def frame_kinematics(xi: np.ndarray, dxi: np.ndarray,
+                     axis: np.ndarray | None = None) -> FrameKinematics:
+    """R(t) = R_z(φ) R_y(θ) with R ẑ = ξ/|ξ| and its angular velocity (module docstring);
+    with ``axis`` the fixed frame R ẑ = axis and the signed |ξ| → ξ·axis."""
     xi, dxi = np.atleast_2d(xi), np.atleast_2d(dxi)
+    if axis is not None:
+        return _fixed_frame(xi, dxi, np.asarray(axis, float))
     rho = np.linalg.norm(xi, axis=1)
     tiny = 1e-12 * max(1.0, float(rho.max()))
     small = rho <= tiny
@@ -164,26 +200,29 @@ def _frame_coefficients(kin: FrameKinematics, tau: float) -> np.ndarray:
                            tau * kin.dxi_frame, -tau * kin.omega], axis=1)
 
 
-def frame_sampler(model: LissajousModel, drive: LissajousDrive):
-    """Vectorised c_k(s), s = t/τ_N, of the field-frame terms."""
+def frame_sampler(model: LissajousModel, drive: LissajousDrive,
+                  axis: np.ndarray | None = None):
+    """Vectorised c_k(s), s = t/τ_N, of the field-frame terms (``axis``: fixed frame)."""
     tau = model.params.tau_n
 
     def coef(s: np.ndarray) -> np.ndarray:
         xi, dxi = model.xi(drive, np.asarray(s, float) * tau)
-        return _frame_coefficients(frame_kinematics(xi, dxi), tau)
+        return _frame_coefficients(frame_kinematics(xi, dxi, axis), tau)
 
     return coef
 
 
 def to_frame(model: LissajousModel, drive: LissajousDrive, t: np.ndarray,
              y: np.ndarray) -> np.ndarray:
-    """Field-frame states z_j = D(R(t_j))ᵀ y_j of lab states y (N, n_t)."""
+    """Field-frame states z_j = D(R(t_j))ᵀ y_j of lab states y (N, n_t) at the times t (the
+    gauge of ``simulate_frame_reduced`` over [t_0, t_end])."""
     basis = model.basis
     nm, ne = (basis.n_m + 1) ** 2, basis.even.size
     nn = (basis.n_n + 1) ** 2
     quad = _SphereQuadrature(max(basis.n_m, basis.n_n))
-    xi, dxi = model.xi(drive, np.asarray(t, float))
-    kin = frame_kinematics(xi, dxi)
+    t = np.asarray(t, float)
+    xi, dxi = model.xi(drive, t)
+    kin = frame_kinematics(xi, dxi, _drive_axis(model, drive, t[0], t[-1]))
     z = np.empty_like(np.asarray(y, float))
     for j in range(z.shape[1]):
         d = quad.rotation(kin.rot[j])
@@ -209,36 +248,62 @@ def reduce_frame(model: LissajousModel, modes: np.ndarray,
     return FrameROM(rom.matrices, rom.basis, psi=rom.psi, gram=rom.gram, seconds=rom.seconds)
 
 
+def near_zero_passages(model: LissajousModel, drive, t: np.ndarray, near_zero: float = 0.05,
+                       per_interval: int = 64) -> np.ndarray:
+    """Times of the local minima of |ξ(t)| below ``near_zero`` max|ξ| strictly inside (t_0,
+    t_end), on a grid of ``per_interval`` points per output interval (refined by a parabola)."""
+    t = np.asarray(t, float)
+    fine = np.linspace(t[0], t[-1], per_interval * (t.size - 1) + 1)
+    rho = np.linalg.norm(model.xi(drive, fine)[0], axis=1)
+    inner = np.flatnonzero((rho[1:-1] <= rho[:-2]) & (rho[1:-1] < rho[2:])
+                           & (rho[1:-1] < near_zero * rho.max())) + 1
+    h = fine[1] - fine[0]
+    out = []
+    for i in inner:
+        den = rho[i - 1] - 2 * rho[i] + rho[i + 1]
+        shift = 0.5 * (rho[i - 1] - rho[i + 1]) / den if den > 0 else 0.0
+        out.append(fine[i] + float(np.clip(shift, -0.5, 0.5)) * h)
+    return np.setdiff1d(np.array(out), t)
+
+
 def simulate_frame_reduced(model: LissajousModel, rom: FrameROM, drive: LissajousDrive,
                            t: np.ndarray, settings: TSSettings = TSSettings(),
-                           keep_states: bool = True) -> LissajousRun:
+                           keep_states: bool = True, near_zero: float = 0.05) -> LissajousRun:
     """Reduced field-frame run at the drive's offset (adaptive RODAS4, as the lab-frame ROM);
-    outputs rotated back to the lab frame."""
+    outputs rotated back to the lab frame.  The steps also land on the near-zero passages of
+    the field (``near_zero_passages``; module docstring)."""
     model.check_drive(drive)
     t = np.asarray(t, float)
     w0, c0 = time.perf_counter(), time.process_time()
     tau = model.params.tau_n
-    coef = frame_sampler(model, drive)
+    axis = _drive_axis(model, drive, t[0], t[-1])
+    coef = frame_sampler(model, drive, axis)
     c = coef(t / tau)
     active = np.flatnonzero(np.any(c != 0, axis=0))
     xi, dxi = model.xi(drive, t)
-    kin = frame_kinematics(xi, dxi)
+    kin = frame_kinematics(xi, dxi, axis)
     z_axis = np.array([0.0, 0.0, 1.0])
     xi_f = kin.rho[:, None] * z_axis
     a0 = rom.psi.T @ model.quad.kernel(xi_f[:1])[0]
     a0 /= model.quad.moments(xi_f[:1], (rom.psi @ a0)[:, None])[2][0]
+    extra = near_zero_passages(model, drive, t, near_zero) if axis is None else np.zeros(0)
+    s_all = np.union1d(t, extra)
     res = integrate_rosenbrock([rom.matrices[k] for k in active],
-                               lambda s: coef(s)[:, active], a0, t / tau,
+                               lambda s: coef(s)[:, active], a0, s_all / tau,
                                rtol=settings.rtol, atol=settings.atol,
                                max_steps=settings.max_steps)
-    adot = rom.rates(c, res.y)
-    m_f, dm_f, a1 = model.quad.moments(xi_f, rom.psi @ res.y, rom.psi @ adot / tau,
+    keep = np.searchsorted(s_all, t)
+    y = res.y[:, keep]
+    adot = rom.rates(c, y)
+    m_f, dm_f, a1 = model.quad.moments(xi_f, rom.psi @ y, rom.psi @ adot / tau,
                                        kin.drho[:, None] * z_axis)
     m = np.einsum("nij,nj->ni", kin.rot, m_f)
     dm = np.einsum("nij,nj->ni", kin.rot, dm_f + np.cross(kin.omega, m_f))
     return LissajousRun(t, m, dm, a1, time.perf_counter() - w0, res.steps,
-                        res.y if keep_states else None,
+                        y if keep_states else None,
                         {"integration_seconds": res.seconds, "rank": rom.rank,
                          "cpu_seconds": time.process_time() - c0, "rejected": res.rejected,
-                         "terms": len(active), "frame": True})
+                         "terms": len(active), "frame": "fixed axis" if axis is not None
+                         else "field", "near_zero_landings": int(extra.size),
+                         "log_scale": res.log_scale[keep]})
 

@@ -13,6 +13,7 @@ from llgfem.brownneel.fieldframe import _SphereQuadrature, real_rotation
 from llgfem.brownneel.frame_rom import (
     FRAME_TABLE,
     _cross_matrix,
+    field_axis,
     frame_kinematics,
     frame_matrices,
     frame_sampler,
@@ -37,6 +38,7 @@ SETTINGS = TSSettings(rtol=RTOL, atol=1e-13, max_steps=50_000)
 DRIVE = LissajousDrive.from_dividers(2.5e6, (102, 96, 1), (12e-3, 12e-3, 0.0))
 DRIVE_3D = LissajousDrive.from_dividers(2.5e6, (102, 96, 136), (12e-3, 12e-3, 6e-3),
                                         phases=(0.1, 0.2, 0.3))
+DRIVE_1D = LissajousDrive.from_dividers(2.5e6, (16, 1, 1), (12e-3, 0.0, 0.0))
 T = np.arange(6) / 2.5e6
 
 
@@ -110,6 +112,8 @@ def test_frame_equation_is_the_rotated_lab_operator(model, frame_terms):
     (DRIVE, (0.005, -0.003, 0.0)),
     (DRIVE, (0.0, 0.0, 0.0)),  # ξ(0) = 0: the frame starts along ξ̇(0)
     (DRIVE_3D, (0.003, 0.002, -0.001)),
+    (DRIVE_1D, (0.002, 0.0, 0.0)),  # field on the x axis through zero: fixed frame
+    (DRIVE, (0.00184, 0.0019, 0.0)),  # a near-zero passage (0.05 mm) inside the run
 ])
 def test_full_rank_frame_rom_equals_lab_fom(model, drive, position):
     d = drive.with_offset(offset_field(GRADIENT, position))
@@ -118,6 +122,9 @@ def test_full_rank_frame_rom_equals_lab_fom(model, drive, position):
     rom = reduce_frame(model, u)
     red = simulate_frame_reduced(model, rom, d, T, SETTINGS)
     axes = d.driven_axes
+    assert red.info["frame"] == ("fixed axis" if drive is DRIVE_1D else "field")
+    if position[1] == 0.0019:
+        assert red.info["near_zero_landings"] == 1
     assert np.abs(red.m - run.m).max() < 1e3 * RTOL
     assert signal_nrmse(red.dm[:, axes], run.dm[:, axes]) < 1e3 * RTOL
     assert np.abs(run.dm[:, axes]).max() > 1e3  # a real response
@@ -155,3 +162,10 @@ def test_frame_rom_stable_for_small_rank(model, frame_terms):
         assert np.all(np.isfinite(red.dm))
     # from the second sample on (at t = 0 the rate of the projected initial state differs)
     assert signal_nrmse(red.dm[1:, :2], run.dm[1:, :2]) < 2e-2
+
+
+def test_field_axis_detects_collinear_histories():
+    line = np.outer(np.linspace(-1.0, 2.0, 7), [0.6, 0.0, -0.8])
+    np.testing.assert_allclose(field_axis(line), [0.6, 0.0, -0.8])
+    assert field_axis(line + [[0.0, 1e-6, 0.0]]) is None
+    np.testing.assert_allclose(field_axis(np.zeros((3, 3))), [0.0, 0.0, 1.0])
