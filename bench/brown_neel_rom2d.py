@@ -639,20 +639,27 @@ def transfer3d(args, out: dict) -> dict:
     case, drive, model_a, t, start = setup("3d", args)
     _, _, model_b, _, _ = setup("3d", args, pb)
     settings = fom_settings(args, args.rtol)
-    train = np.array(out["case_3d"]["training_position_list"])
+    key3 = "case_3d_frame" if FRAME else "case_3d"
+    train = np.array(out[key3]["training_position_list"])
     blocks, c0 = [], time.process_time()
     for x in train:
         d = drive.with_offset(offset_field(GRADIENT, x))
         y = fom_cached(model_a, d, t, settings, tag("3d", model_a, args, x))["y"]
         yb = boltzmann_transfer_3d(model_a, model_b, mass_normalised(model_a, d, t, y),
                                    d.fields(t))
-        blocks.append(mass_normalised(model_b, d, t, yb))
+        yb = mass_normalised(model_b, d, t, yb)
+        blocks.append(to_frame(model_b, d, t, yb) if FRAME else yb)
     transfer_cpu = time.process_time() - c0
     basis = pod(np.hstack(blocks), rank=args.rank, energy=1 - args.pod_tol)
-    save_basis("3d_b", model_b, basis.modes)
-    reduce_b = reductor_for(model_b, residual=False)
-    roms = {"boltzmann_transfer": reduce_b.reduce(basis.modes),
-            "direct (basis of A)": reduce_b.reduce(np.load(basis_file("3d", model_a))["modes"])}
+    save_basis(rom_name("3d_b"), model_b, basis.modes)
+    modes_a = np.load(basis_file(rom_name("3d"), model_a))["modes"]
+    if FRAME:
+        roms = {"boltzmann_transfer": reduce_frame(model_b, basis.modes),
+                "direct (basis of A)": reduce_frame(model_b, modes_a)}
+    else:
+        reduce_b = reductor_for(model_b, residual=False)
+        roms = {"boltzmann_transfer": reduce_b.reduce(basis.modes),
+                "direct (basis of A)": reduce_b.reduce(modes_a)}
     ref = fom_settings(args, reference_rtol(args))
     held = held_out_picks(case, args.held_out_3d)[:args.held_out_b]
     label = f"3dB{args.particle_b[0]:g}_{args.particle_b[1]:g}"
@@ -970,7 +977,7 @@ def main() -> None:
         "receive_signals": "d<m_x>/dt, d<m_y>/dt (NRMSE over both channels together)"}
     for stage in args.stages.split(","):
         t0 = time.perf_counter()
-        if FRAME and stage in ("train", "greedy", "phases", "phasetrain", "3d", "transfer3d"):
+        if FRAME and stage in ("train", "greedy", "phases", "phasetrain", "3d"):
             raise SystemExit(f"stage {stage!r} has no field-frame variant (drop --frame)")
         if stage == "fill":  # cache only, the JSON is not touched
             fill_cache(args, out)
@@ -978,7 +985,7 @@ def main() -> None:
         if stage == "estimate":
             out.setdefault("system_matrix", {}).update(fom_estimate(out))
         elif stage == "transfer3d":
-            out["case_3d"].update(transfer3d(args, out))
+            out["case_3d_frame" if FRAME else "case_3d"].update(transfer3d(args, out))
         elif stage == "merge3d":
             out["case_3d"] = json.loads(Path(args.out).read_text())["case_3d"]
         elif stage in STAGES:

@@ -9,6 +9,7 @@ import pytest
 from scipy.linalg import expm
 
 from llgfem.brownneel import ParticleParameters, TSSettings
+from llgfem.brownneel import lissajous as lj
 from llgfem.brownneel.fieldframe import _SphereQuadrature, real_rotation
 from llgfem.brownneel.frame_rom import (
     FRAME_TABLE,
@@ -22,29 +23,20 @@ from llgfem.brownneel.frame_rom import (
     simulate_frame_reduced,
     to_frame,
 )
-from llgfem.brownneel.lissajous import (
-    LissajousDrive,
-    LissajousModel,
-    coefficients,
-    offset_field,
-    signal_nrmse,
-)
 from llgfem.rom import pod
 
-SOFT = ParticleParameters(d_c=20e-9, K=1e3)
-GRADIENT = (-1.0, -1.0, 2.0)
-RTOL = 1e-7
+SOFT, GRADIENT, RTOL = ParticleParameters(d_c=20e-9, K=1e3), (-1.0, -1.0, 2.0), 1e-7
 SETTINGS = TSSettings(rtol=RTOL, atol=1e-13, max_steps=50_000)
-DRIVE = LissajousDrive.from_dividers(2.5e6, (102, 96, 1), (12e-3, 12e-3, 0.0))
-DRIVE_3D = LissajousDrive.from_dividers(2.5e6, (102, 96, 136), (12e-3, 12e-3, 6e-3),
-                                        phases=(0.1, 0.2, 0.3))
-DRIVE_1D = LissajousDrive.from_dividers(2.5e6, (16, 1, 1), (12e-3, 0.0, 0.0))
+DRIVE = lj.LissajousDrive.from_dividers(2.5e6, (102, 96, 1), (12e-3, 12e-3, 0.0))
+DRIVE_3D = lj.LissajousDrive.from_dividers(2.5e6, (102, 96, 136), (12e-3, 12e-3, 6e-3),
+                                           phases=(0.1, 0.2, 0.3))
+DRIVE_1D = lj.LissajousDrive.from_dividers(2.5e6, (16, 1, 1), (12e-3, 0.0, 0.0))
 T = np.arange(6) / 2.5e6
 
 
 @pytest.fixture(scope="module")
 def model():
-    return LissajousModel(SOFT, 3, 2, b_max=0.05)
+    return lj.LissajousModel(SOFT, 3, 2, b_max=0.05)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +78,7 @@ def test_frame_kinematics_finite_differences():
 
 def test_frame_equation_is_the_rotated_lab_operator(model, frame_terms):
     """Σ_k c_k^f A_k^f = Dᵀ F(ξ, ξ̇) D − DᵀḊ (Ḋ by central differences), 3-D drive."""
-    drive = DRIVE_3D.with_offset(offset_field(GRADIENT, (0.004, -0.007, 0.001)))
+    drive = DRIVE_3D.with_offset(lj.offset_field(GRADIENT, (0.004, -0.007, 0.001)))
     tau, basis = SOFT.tau_n, model.basis
     quad = _SphereQuadrature(max(basis.n_m, basis.n_n))
     nm, nn = (basis.n_m + 1) ** 2, (basis.n_n + 1) ** 2
@@ -97,7 +89,7 @@ def test_frame_equation_is_the_rotated_lab_operator(model, frame_terms):
 
     for t in (0.9e-6, 4.2e-6):
         xi, dxi = model.xi(drive, np.array([t]))
-        c = coefficients(model.table, xi, dxi * tau, np.zeros(1))[0]
+        c = lj.coefficients(model.table, xi, dxi * tau, np.zeros(1))[0]
         f = sum(ck * a for ck, a in zip(c, model.matrices(), strict=True)).toarray()
         h = 1e-6 * tau
         d = big_d(t)
@@ -116,7 +108,7 @@ def test_frame_equation_is_the_rotated_lab_operator(model, frame_terms):
     (DRIVE, (0.00184, 0.0019, 0.0)),  # a near-zero passage (0.05 mm) inside the run
 ])
 def test_full_rank_frame_rom_equals_lab_fom(model, drive, position):
-    d = drive.with_offset(offset_field(GRADIENT, position))
+    d = drive.with_offset(lj.offset_field(GRADIENT, position))
     run = model.simulate(d, T, SETTINGS)
     u = np.linalg.qr(np.random.default_rng(5).standard_normal((model.size, model.size)))[0]
     rom = reduce_frame(model, u)
@@ -126,14 +118,14 @@ def test_full_rank_frame_rom_equals_lab_fom(model, drive, position):
     if position[1] == 0.0019:
         assert red.info["near_zero_landings"] == 1
     assert np.abs(red.m - run.m).max() < 1e3 * RTOL
-    assert signal_nrmse(red.dm[:, axes], run.dm[:, axes]) < 1e3 * RTOL
+    assert lj.signal_nrmse(red.dm[:, axes], run.dm[:, axes]) < 1e3 * RTOL
     assert np.abs(run.dm[:, axes]).max() > 1e3  # a real response
 
 
 def test_frame_snapshots_rotate_back(model):
     """to_frame is the orthogonal map y ↦ D(R)ᵀ y: norms kept, the Boltzmann state of ξ goes to
     the Boltzmann state of |ξ| ẑ."""
-    d = DRIVE.with_offset(offset_field(GRADIENT, (0.006, 0.002, 0.0)))
+    d = DRIVE.with_offset(lj.offset_field(GRADIENT, (0.006, 0.002, 0.0)))
     t = np.array([0.0, 1.7e-6])
     xi, _ = model.xi(d, t)
     w = model.quad.weight_vectors(xi)
@@ -146,7 +138,7 @@ def test_frame_snapshots_rotate_back(model):
 def test_frame_rom_stable_for_small_rank(model, frame_terms):
     """Projected rotation terms stay skew, so sym(Σ c_k Â_k) with ξ̇ = 0 is ≤ 0 as in the lab
     frame; small-r reduced runs stay finite and close."""
-    d = DRIVE.with_offset(offset_field(GRADIENT, (-0.01, 0.008, 0.0)))
+    d = DRIVE.with_offset(lj.offset_field(GRADIENT, (-0.01, 0.008, 0.0)))
     run = model.simulate(d, T, SETTINGS)
     modes = pod(to_frame(model, d, T, run.y), rank=10).modes
     rot = [k for k, key in enumerate(FRAME_TABLE) if key[0] == "rot"]
@@ -161,7 +153,7 @@ def test_frame_rom_stable_for_small_rank(model, frame_terms):
         red = simulate_frame_reduced(model, rom, d, T, SETTINGS)
         assert np.all(np.isfinite(red.dm))
     # from the second sample on (at t = 0 the rate of the projected initial state differs)
-    assert signal_nrmse(red.dm[1:, :2], run.dm[1:, :2]) < 2e-2
+    assert lj.signal_nrmse(red.dm[1:, :2], run.dm[1:, :2]) < 2e-2
 
 
 def test_field_axis_detects_collinear_histories():
