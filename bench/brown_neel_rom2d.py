@@ -97,6 +97,26 @@ were first copied to ``rom_10_8`` with ``--stages archive --truncation 10 8``)::
     brown_neel_rom2d.py --stages poolbasis,validate --cells --rank 500 --truncation 14 12 $A
     brown_neel_rom2d.py --stages speedup --cells --truncation 14 12 $A --rtol 1e-7 --bdf-order 3 \
         --speedup-positions 3
+
+Seventh pass (field-frame ROM, ``--frame``; the lab-frame (14, 12) keys first copied to
+``rom_14_12_lab``)::
+
+    brown_neel_rom2d.py --stages archive --truncation 14 12 --archive-key rom_14_12_lab $A
+    brown_neel_rom2d.py --frame --stages poolbasis --cells --rank 300 --truncation 14 12 $A
+    brown_neel_rom2d.py --frame --stages validate,ranksweep,speedup,matrix --cells --use-rank 100 \
+        --sweep-ranks 40 50 60 80 100 150 200 300 --truncation 14 12 $A --rtol 1e-7 \
+        --bdf-order 3 --speedup-positions 5
+    # (poolbasis reads the training runs cached at rtol 1e-6; --rtol 1e-7 is the back-to-back
+    #  FOM's)
+    # 3-D, field frame and lab at (10, 8) and the field frame at (6, 4), merged afterwards:
+    brown_neel_rom2d.py --frame --stages 3dpool,transfer3d --truncation-3d 10 8 --rank 300 \
+        --held-out-3d 10 --held-out-b 6 --bdf-order 3 $A --out f3d108.json
+    brown_neel_rom2d.py --stages 3dpool --truncation-3d 10 8 --rank 500 --held-out-3d 10 \
+        --bdf-order 3 $A --out f3d108.json
+    brown_neel_rom2d.py --frame --stages 3dpool,transfer3d --truncation-3d 6 4 --rank 300 \
+        --held-out-3d 10 --held-out-b 6 $A --out f3d64.json
+    # lab-frame 19 x 19 matrix at (14, 12), r = 500, for the full-grid cross-check:
+    brown_neel_rom2d.py --stages matrix --truncation 14 12 $A --out labmatrix.json
 """
 
 from __future__ import annotations
@@ -514,7 +534,7 @@ def matrix_worker(args) -> None:
     res = rom_system_matrix(model, rom, drive, GRADIENT, grid, t, start,
                             rom_settings(args), MPI.COMM_WORLD)
     if MPI.COMM_WORLD.rank == 0:
-        np.savez(truncation_file("system_matrix_2d", model), signals=res["signals"],
+        np.savez(truncation_file(rom_name("system_matrix_2d"), model), signals=res["signals"],
                  positions=grid)
         Path(args.worker).write_text(json.dumps({
             "seconds": res["seconds"], "ranks": MPI.COMM_WORLD.size,
