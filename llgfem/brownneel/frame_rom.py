@@ -56,6 +56,7 @@ __all__ = [
     "FRAME_TABLE",
     "FrameKinematics",
     "FrameROM",
+    "FrameReductor",
     "frame_kinematics",
     "frame_matrices",
     "frame_reductor",
@@ -236,16 +237,25 @@ class FrameROM(ParametricROM):
     """A :class:`ParametricROM` of the field-frame terms (``FRAME_TABLE``)."""
 
 
-def frame_reductor(model: LissajousModel) -> ParametricReductor:
+class FrameReductor(ParametricReductor):
+    """:class:`ParametricReductor` of the field-frame terms whose ``reduce`` returns a
+    :class:`FrameROM` (so ``greedy_selection`` and ``simulate_reduced`` run in the frame)."""
+
+    def reduce(self, basis: np.ndarray) -> FrameROM:
+        rom = super().reduce(basis)
+        return FrameROM(rom.matrices, rom.basis, psi=rom.psi, gram=rom.gram,
+                        seconds=rom.seconds)
+
+
+def frame_reductor(model: LissajousModel) -> FrameReductor:
     """Reductor of the field-frame terms with the quadrature output map G."""
-    return ParametricReductor(frame_matrices(model), model.quad.g, residual=False)
+    return FrameReductor(frame_matrices(model), model.quad.g, residual=False)
 
 
 def reduce_frame(model: LissajousModel, modes: np.ndarray,
-                 reductor: ParametricReductor | None = None) -> FrameROM:
+                 reductor: FrameReductor | None = None) -> FrameROM:
     """Field-frame ROM on the orthonormal ``modes`` (POD of ``to_frame`` snapshots)."""
-    rom = (reductor or frame_reductor(model)).reduce(modes)
-    return FrameROM(rom.matrices, rom.basis, psi=rom.psi, gram=rom.gram, seconds=rom.seconds)
+    return (reductor or frame_reductor(model)).reduce(modes)
 
 
 def near_zero_passages(model: LissajousModel, drive, t: np.ndarray, near_zero: float = 0.05,

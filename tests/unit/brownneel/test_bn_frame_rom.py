@@ -76,10 +76,14 @@ def test_frame_kinematics_finite_differences():
     assert np.all(np.abs(kin.omega).max(axis=1) > 1e3)  # a rotating field
 
 
-def test_frame_equation_is_the_rotated_lab_operator(model, frame_terms):
-    """Σ_k c_k^f A_k^f = Dᵀ F(ξ, ξ̇) D − DᵀḊ (Ḋ by central differences), 3-D drive."""
-    drive = DRIVE_3D.with_offset(lj.offset_field(GRADIENT, (0.004, -0.007, 0.001)))
+@pytest.mark.parametrize("position", [(0.004, -0.007, 0.001), (-0.011, 0.002, -0.003)])
+def test_frame_equation_is_the_rotated_lab_operator(model, frame_terms, position):
+    """Σ_k c_k^f A_k^f = Dᵀ F(ξ, ξ̇) D − DᵀḊ (Ḋ by central differences), 3-D drive, two
+    offsets; projected once, Σ_k c_k^f Â_k^f = Uᵀ(Dᵀ F D − DᵀḊ)U for each offset."""
+    drive = DRIVE_3D.with_offset(lj.offset_field(GRADIENT, position))
     tau, basis = SOFT.tau_n, model.basis
+    u = np.linalg.qr(np.random.default_rng(7).standard_normal((model.size, 9)))[0]
+    rom = reduce_frame(model, u)
     quad = _SphereQuadrature(max(basis.n_m, basis.n_n))
     nm, nn = (basis.n_m + 1) ** 2, (basis.n_n + 1) ** 2
 
@@ -98,6 +102,9 @@ def test_frame_equation_is_the_rotated_lab_operator(model, frame_terms):
         cf = frame_sampler(model, drive)(np.array([t / tau]))[0]
         got = sum(ck * a for ck, a in zip(cf, frame_terms, strict=True)).toarray()
         np.testing.assert_allclose(got, expect, atol=1e-6 * np.abs(expect).max())
+        projected = u.T @ expect @ u
+        np.testing.assert_allclose(rom.operator(cf), projected,
+                                   atol=1e-6 * np.abs(projected).max())
 
 
 @pytest.mark.parametrize(("drive", "position"), [
