@@ -342,6 +342,10 @@ def greedy_error(args, out: dict) -> dict:
             "training_positions": len(g.selected),
             "training_position_list": [cands[i].tolist() for i in g.selected],
             "candidate_pool": [x.tolist() for x in cands], "candidates": len(cands),
+            "training_selection": f"greedy, true error, {len(g.selected)} of {len(cands)} cached "
+                                  "runs" + (" (field frame)" if FRAME else ""),
+            "rebasis": "final basis: POD of the greedy's selected runs (unit-mass snapshots"
+                       + (", rotated into the field frame)" if FRAME else ")"),
             "greedy_indicator": "true NRMSE of the receive signals (ROM vs cached FOM) at "
                                 "every unselected candidate; snapshots scaled to unit mass",
             "greedy_history": g.history, "pod_discarded_energy": g.pod.discarded_energy,
