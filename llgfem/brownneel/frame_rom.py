@@ -81,12 +81,15 @@ def _cross_matrix(a: int) -> np.ndarray:
     return np.array([[0.0, -e[2], e[1]], [e[2], 0.0, -e[0]], [-e[1], e[0], 0.0]])
 
 
-def rotation_generators(lmax: int, angle: float = 0.1) -> np.ndarray:
+def rotation_generators(lmax: int, angle: float | None = None) -> np.ndarray:
     """J_a = d/dα D(e^{α[e_a]_×})|₀ of one sphere, degrees ≤ lmax, shape (3, n, n) (skew).
 
     D(R) is exact (quadrature), block-diagonal by degree l with eigenvalues e^{iμα}; for
-    lmax·angle < π the principal logarithm of each block is exactly α J_a.
+    lmax·angle < π (default angle min(0.1, 1/lmax)) the principal logarithm of each block is
+    exactly α J_a.  Round-off entries (below 1e-13 of the largest) are dropped, so J_z pairs
+    ±μ and J_x, J_y couple neighbouring orders only.
     """
+    angle = min(0.1, 1.0 / max(lmax, 1)) if angle is None else angle
     if lmax * angle >= np.pi:
         raise ValueError(f"angle {angle} too large for lmax = {lmax}")
     quad = _SphereQuadrature(lmax)
@@ -97,7 +100,9 @@ def rotation_generators(lmax: int, angle: float = 0.1) -> np.ndarray:
         for l in range(lmax + 1):
             b = slice(l * l, (l + 1) ** 2)
             out[a, b, b] = np.real(logm(d[b, b])) / angle
-    return 0.5 * (out - out.transpose(0, 2, 1))  # exactly skew
+    out = 0.5 * (out - out.transpose(0, 2, 1))  # exactly skew
+    out[np.abs(out) < 1e-13 * np.abs(out).max()] = 0.0
+    return out
 
 
 def frame_matrices(model: LissajousModel) -> list[sp.csr_matrix]:

@@ -54,6 +54,12 @@ def test_generators_exponentiate_to_the_wigner_matrices():
                                        atol=1e-12)
     with pytest.raises(ValueError):
         rotation_generators(40, angle=0.1)
+    big = rotation_generators(32)  # the default angle stays below π/lmax
+    np.testing.assert_allclose(expm(0.3 * big[1]), real_rotation(32, expm(0.3 * _cross_matrix(1))),
+                               atol=1e-10)
+    nz = np.count_nonzero(j, axis=(1, 2))  # J_z pairs ±μ, J_x/J_y couple μ ± 1: sparse
+    assert nz[2] < nz[0]
+    assert nz[0] == nz[1] <= 4 * j.shape[1]
 
 
 def test_frame_kinematics_finite_differences():
