@@ -147,6 +147,10 @@ class BrownNeelOptions:
         rtol: TS relative tolerance (atol = 1e-5 rtol).
         basis: ``auto`` (z-sector when the field stays on one line, else full) or ``full``.
         max_steps: TS step limit per position.
+        engine: fields off one line, ``auto``: the even-L Lissajous model
+            (``llgfem.brownneel.lissajous``; half the unknowns of the full product basis, the
+            field-frame preconditioner; dynamic formulation only), ``full``: the full product
+            basis (``BrownNeelModel``).
     """
 
     kind: str = "brown_neel"
@@ -158,10 +162,13 @@ class BrownNeelOptions:
     rtol: float = 1e-6
     basis: str = "auto"
     max_steps: int = 200_000
+    engine: str = "auto"
 
     def validate(self, where: str) -> None:
         if self.n_m < 1 or self.n_n < 0:
             raise ConfigError(f"{where}.n_m: need n_m >= 1 and n_n >= 0")
+        if self.engine not in ("auto", "full"):
+            raise ConfigError(f"{where}.engine: 'auto' or 'full'")
         if self.formulation not in ("dynamic", "static"):
             raise ConfigError(f"{where}.formulation: 'dynamic' or 'static'")
         if self.warmup_cycles < 0:
@@ -195,7 +202,8 @@ class BrownNeelResponse:
         self.params = tracer.particle_parameters()
         self._models: dict[str, Any] = {}
         self.stats: dict[str, Any] = {"positions": 0, "steps": 0, "sector": 0, "full": 0,
-                                      "seconds": 0.0}
+                                      "lissajous": 0, "seconds": 0.0}
+        self._b_max = 0.0  # field bound of the Lissajous model (set by moments)
 
     def options(self) -> dict:
         from dataclasses import asdict
@@ -242,6 +250,28 @@ class BrownNeelResponse:
             y, steps = run.y[:, -1] / run.mass[-1], steps + run.steps
         return m, dm, steps
 
+    def _lissajous(self, b_max: float):
+        """The even-L Lissajous model for fields up to b_max (rebuilt only for a larger one)."""
+        from llgfem.brownneel.lissajous import LissajousModel
+
+        model = self._models.get("lissajous")
+        if model is None or model.b_max < b_max:
+            o = self.opts
+            model = LissajousModel(self.params, o.n_m, o.n_n, b_max=b_max,
+                                   precession=o.precession)
+            self._models["lissajous"] = model
+        return model
+
+    def _respond_lissajous(self, scanner: ScannerFields, x: np.ndarray, b_max: float):
+        from llgfem.scanner.brown_neel_rom import ScannerDrive
+
+        model = self._lissajous(max(b_max, self._b_max))
+        start = self.opts.warmup_cycles * scanner.cycle
+        t = np.concatenate([[0.0], start + scanner.times]) if start > 0 else scanner.times
+        run = model.simulate(ScannerDrive(scanner, scanner.static(x)), t, self._settings(),
+                             keep_states=False)
+        return run.m[-scanner.num_samples:], run.dm[-scanner.num_samples:], run.steps
+
     def respond(self, scanner: ScannerFields, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(m̄, ∂_t m̄), shape (V, 3), of the position x (3,)."""
         from llgfem.brownneel.params import CallableField
@@ -250,6 +280,14 @@ class BrownNeelResponse:
         x = np.asarray(x, float)[None, :]
         b_max = float(scanner.max_field(x)[0])
         e = _line_direction(scanner, x[0]) if self.opts.basis == "auto" else None
+        o = self.opts
+        if e is None and o.engine == "auto" and o.formulation == "dynamic":
+            m, dm, steps = self._respond_lissajous(scanner, x[0], b_max)
+            self.stats["positions"] += 1
+            self.stats["steps"] += steps
+            self.stats["lissajous"] += 1
+            self.stats["seconds"] += time.perf_counter() - t0
+            return m, dm
         if e is None:
             field = CallableField(lambda t: scanner.field(x, np.array([t]))[0, 0],
                                   lambda t: scanner.rate(t), b_max)
@@ -273,7 +311,10 @@ class BrownNeelResponse:
 
     def moments(self, scanner: ScannerFields,
                 positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        out = [self.respond(scanner, x) for x in np.asarray(positions, float)]
+        positions = np.asarray(positions, float).reshape(-1, 3)
+        if len(positions):  # one Lissajous model for every position of the call
+            self._b_max = max(self._b_max, float(scanner.max_field(positions).max()))
+        out = [self.respond(scanner, x) for x in positions]
         shape = (0, scanner.num_samples, 3)
         if not out:
             return np.zeros(shape), np.zeros(shape)
