@@ -68,6 +68,12 @@ class _SphereQuadrature:
         d = self.weighted.T @ _real_harmonics(self.lmax, theta, phi)
         return np.where(self.same_degree, d, 0.0)
 
+    def joint(self, rot: np.ndarray, basis) -> tuple[np.ndarray, np.ndarray]:
+        """(D_m, D_n) of an ``EvenBasis`` state Y ((N_m+1)², n_even): D y ↔ D_m Y D_nᵀ."""
+        d = self.rotation(rot)
+        nm, nn = (basis.n_m + 1) ** 2, (basis.n_n + 1) ** 2
+        return d[:nm, :nm], d[:nn, :nn][np.ix_(basis.even, basis.even)]
+
 
 def real_rotation(lmax: int, rot: np.ndarray) -> np.ndarray:
     """Real-harmonic rotation matrix D(R) of one sphere, degrees ≤ lmax (orthogonal)."""
@@ -166,10 +172,7 @@ class FieldFramePC:
         """Rotation for the recorded field and, if stale, the factorisation for shift a."""
         st = self.state
         rot = rotation_to(st["xi"])
-        d = self.quad.rotation(rot)
-        basis = self.model.basis
-        dn = d[: (basis.n_n + 1) ** 2, : (basis.n_n + 1) ** 2]
-        self.dm, self.dn = d[: self.nm, : self.nm], dn[np.ix_(basis.even, basis.even)]
+        self.dm, self.dn = self.quad.joint(rot, self.model.basis)
         key = (shift - st["kappa"], float(np.linalg.norm(st["xi"])),
                float(rot[:, 2] @ st["dxi"]))
         if self._stale(key):

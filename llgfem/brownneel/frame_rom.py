@@ -224,15 +224,13 @@ def to_frame(model: LissajousModel, drive: LissajousDrive, t: np.ndarray,
     gauge of ``simulate_frame_reduced`` over [t_0, t_end])."""
     basis = model.basis
     nm, ne = (basis.n_m + 1) ** 2, basis.even.size
-    nn = (basis.n_n + 1) ** 2
     quad = _SphereQuadrature(max(basis.n_m, basis.n_n))
     t = np.asarray(t, float)
     xi, dxi = model.xi(drive, t)
     kin = frame_kinematics(xi, dxi, _drive_axis(model, drive, t[0], t[-1]))
     z = np.empty_like(np.asarray(y, float))
     for j in range(z.shape[1]):
-        d = quad.rotation(kin.rot[j])
-        dm, dn = d[:nm, :nm], d[:nn, :nn][np.ix_(basis.even, basis.even)]
+        dm, dn = quad.joint(kin.rot[j], basis)
         z[:, j] = (dm.T @ y[:, j].reshape(nm, ne) @ dn).ravel()
     return z
 
@@ -293,10 +291,9 @@ def simulate_frame_reduced(model: LissajousModel, rom: FrameROM, drive: Lissajou
     tau = model.params.tau_n
     axis = _drive_axis(model, drive, t[0], t[-1])
     coef = frame_sampler(model, drive, axis)
-    c = coef(t / tau)
+    kin = frame_kinematics(*model.xi(drive, t), axis)
+    c = _frame_coefficients(kin, tau)  # = coef(t / τ_N)
     active = np.flatnonzero(np.any(c != 0, axis=0))
-    xi, dxi = model.xi(drive, t)
-    kin = frame_kinematics(xi, dxi, axis)
     z_axis = np.array([0.0, 0.0, 1.0])
     xi_f = kin.rho[:, None] * z_axis
     a0 = rom.psi.T @ model.quad.kernel(xi_f[:1])[0]

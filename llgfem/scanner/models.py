@@ -262,16 +262,6 @@ class BrownNeelResponse:
             self._models["lissajous"] = model
         return model
 
-    def _respond_lissajous(self, scanner: ScannerFields, x: np.ndarray, b_max: float):
-        from llgfem.scanner.brown_neel_rom import ScannerDrive
-
-        model = self._lissajous(max(b_max, self._b_max))
-        start = self.opts.warmup_cycles * scanner.cycle
-        t = np.concatenate([[0.0], start + scanner.times]) if start > 0 else scanner.times
-        run = model.simulate(ScannerDrive(scanner, scanner.static(x)), t, self._settings(),
-                             keep_states=False)
-        return run.m[-scanner.num_samples:], run.dm[-scanner.num_samples:], run.steps
-
     def respond(self, scanner: ScannerFields, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(m̄, ∂_t m̄), shape (V, 3), of the position x (3,)."""
         from llgfem.brownneel.params import CallableField
@@ -280,32 +270,33 @@ class BrownNeelResponse:
         x = np.asarray(x, float)[None, :]
         b_max = float(scanner.max_field(x)[0])
         e = _line_direction(scanner, x[0]) if self.opts.basis == "auto" else None
-        o = self.opts
-        if e is None and o.engine == "auto" and o.formulation == "dynamic":
-            m, dm, steps = self._respond_lissajous(scanner, x[0], b_max)
-            self.stats["positions"] += 1
-            self.stats["steps"] += steps
-            self.stats["lissajous"] += 1
-            self.stats["seconds"] += time.perf_counter() - t0
-            return m, dm
-        if e is None:
+        start = self.opts.warmup_cycles * scanner.cycle
+        t = np.concatenate([[0.0], start + scanner.times]) if start > 0 else scanner.times
+        if e is None and self.opts.engine == "auto" and self.opts.formulation == "dynamic":
+            from llgfem.scanner.brown_neel_rom import ScannerDrive
+
+            kind = "lissajous"
+            run = self._lissajous(max(b_max, self._b_max)).simulate(
+                ScannerDrive(scanner, scanner.static(x[0])), t, self._settings(),
+                keep_states=False)
+            m, dm, steps = run.m, run.dm, run.steps
+        elif e is None:
+            kind = "full"
             field = CallableField(lambda t: scanner.field(x, np.array([t]))[0, 0],
                                   lambda t: scanner.rate(t), b_max)
-            model = self._model("full", b_max)
+            m, dm, steps = self._simulate(self._model(kind, b_max), field, t)
         else:
+            kind = "sector"
             field = CallableField(lambda t: np.array([0, 0, scanner.field(x, np.array([t]))
                                                       [0, 0] @ e]),
                                   lambda t: np.array([0, 0, scanner.rate(t) @ e]), b_max, True)
-            model = self._model("sector", b_max)
-        start = self.opts.warmup_cycles * scanner.cycle
-        t = np.concatenate([[0.0], start + scanner.times]) if start > 0 else scanner.times
-        m, dm, steps = self._simulate(model, field, t)
+            m, dm, steps = self._simulate(self._model(kind, b_max), field, t)
         m, dm = m[-scanner.num_samples:], dm[-scanner.num_samples:]
         if e is not None:
             m, dm = m[:, 2:3] * e, dm[:, 2:3] * e
         self.stats["positions"] += 1
         self.stats["steps"] += steps
-        self.stats["sector" if e is not None else "full"] += 1
+        self.stats[kind] += 1
         self.stats["seconds"] += time.perf_counter() - t0
         return m, dm
 
